@@ -1,0 +1,1 @@
+"""deepdive's engine: everything that computes. Never imports textual."""
