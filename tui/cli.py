@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from tui import cmd_demo, cmd_model, cmd_tokens, cmd_train
+from tui import cmd_demo, cmd_eval, cmd_model, cmd_tokens, cmd_train
 
 app = typer.Typer(
     name="deepdive",
@@ -28,7 +28,7 @@ def root(ctx: typer.Context) -> None:
         DeepdiveApp().run()
 
 
-for module in (cmd_tokens, cmd_model, cmd_train, cmd_demo):
+for module in (cmd_tokens, cmd_model, cmd_train, cmd_eval, cmd_demo):
     module.register(app)
 
 
