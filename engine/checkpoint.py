@@ -1,0 +1,263 @@
+"""Checkpoints: a stage folder (``<run>/base``, ``sft``, ``rl``) holds
+
+- ``model.safetensors``      the weights (the tied embedding/head matrix stored once)
+- ``optimizer.safetensors``  AdamW state, so a run resumes exactly (optional)
+- ``meta.json``              config, stage, step, metrics, and the size + sha256 of each file
+
+No pickle: tensors go to safetensors, everything else to JSON.
+
+Atomicity: a save writes a complete new folder next to the old one (``.base.new-<pid>``), fsyncs
+it, and swaps it in with two renames (old -> ``.base.old-<pid>``, new -> ``base``). A kill at
+any instant leaves either the old folder or the new one complete; in the one gap between the two
+renames ``base`` is missing and the loader falls back to the ``.old`` folder. Because meta.json
+records each file's sha256, a model file that does not belong with its meta is caught, not loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from engine.model import GPT, GPTConfig
+
+MODEL_FILE = "model.safetensors"
+OPTIM_FILE = "optimizer.safetensors"
+META_FILE = "meta.json"
+FORMAT = "deepdive-checkpoint/1"
+TIED = ("lm_head.weight",)  # same tensor as transformer.wte.weight: saved once, re-tied on load
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be loaded; the message names the file and what is wrong."""
+
+
+# ---------------------------------------------------------------- saving
+
+
+def save_checkpoint(stage_dir: str | Path, model: GPT, meta: dict, optimizer=None) -> None:
+    stage_dir = Path(stage_dir)
+    stage_dir.parent.mkdir(parents=True, exist_ok=True)
+    meta = dict(meta)
+    meta.setdefault("stage", stage_dir.name)
+    meta.setdefault("step", 0)
+    meta.setdefault("metrics", {})
+    meta["config"] = model.config.to_dict()
+    meta["n_params"] = model.num_params()
+    meta["format"] = FORMAT
+
+    blobs = {MODEL_FILE: model_bytes(model)}
+    if optimizer is not None:
+        blobs[OPTIM_FILE] = optimizer_bytes(optimizer)
+    meta["files"] = {name: {"bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()}
+                     for name, b in blobs.items()}
+    blobs[META_FILE] = (json.dumps(meta, indent=2, ensure_ascii=False, allow_nan=False,
+                                   default=_jsonable) + "\n").encode()
+
+    new = stage_dir.parent / f".{stage_dir.name}.new-{os.getpid()}"
+    old = stage_dir.parent / f".{stage_dir.name}.old-{os.getpid()}"
+    shutil.rmtree(new, ignore_errors=True)
+    new.mkdir()
+    for name, data in blobs.items():
+        _write_synced(new / name, data)
+    if stage_dir.is_dir():  # keep files others put in the stage folder (samples, notes ...)
+        for p in stage_dir.iterdir():
+            if p.is_file() and p.name not in (MODEL_FILE, OPTIM_FILE, META_FILE):
+                shutil.copy2(p, new / p.name)
+    _fsync_dir(new)
+    if stage_dir.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(stage_dir, old)
+    os.replace(new, stage_dir)
+    _fsync_dir(stage_dir.parent)
+    # The old folder, and any a killed save left behind, are no longer needed.
+    for stale in stage_dir.parent.glob(f".{stage_dir.name}.*-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def model_bytes(model: GPT) -> bytes:
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()
+             if k not in TIED}
+    return st_save(state, metadata={"format": FORMAT, "config": json.dumps(model.config.to_dict())})
+
+
+def optimizer_bytes(optimizer) -> bytes:
+    """AdamW state as flat tensors ``state.<param index>.<name>``; hyperparameters as JSON."""
+    sd = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, state in sd["state"].items():
+        for name, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"state.{index}.{name}"] = value.detach().to("cpu").contiguous()
+            else:
+                scalars[f"{index}.{name}"] = value
+    meta = {"format": FORMAT, "param_groups": json.dumps(sd["param_groups"], default=_jsonable),
+            "scalars": json.dumps(scalars, default=_jsonable),
+            "optimizer": type(optimizer).__name__}
+    return st_save(tensors, metadata=meta)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _jsonable(value):
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (Path, tuple)):
+        return str(value) if isinstance(value, Path) else list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# ---------------------------------------------------------------- loading
+
+
+def checkpoint_dir(stage_dir: str | Path) -> Path:
+    """The folder to read: the stage folder, or the ``.old`` copy a save left mid-swap."""
+    stage_dir = Path(stage_dir)
+    if stage_dir.is_dir():
+        return stage_dir
+    olds = sorted(stage_dir.parent.glob(f".{stage_dir.name}.old-*"),
+                  key=lambda p: p.stat().st_mtime)
+    if olds:
+        return olds[-1]
+    raise CheckpointError(f"{stage_dir}: no checkpoint here (folder missing)")
+
+
+def read_meta(stage_dir: str | Path) -> dict:
+    path = checkpoint_dir(stage_dir) / META_FILE
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing (every checkpoint needs its meta.json)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: not valid JSON, truncated or corrupt ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "config" not in meta:
+        raise CheckpointError(f"{path}: not a deepdive checkpoint meta (expected format {FORMAT})")
+    return meta
+
+
+def _load_file(folder: Path, name: str, meta: dict) -> tuple[dict, dict]:
+    """(tensors, header metadata) of one safetensors file of a checkpoint, checked against the
+    size and sha256 meta.json recorded; anything wrong is a CheckpointError naming the file."""
+    path = folder / name
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing") from None
+    want = meta.get("files", {}).get(name)
+    if want is None:
+        raise CheckpointError(f"{folder / META_FILE}: does not describe {name}")
+    try:
+        tensors = st_load(data)
+        n = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + n]).get("__metadata__") or {}
+    except (SafetensorError, ValueError, RuntimeError, AttributeError) as e:
+        if len(data) < want["bytes"]:
+            raise CheckpointError(
+                f"{path}: truncated ({len(data)} of {want['bytes']} bytes)") from None
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+    if header.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not written by deepdive (a foreign safetensors file)")
+    if len(data) != want["bytes"] or hashlib.sha256(data).hexdigest() != want["sha256"]:
+        raise CheckpointError(f"{path}: contents do not match the size/sha256 in meta.json "
+                              "(corrupt, or not the file this meta.json was saved with)")
+    return tensors, header
+
+
+def load_checkpoint(stage_dir: str | Path, device: str | torch.device = "cpu") -> tuple[GPT, dict]:
+    folder = checkpoint_dir(stage_dir)
+    meta = read_meta(folder)
+    try:
+        config = GPTConfig.from_dict(meta["config"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{folder / META_FILE}: bad config ({e})") from None
+    path = folder / MODEL_FILE
+    state, _ = _load_file(folder, MODEL_FILE, meta)
+    model = GPT(config)
+    expected = {k: v.shape for k, v in model.state_dict().items() if k not in TIED}
+    missing, unexpected = set(expected) - set(state), set(state) - set(expected)
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: weights do not fit the config in meta.json (missing "
+                              f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
+    for k, shape in expected.items():
+        if state[k].shape != shape:
+            raise CheckpointError(f"{path}: {k} has shape {tuple(state[k].shape)}, "
+                                  f"the config needs {tuple(shape)}")
+    model.load_state_dict(state, strict=False)  # lm_head.weight is wte.weight: tied already
+    return model.to(device), meta
+
+
+def load_optimizer(stage_dir: str | Path, optimizer) -> bool:
+    """Restore AdamW state saved with the checkpoint; False if none was saved."""
+    folder = checkpoint_dir(stage_dir)
+    if not (folder / OPTIM_FILE).is_file():
+        return False
+    meta = read_meta(folder)
+    path = folder / OPTIM_FILE
+    tensors, header = _load_file(folder, OPTIM_FILE, meta)
+    try:
+        groups = json.loads(header["param_groups"])
+        scalars = json.loads(header.get("scalars", "{}"))
+    except (KeyError, json.JSONDecodeError):
+        raise CheckpointError(f"{path}: optimizer hyperparameters missing or corrupt") from None
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        _, index, name = key.split(".", 2)
+        state.setdefault(int(index), {})[name] = value
+    for key, value in scalars.items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    for group in groups:
+        if "betas" in group:
+            group["betas"] = tuple(group["betas"])
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+    except (ValueError, KeyError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: does not fit this optimizer ({e})") from None
+    return True
+
+
+def load_run_model(run: str | Path, stage: str = "base", device: str | torch.device = "cpu"):
+    """(model, tokenizer, meta) of one stage of a run given by name or path."""
+    from engine.runs import list_runs, resolve_run
+    from engine.tokenizer import Tokenizer
+
+    run_dir = resolve_run(run)
+    if not run_dir.is_dir():
+        names = [r.name for r in list_runs()]
+        raise CheckpointError(f"{run_dir}: no such run (runs here: {', '.join(names) or 'none'})")
+    if not (run_dir / stage).exists() and not list(run_dir.glob(f".{stage}.old-*")):
+        have = [s for s in ("base", "sft", "rl") if (run_dir / s).is_dir()]
+        raise CheckpointError(f"{run_dir / stage}: run has no {stage!r} model "
+                              f"(stages: {', '.join(have) or 'none'})")
+    tok_path = run_dir / "tokenizer.json"
+    if not tok_path.is_file():
+        raise CheckpointError(f"{tok_path}: missing (the run's tokenizer)")
+    try:
+        tok = Tokenizer.load(tok_path)
+    except (ValueError, KeyError, OSError) as e:
+        raise CheckpointError(f"{tok_path}: cannot load tokenizer ({e})") from None
+    model, meta = load_checkpoint(run_dir / stage, device)
+    if tok.n_vocab > model.config.vocab_size:
+        raise CheckpointError(f"{tok_path}: {tok.n_vocab} tokens, but the model in "
+                              f"{run_dir / stage} knows only {model.config.vocab_size}")
+    return model, tok, meta

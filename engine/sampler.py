@@ -1,0 +1,218 @@
+"""Sampling: turn a model's next-token distribution into text, one token at a time.
+
+Each step the model gives logits over the vocabulary; we reshape that distribution
+(temperature, then top-k, then top-p), draw one token, and feed it back. A KV cache makes each
+step cost one position's work: the prompt is processed once ("prefill"), then one token per step.
+
+``stream`` yields a ``TokenEvent`` per token for the UI (text, probability, alternatives);
+``generate_batch`` decodes many prompts at once for RL and the Compare pane.
+"""
+
+from __future__ import annotations
+
+import codecs
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class SampleSettings:
+    temperature: float = 0.8  # 0 = greedy (always the most likely token)
+    top_k: int | None = 50  # keep only the k most likely tokens
+    top_p: float | None = None  # keep the smallest set of tokens whose mass reaches p
+    max_tokens: int = 128
+    seed: int | None = None  # same seed, same model, same prompt -> same text
+    n_alternatives: int = 5  # how many of the most likely tokens each TokenEvent reports
+
+
+@dataclass
+class TokenEvent:
+    index: int  # 0 for the first generated token
+    id: int
+    text: str  # whole characters only: bytes of an unfinished UTF-8 character are held back
+    prob: float  # and emitted with the token that completes it
+    # (id, text, prob) of the likeliest tokens at this step, likeliest first
+    top: list[tuple[int, str, float]] = field(default_factory=list)
+
+
+def fit_prompt(prompt_ids: Sequence[int], block_size: int,
+               max_tokens: int) -> tuple[list[int], int]:
+    """Keep the end of a prompt so that it and ``max_tokens`` new tokens fit the context.
+
+    The prompt always keeps at least half the context (generation then stops at the context's
+    end rather than the prompt shrinking to nothing). Returns (kept ids, how many were dropped).
+    """
+    room = max(block_size - max_tokens, block_size // 2, 1)
+    ids = list(prompt_ids)
+    dropped = max(len(ids) - room, 0)
+    return ids[dropped:], dropped
+
+
+def sampling_probs(logits: Tensor, settings: SampleSettings) -> Tensor:
+    """The distribution a token is drawn from, (B, V) logits -> (B, V) probabilities.
+
+    Temperature 0 means greedy; its distribution is the model's own softmax (what we report),
+    and the caller takes the argmax.
+    """
+    logits = logits.float()
+    if settings.temperature > 0:
+        logits = logits / settings.temperature
+    else:
+        return torch.softmax(logits, dim=-1)
+    if settings.top_k is not None and 0 < settings.top_k < logits.size(-1):
+        keep = torch.topk(logits, settings.top_k, dim=-1).indices
+        masked = torch.full_like(logits, float("-inf"))
+        logits = masked.scatter(-1, keep, logits.gather(-1, keep))  # exactly k survive, ties too
+    probs = torch.softmax(logits, dim=-1)
+    if settings.top_p is not None and settings.top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
+        mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
+        # Keep a token while the mass of the likelier ones is still short of p (the first always).
+        sorted_probs = sorted_probs.masked_fill(mass_before >= settings.top_p, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+        probs = probs / probs.sum(dim=-1, keepdim=True)
+    return probs
+
+
+def draw(probs: Tensor, settings: SampleSettings, generator: torch.Generator | None) -> Tensor:
+    """One token id per row, (B, V) -> (B,)."""
+    if settings.temperature <= 0:
+        return probs.argmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def make_generator(seed: int | None, device: torch.device) -> torch.Generator | None:
+    if seed is None:
+        return None  # torch's global generator: different text each run
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def token_text(tok, token_id: int) -> str:
+    """One token on its own, for lists of alternatives: partial UTF-8 shows as \\xNN escapes."""
+    return tok.token_bytes(token_id).decode("utf-8", errors="backslashreplace")
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def stream(model, tok, prompt_ids: Sequence[int], settings: SampleSettings,
+           stop_ids: Iterable[int] = (),
+           cancel: threading.Event | None = None) -> Iterator[TokenEvent]:
+    """Yield one TokenEvent per sampled token until a stop id (yielded last), ``max_tokens``,
+    the end of the context, or ``cancel`` is set. The prompt is left-truncated by ``fit_prompt``
+    (call it yourself first to tell the user)."""
+    block = model.config.block_size
+    ids, _ = fit_prompt(prompt_ids, block, settings.max_tokens)
+    if not ids:
+        raise ValueError("empty prompt: give at least one token (e.g. <|bos|>)")
+    stops = set(stop_ids)
+    device = _device(model)
+    generator = make_generator(settings.seed, device)
+    # Bytes of a character split across tokens wait here; invalid bytes come out as \xNN.
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="backslashreplace")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            cache = model.new_cache(batch=1, max_len=block)
+            logits, _ = model(torch.tensor([ids], device=device), cache=cache, last_only=True)
+            for index in range(settings.max_tokens):
+                if cancel is not None and cancel.is_set():
+                    return
+                probs = sampling_probs(logits[:, -1], settings)
+                token = int(draw(probs, settings, generator))
+                last = (token in stops or index + 1 == settings.max_tokens
+                        or len(ids) + index + 1 >= block
+                        or (cancel is not None and cancel.is_set()))
+                text = decoder.decode(tok.token_bytes(token), final=last)
+                yield TokenEvent(index, token, text, float(probs[0, token]),
+                                 _alternatives(tok, probs[0], settings.n_alternatives))
+                if last:
+                    return
+                logits, _ = model(torch.tensor([[token]], device=device), cache=cache)
+    finally:
+        model.train(was_training)
+
+
+def _alternatives(tok, probs: Tensor, n: int) -> list[tuple[int, str, float]]:
+    if n <= 0:
+        return []
+    values, indices = torch.topk(probs, min(n, probs.numel()))
+    pairs = zip(indices.tolist(), values.tolist(), strict=True)
+    return [(i, token_text(tok, i), p) for i, p in pairs]
+
+
+def generate_batch(model, prompts: list[list[int]], settings: SampleSettings,
+                   stop_ids: Iterable[int] = ()) -> list[list[int]]:
+    """One continuation per prompt, decoded together; returns the new ids of each row,
+    cut after its first stop id (the stop id included).
+
+    Prompts of different lengths are left-padded into one batch; the KV cache knows each row's
+    padding, so padding is never attended to and positions start after it: every row computes
+    what it would alone (a test checks greedy rows equal ``stream``).
+    """
+    if not prompts:
+        return []
+    block = model.config.block_size
+    rows = [fit_prompt(p, block, settings.max_tokens)[0] for p in prompts]
+    if any(not r for r in rows):
+        raise ValueError("empty prompt in batch: give at least one token per prompt")
+    stops = torch.tensor(sorted(set(stop_ids)), dtype=torch.long)
+    device = _device(model)
+    B, width = len(rows), max(len(r) for r in rows)
+    # Each row may generate up to max_tokens, but never past the end of its own context.
+    budget = torch.tensor([min(settings.max_tokens, block - len(r)) for r in rows], device=device)
+    steps = int(budget.max())
+    if steps <= 0:
+        return [[] for _ in rows]
+    pad = [width - len(r) for r in rows]
+    idx = torch.tensor([[0] * p + r for p, r in zip(pad, rows, strict=True)], device=device)
+    generator = make_generator(settings.seed, device)
+    out = torch.zeros(B, steps, dtype=torch.long, device=device)
+    done = budget <= 0
+    n_new = torch.zeros(B, dtype=torch.long, device=device)
+    stops = stops.to(device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            cache = model.new_cache(batch=B, max_len=width + steps, pad=pad)
+            logits, _ = model(idx, cache=cache, last_only=True)
+            for step in range(steps):
+                token = draw(sampling_probs(logits[:, -1], settings), settings, generator)
+                out[:, step] = token
+                n_new += (~done).long()
+                done = done | torch.isin(token, stops) | (n_new >= budget)
+                if step + 1 == steps or bool(done.all()):
+                    break
+                logits, _ = model(token[:, None], cache=cache)
+    finally:
+        model.train(was_training)
+    return [out[b, : int(n_new[b])].tolist() for b in range(B)]
+
+
+def prepare_prompt(tok, text: str, chat: bool = False) -> tuple[list[int], list[int]]:
+    """(prompt ids, stop ids) for a user's text, as the CLI and the Sample pane both need.
+
+    chat: a one-turn conversation ready for the assistant's reply; stops at <|assistant_end|>.
+    raw: a document that starts at <|bos|> (or GPT-2's <|endoftext|>); stops at the next one.
+    User text is always encoded as ordinary text, never as special tokens.
+    """
+    specials = getattr(tok, "specials", {})
+    if chat:
+        if "<|assistant_end|>" not in specials:
+            raise ValueError("this model's tokenizer has no chat tokens (<|assistant_start|> ...);"
+                             " sample it without chat mode")
+        from engine.chat import render_prompt
+
+        ids = render_prompt(tok, [{"role": "user", "content": text}])
+        return ids, [specials["<|assistant_end|>"]]
+    for name in ("<|bos|>", "<|endoftext|>"):
+        if name in specials:
+            return [specials[name]] + tok.encode(text), [specials[name]]
+    return tok.encode(text), []
