@@ -1,0 +1,204 @@
+"""What the Compare pane's worker threads do: load a model, stream an answer, sample ×N.
+
+One thread per column, so the three columns decode at the same time (torch releases the GIL
+inside its kernels). Each thread posts typed messages in batches (about 30 a second), never a
+message per token, and every message carries the generation number it belongs to so the pane
+can drop what a cancelled run still sends. Nothing here imports torch at module level.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from textual.message import Message
+
+from tui.panes.compare_fewshot import fewshot_answer, fewshot_document
+
+FLUSH_S = 1 / 30  # UI updates per column: ~30 a second is smooth and cheap
+
+
+@dataclass
+class CompareSettings:
+    """One set of sampling settings shared by every column."""
+
+    temperature: float = 0.8
+    top_k: int | None = 50
+    max_tokens: int = 96
+    seed: int = 1
+    n_samples: int = 8  # the "×N" of the pass-rate action
+
+    def describe(self) -> str:
+        top_k = "off" if self.top_k is None else self.top_k
+        return (f"temp {self.temperature:g} · top-k {top_k} · max {self.max_tokens} tok · "
+                f"seed {self.seed} · ×{self.n_samples}")
+
+    def sample_settings(self):
+        from engine.sampler import SampleSettings
+
+        return SampleSettings(temperature=self.temperature, top_k=self.top_k,
+                              max_tokens=self.max_tokens, seed=self.seed, n_alternatives=1)
+
+
+@dataclass
+class ColumnJob:
+    """Everything one column needs to answer one prompt."""
+
+    index: int
+    gen: int
+    run: str
+    stage: str
+    problem: object  # engine.tasks.Problem
+    fewshot: list[tuple[str, str]] | None  # examples when the base model gets a few-shot document
+    settings: CompareSettings
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def is_fewshot(self) -> bool:
+        return self.fewshot is not None
+
+
+class ColumnStatus(Message):
+    def __init__(self, index: int, gen: int, status: str):
+        super().__init__()
+        self.index, self.gen, self.status = index, gen, status
+
+
+class ColumnChunk(Message):
+    def __init__(self, index: int, gen: int, chunk: str, n_tokens: int, elapsed_s: float):
+        super().__init__()
+        self.index, self.gen, self.chunk = index, gen, chunk
+        self.n_tokens, self.elapsed_s = n_tokens, elapsed_s
+
+
+class ColumnDone(Message):
+    def __init__(self, index: int, gen: int, text: str, n_tokens: int, elapsed_s: float,
+                 verdict: float | None, stopped: bool):
+        super().__init__()
+        self.index, self.gen, self.text, self.n_tokens = index, gen, text, n_tokens
+        self.elapsed_s, self.verdict, self.stopped = elapsed_s, verdict, stopped
+
+
+class ColumnPassRate(Message):
+    def __init__(self, index: int, gen: int, samples: list[str], verdicts: list[float],
+                 elapsed_s: float):
+        super().__init__()
+        self.index, self.gen, self.samples, self.verdicts = index, gen, samples, verdicts
+        self.elapsed_s = elapsed_s
+
+    @property
+    def passed(self) -> int:
+        return sum(1 for v in self.verdicts if v >= 1.0)
+
+
+class ColumnError(Message):
+    def __init__(self, index: int, gen: int, error: str):
+        super().__init__()
+        self.index, self.gen, self.error = index, gen, error
+
+
+def load_model(client, job_index: int, gen: int, run: str, stage: str,
+               post: Callable[[Message], object]) -> None:
+    """Load (or find cached) one model, saying so while it happens."""
+    post(ColumnStatus(job_index, gen, f"loading {stage}…"))
+    meta = client.load(run, stage)
+    step = meta.get("step", "?") if isinstance(meta, dict) else "?"
+    post(ColumnStatus(job_index, gen, f"{run}/{stage} ready (step {step})"))
+
+
+def prompt_ids(tok, job: ColumnJob) -> list[int]:
+    """The chat-formatted prompt, or for a few-shot base column the Q/A document."""
+    from engine.chat import render_document, render_prompt
+
+    if job.is_fewshot:
+        return render_document(tok, fewshot_document(job.fewshot, user_text(job.problem)))
+    return render_prompt(tok, job.problem.messages)
+
+
+def user_text(problem) -> str:
+    return next((m["content"] for m in reversed(problem.messages) if m["role"] == "user"), "")
+
+
+def stop_ids(tok) -> list[int]:
+    """The end of an assistant turn, and the start of the next document (a base model's end)."""
+    ids = []
+    for name in ("<|assistant_end|>", "<|bos|>"):
+        try:
+            ids.append(tok.special_id(name))
+        except KeyError:
+            pass  # an imported tokenizer without our chat tokens: stop on max_tokens alone
+    return ids
+
+
+def answer_of(job: ColumnJob, text: str) -> tuple[str, bool]:
+    """What counts as the column's answer in `text`, and whether it is complete."""
+    if job.is_fewshot:
+        return fewshot_answer(text)
+    return text, False
+
+
+def verdict_of(problem, answer: str) -> float | None:
+    """engine.tasks.verify where the prompt has a checkable answer, else None."""
+    if not getattr(problem, "answer", ""):
+        return None
+    from engine.tasks import verify
+
+    return verify(problem, answer)
+
+
+def stream_column(client, job: ColumnJob, post: Callable[[Message], object]) -> None:
+    """Stream one column's answer, posting batched chunks and one ColumnDone."""
+    try:
+        load_model(client, job.index, job.gen, job.run, job.stage, post)
+        tok = client.tokenizer(job.run)
+        ids, stops = prompt_ids(tok, job), stop_ids(tok)
+        settings = job.settings.sample_settings()
+        t0 = last = time.perf_counter()
+        text, pending, n, stopped = "", [], 0, False
+        post(ColumnStatus(job.index, job.gen, "thinking…"))
+        for event in client.stream(job.run, job.stage, ids, settings, stops, job.cancel):
+            n += 1
+            if event.id in stops:
+                stopped = True
+                break
+            text += event.text
+            pending.append(event.text)
+            if job.is_fewshot and answer_of(job, text)[1]:
+                stopped = True  # the model moved on to the next "Q:": its answer is complete
+                break
+            now = time.perf_counter()
+            if now - last >= FLUSH_S:
+                post(ColumnChunk(job.index, job.gen, "".join(pending), n, now - t0))
+                pending.clear()
+                last = now
+        if job.cancel.is_set():
+            return
+        answer = answer_of(job, text)[0]
+        elapsed = time.perf_counter() - t0
+        post(ColumnDone(job.index, job.gen, answer, n, elapsed, verdict_of(job.problem, answer),
+                        stopped))
+    except Exception as e:  # a broken checkpoint must not take the pane down: say what happened
+        post(ColumnError(job.index, job.gen, f"{type(e).__name__}: {e}"))
+
+
+def sample_column(client, job: ColumnJob, post: Callable[[Message], object]) -> None:
+    """Sample N answers at once (one batch) and post their verdicts."""
+    try:
+        load_model(client, job.index, job.gen, job.run, job.stage, post)
+        tok = client.tokenizer(job.run)
+        ids, stops = prompt_ids(tok, job), stop_ids(tok)
+        n = job.settings.n_samples
+        post(ColumnStatus(job.index, job.gen, f"sampling ×{n}…"))
+        t0 = time.perf_counter()
+        rows = client.generate_batch(job.run, job.stage, [ids] * n,
+                                     job.settings.sample_settings(), stops)
+        if job.cancel.is_set():
+            return
+        samples = [answer_of(job, tok.decode([i for i in row if i not in stops]))[0]
+                   for row in rows]
+        verdicts = [verdict_of(job.problem, s) or 0.0 for s in samples]
+        post(ColumnPassRate(job.index, job.gen, samples, verdicts, time.perf_counter() - t0))
+    except Exception as e:
+        post(ColumnError(job.index, job.gen, f"{type(e).__name__}: {e}"))
