@@ -1,0 +1,242 @@
+"""Import OpenAI's GPT-2 weights (a Hugging Face folder) as a deepdive run.
+
+A Hugging Face GPT-2 folder holds ``config.json``, ``model.safetensors``, ``vocab.json`` and
+``merges.txt``. The weights map onto ``GPT(arch="gpt2")`` one to one, except that HF stores its
+linear layers as ``Conv1D`` with the matrix transposed. The tokenizer becomes a tiktoken Encoding
+(``engine.tokenizer.tokenizer_from_hf_folder``). The result is a run folder like any trained one:
+``tokenizer.json``, ``run.json`` and ``base/``.
+
+Downloading is separate and explicit (``deepdive import gpt2 --download NAME``): plain HTTPS,
+resumable through HTTP Range requests into ``<file>.part``, each file's size checked against
+what the server announced. Nothing downloads unless the user asks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from datetime import datetime, timezone
+from http.client import HTTPException
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+
+from engine.checkpoint import save_checkpoint
+from engine.model import GPT, GPTConfig
+
+HF_FILES = ("config.json", "model.safetensors", "vocab.json", "merges.txt")
+HF_BASE = "https://huggingface.co"
+# HF's Conv1D keeps weights as (in, out); nn.Linear wants (out, in).
+CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
+
+Progress = Callable[[str, int, int | None], None]  # (file name, bytes so far, total or None)
+
+
+class GPT2ImportError(ValueError):
+    """A folder or file that cannot be imported; the message names it and says why."""
+
+
+# ---------------------------------------------------------------- weights
+
+
+def config_from_hf(path: Path) -> GPTConfig:
+    try:
+        hf = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise GPT2ImportError(f"{path}: cannot read GPT-2 config ({e})") from None
+    if hf.get("model_type", "gpt2") != "gpt2":
+        raise GPT2ImportError(f"{path}: model_type {hf.get('model_type')!r} is not gpt2")
+    n_embd = hf.get("n_embd", 768)
+    checks = {
+        "activation_function": (hf.get("activation_function", "gelu_new") in TANH_GELUS),
+        "layer_norm_epsilon": (abs(hf.get("layer_norm_epsilon", 1e-5) - 1e-5) < 1e-12),
+        "n_inner": hf.get("n_inner") in (None, 4 * n_embd),
+        "tie_word_embeddings": hf.get("tie_word_embeddings", True) is True,
+        "scale_attn_by_inverse_layer_idx": not hf.get("scale_attn_by_inverse_layer_idx", False),
+    }
+    bad = [k for k, ok in checks.items() if not ok]
+    if bad:
+        raise GPT2ImportError(f"{path}: GPT-2 variant not supported (differs in {', '.join(bad)})")
+    return GPTConfig(vocab_size=hf.get("vocab_size", 50257),
+                     block_size=hf.get("n_positions", hf.get("n_ctx", 1024)),
+                     n_layer=hf.get("n_layer", 12), n_head=hf.get("n_head", 12),
+                     n_embd=n_embd, arch="gpt2")
+
+
+def convert_state_dict(hf: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """HF GPT-2 tensor names/layouts -> ours (``transformer.`` prefix, Linear orientation)."""
+    out = {}
+    for key, value in hf.items():
+        name = key if key.startswith("transformer.") else f"transformer.{key}"
+        if name.endswith((".attn.bias", ".attn.masked_bias")) or key == "lm_head.weight":
+            continue  # causal-mask buffers, and the head that is tied to wte anyway
+        if name.endswith(CONV1D):
+            value = value.t()
+        out[name] = value.float().contiguous()
+    return out
+
+
+def load_hf_gpt2(folder: str | Path) -> GPT:
+    """A GPT(arch="gpt2") with the weights of a Hugging Face GPT-2 folder."""
+    folder = Path(folder)
+    config = config_from_hf(folder / "config.json")
+    path = folder / "model.safetensors"
+    if not path.is_file():
+        hint = " (pytorch_model.bin is pickle, which deepdive never loads)" if (
+            folder / "pytorch_model.bin").exists() else ""
+        raise GPT2ImportError(f"{path}: missing{hint}")
+    try:
+        hf = st_load(path.read_bytes())
+    except (SafetensorError, ValueError) as e:
+        raise GPT2ImportError(f"{path}: not a readable safetensors file ({e})") from None
+    if "lm_head.weight" in hf and "transformer.wte.weight" in hf and not torch.equal(
+            hf["lm_head.weight"], hf["transformer.wte.weight"]):
+        raise GPT2ImportError(f"{path}: lm_head differs from wte (only tied heads are supported)")
+    state = convert_state_dict(hf)
+    model = GPT(config)
+    want = {k: v.shape for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    missing, extra = set(want) - set(state), set(state) - set(want)
+    if missing or extra:
+        raise GPT2ImportError(f"{path}: tensors do not match config.json (missing "
+                           f"{sorted(missing)[:3]}, unexpected {sorted(extra)[:3]})")
+    for k, shape in want.items():
+        if state[k].shape != shape:
+            raise GPT2ImportError(
+                f"{path}: {k} is {tuple(state[k].shape)}, expected {tuple(shape)}")
+    model.load_state_dict(state, strict=False)
+    return model
+
+
+def import_gpt2(folder: str | Path, run_dir: str | Path, source: str | None = None) -> Path:
+    """Write a run folder (tokenizer.json, run.json, base/) from a HF GPT-2 folder."""
+    folder, run_dir = Path(folder), Path(run_dir)
+    missing = [f for f in HF_FILES if not (folder / f).is_file()]
+    if missing:
+        raise GPT2ImportError(f"{folder}: not a GPT-2 folder, missing {', '.join(missing)}")
+    if (run_dir / "base").exists():
+        raise GPT2ImportError(f"{run_dir}: already holds a base model; choose another --run")
+    model = load_hf_gpt2(folder)
+    from engine.tokenizer import tokenizer_from_hf_folder  # BPE from vocab.json + merges.txt
+
+    tok = tokenizer_from_hf_folder(folder)
+    if tok.n_vocab > model.config.vocab_size:
+        raise GPT2ImportError(f"{folder / 'vocab.json'}: {tok.n_vocab} tokens, "
+                           f"but the model has only {model.config.vocab_size}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tok.save(run_dir / "tokenizer.json")
+    info = {"kind": "import", "arch": "gpt2", "source": source or str(folder.resolve()),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "torch": torch.__version__}
+    tmp = run_dir / "run.json.tmp"
+    tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, run_dir / "run.json")
+    save_checkpoint(run_dir / "base", model, {"stage": "base", "step": 0, "metrics": {},
+                                              "tokenizer": "tokenizer.json",
+                                              "source": info["source"]})
+    return run_dir
+
+
+# ---------------------------------------------------------------- download
+
+
+class DownloadError(RuntimeError):
+    pass
+
+
+def hf_url(name: str, file: str) -> str:
+    base = os.environ.get("DEEPDIVE_HF_BASE", HF_BASE).rstrip("/")
+    return f"{base}/{name}/resolve/main/{file}"
+
+
+def download_cache(name: str) -> Path:
+    root = os.environ.get("DEEPDIVE_CACHE") or Path.home() / ".cache" / "deepdive"
+    return Path(root) / "hf" / name.replace("/", "--")
+
+
+def download_gpt2(name: str, dest: str | Path | None = None,
+                  progress: Progress | None = None) -> Path:
+    """Fetch a GPT-2 folder's four files (resuming any .part files); returns the folder."""
+    dest = Path(dest) if dest else download_cache(name)
+    dest.mkdir(parents=True, exist_ok=True)
+    for file in HF_FILES:
+        download_file(hf_url(name, file), dest / file, progress)
+    return dest
+
+
+def download_file(url: str, path: Path, progress: Progress | None = None, retries: int = 5,
+                  chunk: int = 1 << 20) -> Path:
+    """Download url to path through ``path.part``; an interrupted transfer resumes where it
+    stopped (HTTP Range). The file appears under its name only once complete and size-checked."""
+    if path.is_file():
+        return path
+    part = path.with_name(path.name + ".part")
+    last_error: Exception | None = None
+    for attempt in range(retries + 1):
+        if attempt:
+            time.sleep(min(0.2 * 2**attempt, 5))
+        have = part.stat().st_size if part.exists() else 0
+        try:
+            total = _fetch_into(url, part, have, progress, chunk)
+        except urllib.error.HTTPError as e:
+            if e.code == 416 and have:  # our .part is bad/stale: start over
+                part.unlink()
+                last_error = e
+                continue
+            raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from None
+        except (urllib.error.URLError, HTTPException, OSError) as e:
+            last_error = e  # cut connection, timeout: try again from where we are
+            continue
+        size = part.stat().st_size
+        if total is not None and size != total:
+            last_error = DownloadError(f"{url}: got {size} of {total} bytes")
+            if size > total:
+                part.unlink()
+            continue
+        os.replace(part, path)
+        return path
+    raise DownloadError(f"{url}: gave up after {retries + 1} tries ({last_error}); "
+                        f"rerun to resume from {part}")
+
+
+def _fetch_into(url: str, part: Path, have: int, progress: Progress | None,
+                chunk: int) -> int | None:
+    """One request: append to part from byte ``have``; returns the file's full size if known."""
+    headers = {"User-Agent": "deepdive"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    req = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        if resp.status == 206:
+            # "Content-Range: bytes START-END/TOTAL"
+            unit_range, _, total_s = resp.headers.get("Content-Range", "").partition("/")
+            start = int(unit_range.split()[-1].split("-")[0]) if unit_range else -1
+            if not 0 <= start <= have:
+                raise DownloadError(f"{url}: server resumed at byte {start}, not {have}")
+            with open(part, "r+b") as f:
+                f.truncate(start)  # keep only the bytes the server continues from
+            total = int(total_s) if total_s.isdigit() else None
+            have, mode = start, "ab"
+        else:  # 200: the server ignored Range (or we asked for none): start from zero
+            length = resp.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            have, mode = 0, "wb"
+        name = part.name.removesuffix(".part")
+        with open(part, mode) as f:
+            while True:
+                block = resp.read(chunk)
+                if not block:
+                    break
+                f.write(block)
+                have += len(block)
+                if progress:
+                    progress(name, have, total)
+            f.flush()
+            os.fsync(f.fileno())
+    return total
