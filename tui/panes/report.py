@@ -1,14 +1,320 @@
-"""The Report pane."""
+"""The Report pane: a run's report card (``report.json``), alone or beside a second run.
+
+A table of task families × stages (pass@1 from ``families``), the examples behind the selected
+cell, and the lecture's claims with their measured figures and plain-language readings. Every
+figure shown is read from report.json; nothing here computes or types in a result.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
-from textual.containers import Vertical
-from textual.widgets import Static
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import DataTable, Select, Static
+
+from engine.run_state import fmt_num
+from engine.runs import checkpoints_root, list_runs, read_json
+
+REPORT_FILE = "report.json"
+STAGE_ORDER = ("base", "sft", "rl", "labelers", "control")
+STAGE_TITLES = {"base": "base", "sft": "SFT", "rl": "RL", "labelers": "labelers",
+                "control": "SFT+ control"}
+MAX_EXAMPLES = 4
+POLL_S = 2.0  # how often report.json files are stat'ed (a finished eval shows up by itself)
+
+
+def load_report(run_dir: Path) -> tuple[dict | None, str | None]:
+    """(report, None) or (None, a message saying what is wrong and how to make one)."""
+    path = run_dir / REPORT_FILE
+    if not path.is_file():
+        return None, (f"No report for {run_dir.name} yet. Make it with: "
+                      f"deepdive eval --run {run_dir.name}")
+    try:
+        report = read_json(path)
+    except (OSError, ValueError) as exc:
+        return None, (f"{path} could not be read ({exc}); make it again: "
+                      f"deepdive eval --run {run_dir.name}")
+    if not isinstance(report, dict):
+        return None, f"{path} is not a report card (expected a JSON object)"
+    return report, None
+
+
+def fmt_score(value: Any) -> str:
+    """A pass rate in 0..1 as a percentage; other numbers as they are; missing as "—"."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
+        return f"{value * 100:.1f}%"
+    return fmt_num(value)
+
+
+def families(report: dict) -> dict[str, dict]:
+    fam = report.get("families")
+    return {k: v for k, v in fam.items() if isinstance(v, dict)} if isinstance(fam, dict) else {}
+
+
+def stages_of(reports: list[dict]) -> list[str]:
+    """The stage columns present in any family of any report, known stages first."""
+    seen: list[str] = []
+    for report in reports:
+        for row in families(report).values():
+            for key, value in row.items():
+                if key != "n" and key not in seen and isinstance(value, (int, float)):
+                    seen.append(key)
+    rank = {s: i for i, s in enumerate(STAGE_ORDER)}
+    return sorted(seen, key=lambda s: (rank.get(s, len(rank)), seen.index(s)))
+
+
+def claim_reading(claim: dict) -> str:
+    """The report's own reading, or one composed from the claim's numbers."""
+    reading = claim.get("reading")
+    if isinstance(reading, str) and reading.strip():
+        return reading
+    figures = [f"{k} {fmt_score(v)}" for k, v in claim.items()
+               if k not in ("id", "title", "value", "reading") and isinstance(v, (int, float))]
+    title = claim.get("title") or claim.get("id") or "claim"
+    return f"{title}: measured {fmt_score(claim.get('value'))}" + (
+        f" ({', '.join(figures)})" if figures else "")
+
+
+def rl_curve_line(report: dict) -> str | None:
+    """RL dynamics in one line, from ``rl_curve`` (first → last point)."""
+    curve = [p for p in report.get("rl_curve") or [] if isinstance(p, dict)]
+    if len(curve) < 2:
+        return None
+    first, last = curve[0], curve[-1]
+    parts = [f"RL over {fmt_num(last.get('step'))} steps:"]
+    for key, label in (("reward", "reward"), ("resp_len", "mean response length")):
+        if key in first or key in last:
+            parts.append(f"{label} {fmt_num(first.get(key))} → {fmt_num(last.get(key))}")
+    return " ".join(parts[:1]) + " " + "; ".join(parts[1:])
 
 
 class ReportPane(Vertical):
-    """Not built yet: says what it will show."""
+    """Report card of the selected run; a second picker puts another run beside it."""
+
+    DEFAULT_CSS = """
+    ReportPane { padding: 0 1; }
+    ReportPane #report-controls { height: 1; margin-bottom: 1; }
+    ReportPane #report-controls Select { width: 1fr; }
+    ReportPane #report-controls #report-run-b { margin-left: 2; }
+    ReportPane #report-body { height: 1fr; }
+    ReportPane #report-message { height: auto; }
+    ReportPane #report-table { height: auto; max-height: 16; }
+    ReportPane #report-examples { height: auto; margin-top: 1; padding: 0 1;
+                                  border-left: wide $primary; }
+    ReportPane #report-claims { height: auto; margin-top: 1; }
+    """
+
+    BINDINGS = [
+        Binding("a", "pick('a')", "Run"),
+        Binding("b", "pick('b')", "Compare with"),
+    ]
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.reports: list[tuple[str, dict]] = []  # (run name, report) shown, A first
+        self._mtimes: dict[Path, float | None] = {}
+        self._root_mtime: float | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static("The Report pane is not built yet.", classes="placeholder")
+        with Horizontal(id="report-controls"):
+            yield Select([], prompt="run", id="report-run-a", compact=True)
+            yield Select([], prompt="compare with (none)", id="report-run-b", compact=True)
+        with VerticalScroll(id="report-body"):
+            yield Static("Pick a run to see its report card.", id="report-message")
+            yield DataTable(id="report-table", cursor_type="cell", zebra_stripes=True)
+            yield Static("", id="report-examples")
+            yield Static("", id="report-claims")
+
+    def on_mount(self) -> None:
+        self._refresh_runs(force=True)
+        runs = list_runs(checkpoints_root())
+        wanted = getattr(self.app, "run_name", None)
+        names = [r.name for r in runs]
+        with_report = [r.name for r in runs if (r.path / REPORT_FILE).is_file()]
+        pick = wanted if wanted in names else (with_report[-1] if with_report else None)
+        if pick:
+            self.query_one("#report-run-a", Select).value = pick
+        else:
+            self.show_report()
+        self.set_interval(POLL_S, self._tick)
+
+    # ---- runs ----------------------------------------------------------------------------
+
+    def _refresh_runs(self, force: bool = False) -> None:
+        root = checkpoints_root()
+        try:
+            mtime = root.stat().st_mtime
+        except OSError:
+            mtime = None
+        if not force and mtime == self._root_mtime:
+            return
+        self._root_mtime = mtime
+        options = [(r.name + ("" if (r.path / REPORT_FILE).is_file() else " (no report)"), r.name)
+                   for r in list_runs(root)]
+        for sid in ("#report-run-a", "#report-run-b"):
+            select = self.query_one(sid, Select)
+            current = select.value
+            with self.prevent(Select.Changed):
+                select.set_options(options)
+                if current is not Select.NULL and any(v == current for _, v in options):
+                    select.value = current
+
+    def selected(self) -> list[Path]:
+        dirs = []
+        for sid in ("#report-run-a", "#report-run-b"):
+            value = self.query_one(sid, Select).value
+            if value is not Select.NULL and str(value) not in [d.name for d in dirs]:
+                dirs.append(checkpoints_root() / str(value))
+        return dirs
+
+    def _tick(self) -> None:
+        self._refresh_runs()
+        now = {d: _mtime(d / REPORT_FILE) for d in self.selected()}
+        if now != self._mtimes:
+            self.show_report()
+
+    @on(Select.Changed)
+    def _picked(self, event: Select.Changed) -> None:
+        self.show_report()
+
+    def action_pick(self, which: str) -> None:
+        select = self.query_one(f"#report-run-{which}", Select)
+        select.focus()
+        select.expanded = True
+
+    # ---- drawing -------------------------------------------------------------------------
+
+    def show_report(self) -> None:
+        """Read the selected runs' report.json files and draw table and claims."""
+        dirs = self.selected()
+        self._mtimes = {d: _mtime(d / REPORT_FILE) for d in dirs}
+        self.reports, problems = [], []
+        for d in dirs:
+            report, problem = load_report(d)
+            if report is None:
+                problems.append(problem or "")
+            else:
+                self.reports.append((d.name, report))
+        message = self.query_one("#report-message", Static)
+        if not dirs:
+            message.update("Pick a run to see its report card (a: run, b: compare with).")
+        else:
+            lines = [self._header(name, r) for name, r in self.reports]
+            lines += [Text(p, style="yellow") for p in problems]
+            message.update(Text("\n").join(lines))
+        self._fill_table()
+        self._show_claims()
+        self.query_one("#report-examples", Static).update(
+            Text("Select a cell to see the examples behind it.", style="dim")
+            if self.reports else "")
+
+    @staticmethod
+    def _header(name: str, report: dict) -> Text:
+        text = Text(name, style="bold").append(f"  seed {fmt_num(report.get('seed'))}")
+        if report.get("created"):
+            text.append(f"  {report['created']}", style="dim")
+        return text
+
+    def _fill_table(self) -> None:
+        table = self.query_one("#report-table", DataTable)
+        table.clear(columns=True)
+        table.display = bool(self.reports)
+        if not self.reports:
+            return
+        stages = stages_of([r for _, r in self.reports])
+        two = len(self.reports) > 1
+        table.add_column("family", key="family")
+        for stage in stages:
+            for i, (name, _) in enumerate(self.reports):
+                label = STAGE_TITLES.get(stage, stage) + (f" · {name}" if two else "")
+                table.add_column(label, key=f"{i}:{stage}")
+        table.add_column("n", key="n")
+        fams: list[str] = []
+        for _, report in self.reports:
+            fams += [f for f in families(report) if f not in fams]
+        for fam in fams:
+            cells: list[Any] = [fam]
+            for stage in stages:
+                for _, report in self.reports:
+                    cells.append(fmt_score(families(report).get(fam, {}).get(stage)))
+            n = families(self.reports[0][1]).get(fam, {}).get("n")
+            cells.append(fmt_num(n))
+            table.add_row(*cells, key=fam)
+
+    def cell_text(self, family: str, column: str) -> str:
+        """What the table shows in a cell (tests read it back)."""
+        table = self.query_one("#report-table", DataTable)
+        return str(table.get_cell(family, column))
+
+    @on(DataTable.CellHighlighted, "#report-table")
+    @on(DataTable.CellSelected, "#report-table")
+    def _cell(self, event: DataTable.CellHighlighted | DataTable.CellSelected) -> None:
+        family = str(event.cell_key.row_key.value)
+        column = str(event.cell_key.column_key.value)
+        if ":" not in column:
+            return
+        index, stage = column.split(":", 1)
+        self.show_examples(family, stage, int(index))
+        if isinstance(event, DataTable.CellSelected):
+            self.query_one("#report-examples", Static).scroll_visible()
+
+    def show_examples(self, family: str, stage: str, index: int = 0) -> None:
+        name, report = self.reports[index]
+        examples = report.get("examples") or {}
+        rows = (examples.get(family) or {}).get(stage) if isinstance(examples, dict) else None
+        title = f"{family} × {STAGE_TITLES.get(stage, stage)} ({name})"
+        text = Text(title + "\n", style="bold")
+        if not rows:
+            text.append("no examples recorded for this cell", style="dim")
+        for ex in (rows or [])[:MAX_EXAMPLES]:
+            if not isinstance(ex, dict):
+                continue
+            ok = ex.get("correct")
+            mark, style = ("✓", "green") if ok else ("✗", "red") if ok is False else ("·", "dim")
+            text.append(f"{mark} ", style=f"bold {style}")
+            text.append(_one_line(ex.get("prompt")), style="dim")
+            text.append(" → ")
+            text.append(_one_line(ex.get("answer")))
+            if ex.get("expected") not in (None, ""):
+                text.append(f"  (expected {ex['expected']})", style=style)
+            text.append("\n")
+        self.query_one("#report-examples", Static).update(text)
+
+    def _show_claims(self) -> None:
+        text = Text()
+        if self.reports:
+            text.append("What the lecture claims, measured\n", style="bold underline")
+        claims_a = self.reports[0][1].get("claims") if self.reports else None
+        others = [{c.get("id"): c for c in (r.get("claims") or []) if isinstance(c, dict)}
+                  for _, r in self.reports[1:]]
+        for claim in claims_a or []:
+            if not isinstance(claim, dict):
+                continue
+            text.append(str(claim.get("title") or claim.get("id") or "claim"), style="bold")
+            text.append(f"  {fmt_score(claim.get('value'))}", style="cyan")
+            for (name, _), by_id in zip(self.reports[1:], others, strict=False):
+                other = by_id.get(claim.get("id"), {})
+                text.append(f"  vs {fmt_score(other.get('value'))} ({name})", style="magenta")
+            text.append("\n  " + claim_reading(claim) + "\n", style="")
+        for _, report in self.reports[:1]:
+            line = rl_curve_line(report)
+            if line:
+                text.append(line + "\n", style="dim")
+        self.query_one("#report-claims", Static).update(text)
+
+
+def _one_line(value: Any, limit: int = 120) -> str:
+    s = " ".join(str(value or "").split())
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None

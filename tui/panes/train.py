@@ -1,14 +1,457 @@
-"""The Train pane."""
+"""The Train pane: start or attach to a run and watch its stages unfold.
+
+It only reads the run's ``events.jsonl`` (through ``engine.run_state.RunWatch``): a trainer
+started here runs as a child process (``train_proc``), one started elsewhere (another terminal,
+tmux, torchrun) is followed the same way. A timer polls ~4×/s; it stats the file first, so an
+idle or finished run costs next to nothing, and views redraw only when the state changed.
+"""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Vertical
-from textual.widgets import Static
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import Button, Input, Select, Static
+
+from engine.run_state import RunState, RunWatch, StageState, fmt_num
+from engine.runs import checkpoints_root, is_run_active, list_runs
+from tui.panes import train_proc
+from tui.panes.train_plot import BraillePlot, Curve
+
+POLL_S = 0.25  # how often the events file is looked at (a stat; reads only when it grew)
+PRESETS = ("tiny", "micro", "small")
+STAGE_TITLES = {"sft": "SFT", "rl": "RL"}
+# Curves per stage: (plot title, [(series, label, colour)]); other stages show what they have.
+PLOTS = {
+    "pretrain": [("loss", [("loss", "train", "cyan"), ("val_loss", "val", "magenta")])],
+    "sft": [("loss", [("loss", "train", "cyan"), ("val_loss", "val", "magenta")])],
+    "rl": [
+        ("reward", [("reward", "reward", "green"), ("pass1", "pass@1", "yellow"),
+                    ("val_pass1", "held-out pass@1", "magenta")]),
+        ("response length", [("resp_len", "mean tokens", "cyan")]),
+    ],
+}
+COLORS = ("cyan", "magenta", "green", "yellow", "blue", "red")
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    s = int(seconds)
+    h, m = divmod(s // 60, 60)
+    return f"{h}:{m:02d}:{s % 60:02d}" if h else f"{m}:{s % 60:02d}"
+
+
+def fmt_rate(tok_s: float | None) -> str:
+    if tok_s is None:
+        return "—"
+    return f"{tok_s / 1000:.1f}k" if tok_s >= 1000 else f"{tok_s:.0f}"
+
+
+def fmt_mfu(mfu: float | None) -> str:
+    if mfu is None:
+        return "—"
+    return f"{mfu * 100:.1f}%" if mfu <= 1 else f"{mfu:.1f}%"
+
+
+def fmt_bytes(n: int | None) -> str:
+    return "—" if n is None else f"{n / 2**20:.0f} MB"
+
+
+def stage_cell(st: StageState, run_ended: bool) -> Text:
+    """What the track shows for one stage: waiting / running % ETA / done figure / failed."""
+    if st.status == "running":
+        pct = st.fraction
+        text = Text("▶ ", style="bold yellow")
+        text.append(f"{pct * 100:.0f}%" if pct is not None else f"step {fmt_num(st.step)}")
+        eta = st.eta_s()
+        if eta is not None:
+            text.append(f" ETA {fmt_duration(eta)}", style="dim")
+        return text
+    if st.status == "done":
+        return Text("✓ " + (st.headline() or "done"), style="green")
+    if st.status == "failed":
+        return Text("✗ " + (st.error or "failed"), style="bold red")
+    if st.status == "stopped":
+        return Text(f"■ stopped at {fmt_num(st.step)}", style="magenta")
+    return Text("– skipped" if run_ended else "· waiting", style="dim")
+
+
+def track_table(state: RunState) -> Table:
+    table = Table.grid(expand=True, padding=(0, 1))
+    stages = state.ordered_stages()
+    for _ in stages:
+        table.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+    names = [
+        Text(("→ " if i else "") + STAGE_TITLES.get(st.name, st.name), style="bold")
+        for i, st in enumerate(stages)
+    ]
+    table.add_row(*names)
+    table.add_row(*[stage_cell(st, state.ended) for st in stages])
+    return table
+
+
+class RunLoaded(Message):
+    """A run's backlog was read in a worker thread; the pane follows it from here."""
+
+    def __init__(self, watch: RunWatch):
+        super().__init__()
+        self.watch = watch
 
 
 class TrainPane(Vertical):
-    """Not built yet: says what it will show."""
+    """Pipeline track, live curves, throughput, samples; start / stop / resume / attach."""
+
+    DEFAULT_CSS = """
+    TrainPane { padding: 0 1; }
+    TrainPane #train-controls { height: 1; margin-bottom: 1; }
+    TrainPane #train-controls Select { width: 1fr; min-width: 14; }
+    TrainPane #train-controls #train-preset { width: 12; min-width: 10; }
+    TrainPane #train-controls Input { width: 8; }
+    TrainPane #train-controls Button { min-width: 8; margin-left: 1; }
+    TrainPane #train-status { height: 1; }
+    TrainPane #train-track { height: 2; margin-bottom: 1; }
+    TrainPane #train-stats { height: 1; color: $text-muted; }
+    TrainPane #train-curves { height: 1fr; min-height: 5; }
+    TrainPane #train-curves BraillePlot { width: 1fr; }
+    TrainPane #train-plot-b { margin-left: 2; }
+    TrainPane #train-samples { height: 6; border-top: solid $primary-background; }
+    """
+
+    BINDINGS = [
+        Binding("n", "new_run", "New run"),
+        Binding("s", "stop", "Stop"),
+        Binding("r", "resume", "Resume"),
+        Binding("a", "pick_run", "Attach"),
+        Binding("c", "cycle_curves", "Curves"),
+    ]
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.watch: RunWatch | None = None
+        self.child = None  # subprocess.Popen of a trainer started here
+        self.child_dir: Path | None = None
+        self.stop_requests = 0
+        self.curve_stage: str | None = None  # None: follow the running stage
+        self._drawn_version = -1
+        self._runs_mtime = None
+        self._last_stats = 0.0
 
     def compose(self) -> ComposeResult:
-        yield Static("The Train pane is not built yet.", classes="placeholder")
+        with Horizontal(id="train-controls"):
+            yield Select([], prompt="attach to a run", id="train-run", compact=True)
+            yield Select([(p, p) for p in PRESETS], value="tiny", allow_blank=False,
+                         id="train-preset", compact=True)
+            yield Input("0", placeholder="seed", type="integer", id="train-seed", compact=True)
+            yield Button("New", id="train-new", compact=True)
+            yield Button("Stop", id="train-stop", compact=True)
+            yield Button("Resume", id="train-resume", compact=True)
+        yield Static("Pick a run to follow, or start one with New.", id="train-status")
+        yield Static(id="train-track")
+        yield Static(id="train-stats")
+        with Horizontal(id="train-curves"):
+            yield BraillePlot(id="train-plot-a")
+            yield BraillePlot(id="train-plot-b")
+        with VerticalScroll(id="train-samples"):
+            yield Static("", id="train-samples-text")
+
+    def on_mount(self) -> None:
+        self._refresh_runs(force=True)
+        wanted = getattr(self.app, "run_name", None)
+        if wanted and self._has_option(wanted):
+            self.query_one("#train-run", Select).value = wanted
+        self._draw()
+        self.set_interval(POLL_S, self._tick)
+
+    # ---- following -----------------------------------------------------------------------
+
+    def attach(self, run_dir: Path) -> None:
+        """Follow ``run_dir``: its history is read in a worker, then new lines on each tick."""
+        self.watch = None
+        self.curve_stage = None
+        self.stop_requests = 0
+        self._drawn_version = -1
+        self.query_one("#train-status", Static).update(f"reading {run_dir.name} …")
+        self._load(run_dir)
+
+    @work(thread=True, exclusive=True, group="train-load")
+    def _load(self, run_dir: Path) -> None:
+        watch = RunWatch(run_dir)
+        watch.refresh(child_alive=self._child_alive(run_dir))
+        self.post_message(RunLoaded(watch))
+
+    def on_run_loaded(self, message: RunLoaded) -> None:
+        if self.selected_dir() == message.watch.run_dir:
+            self.watch = message.watch
+            self._draw()
+
+    def _child_alive(self, run_dir: Path) -> bool:
+        return self.child is not None and self.child_dir == run_dir and self.child.poll() is None
+
+    def _tick(self) -> None:
+        self._reap_child()
+        self._refresh_runs()
+        if self.watch is None:
+            return
+        changed = self.watch.refresh(1 << 20, self._child_alive(self.watch.run_dir))
+        now = time.monotonic()
+        if changed:
+            self._draw()
+        elif self.watch.state.alive and now - self._last_stats >= 1.0:
+            self._draw_stats()  # elapsed and memory move even between events
+
+    def _reap_child(self) -> None:
+        if self.child is None or self.child.poll() is None:
+            return
+        code, run_dir = self.child.returncode, self.child_dir
+        self.child = None
+        if code not in (0, None) and run_dir is not None:
+            tail = train_proc.log_tail(run_dir) or "no output"
+            self.notify(f"trainer exited with code {code}: {tail}\n(log: {run_dir}/train.log)",
+                        severity="error", timeout=10)
+
+    def _refresh_runs(self, force: bool = False) -> None:
+        """Keep the run picker in step with checkpoints/ (one stat per tick)."""
+        root = checkpoints_root()
+        try:
+            mtime = root.stat().st_mtime
+        except OSError:
+            mtime = None
+        if not force and mtime == self._runs_mtime:
+            return
+        self._runs_mtime = mtime
+        select = self.query_one("#train-run", Select)
+        current = select.value
+        options = [(f"{r.name} ●" if r.active else r.name, r.name) for r in list_runs(root)]
+        with self.prevent(Select.Changed):
+            select.set_options(options)
+            if current is not Select.NULL and any(v == current for _, v in options):
+                select.value = current
+
+    def _has_option(self, name: str) -> bool:
+        return (checkpoints_root() / name).is_dir()
+
+    def selected_dir(self) -> Path | None:
+        value = self.query_one("#train-run", Select).value
+        return None if value is Select.NULL else checkpoints_root() / str(value)
+
+    @on(Select.Changed, "#train-run")
+    def _run_picked(self, event: Select.Changed) -> None:
+        run_dir = self.selected_dir()
+        if run_dir is not None and (self.watch is None or self.watch.run_dir != run_dir):
+            self.attach(run_dir)
+
+    # ---- drawing -------------------------------------------------------------------------
+
+    def _draw(self) -> None:
+        watch = self.watch
+        status = self.query_one("#train-status", Static)
+        if watch is None:
+            self.query_one("#train-track", Static).update("")
+            self.query_one("#train-stats", Static).update("")
+            return
+        state = watch.state
+        self._drawn_version = state.version
+        status.update(self._status_text(watch))
+        self.query_one("#train-track", Static).update(track_table(state))
+        self._draw_stats()
+        self._draw_curves(state)
+        self._draw_samples(state)
+
+    def _status_text(self, watch: RunWatch) -> Text:
+        state = watch.state
+        text = Text(watch.run_dir.name, style="bold")
+        if state.preset or state.seed is not None:
+            text.append(f"  {state.preset or '—'} · seed {fmt_num(state.seed)}", style="dim")
+        text.append("  ")
+        if state.n_events == 0:
+            text.append(f"no events yet in {watch.follower.path}", style="yellow")
+            if not state.alive:
+                text.append(" — start it with New or `deepdive train`", style="dim")
+        elif state.error:
+            text.append(f"failed: {state.error}", style="bold red")
+            if state.last_checkpoint:
+                text.append(f" (last checkpoint: {state.last_checkpoint})")
+        elif state.unexpected_stop():
+            text.append(state.unexpected_stop() or "", style="bold magenta")
+        elif state.end_status == "stopped":
+            text.append("stopped (saved) — Resume continues it", style="magenta")
+        elif state.end_status:
+            text.append("finished", style="green")
+        elif state.alive:
+            pid = f" (pid {state.pid})" if state.pid else ""
+            text.append(f"training{pid}", style="yellow")
+        if watch.partial and not state.alive:
+            text.append("  · incomplete last line ignored", style="dim")
+        if watch.bad_lines:
+            text.append(f"  · {watch.bad_lines} unreadable line(s) skipped", style="dim")
+        return text
+
+    def _draw_stats(self) -> None:
+        self._last_stats = time.monotonic()
+        if self.watch is None:
+            return
+        state = self.watch.state
+        st = state.running_stage
+        if st is None and state.current:
+            st = state.stages.get(state.current)
+        step = f"{fmt_num(st.step)}/{fmt_num(st.total)}" if st else "—"
+        pid = state.pid if state.alive else None
+        rss = train_proc.rss_bytes(pid) if pid else None
+        mem = f"{fmt_bytes(rss)} trainer" if rss else f"{fmt_bytes(train_proc.rss_bytes())} app"
+        parts = [
+            f"{st.name if st else 'step'} {step}",
+            f"{fmt_rate(state.tok_s)} tok/s",
+            f"MFU {fmt_mfu(state.mfu)}",
+            f"elapsed {fmt_duration(state.run_elapsed_s())}",
+            f"ETA {fmt_duration(st.eta_s() if st else None)}",
+            f"mem {mem}",
+        ]
+        self.query_one("#train-stats", Static).update(" · ".join(parts))
+
+    def curves_stage(self, state: RunState) -> str | None:
+        """The stage whose curves are shown: the chosen one, else running, else latest with data."""
+        with_data = [s.name for s in state.ordered_stages() if self._stage_series(state, s.name)]
+        if self.curve_stage in with_data:
+            return self.curve_stage
+        running = state.running_stage
+        if running and running.name in with_data:
+            return running.name
+        if state.current in with_data:
+            return state.current
+        return with_data[-1] if with_data else None
+
+    @staticmethod
+    def _stage_series(state: RunState, stage: str) -> list[str]:
+        return [name for (s, name) in state.series if s == stage]
+
+    def _draw_curves(self, state: RunState) -> None:
+        stage = self.curves_stage(state)
+        plots = self.query(BraillePlot)
+        if stage is None:
+            plots[0].set_curves("no curves yet", [])
+            plots[1].display = False
+            return
+        specs = PLOTS.get(stage)
+        if specs is None:  # a stage without a known layout: everything it logged, one plot
+            names = self._stage_series(state, stage)
+            specs = [("", [(n, n, COLORS[i % len(COLORS)]) for i, n in enumerate(names)])]
+        title = STAGE_TITLES.get(stage, stage)
+        for i, plot in enumerate(plots):
+            if i >= len(specs):
+                plot.display = False
+                continue
+            plot.display = True
+            name, wanted = specs[i]
+            curves = []
+            for key, label, color in wanted:
+                series = state.curve(stage, key)
+                if series is not None:
+                    xs, ys = series.points()
+                    curves.append(Curve(label, xs, ys, color))
+            plot.set_curves(f"{title} {name}".strip(), curves)
+
+    def _draw_samples(self, state: RunState) -> None:
+        text = Text()
+        if not state.samples:
+            text.append("samples the trainer logs appear here", style="dim")
+        for s in reversed(state.samples):
+            stage = STAGE_TITLES.get(s.stage or "", s.stage or "—")
+            text.append(f"[{stage} step {fmt_num(s.step)}] ", style="bold cyan")
+            text.append(s.prompt.replace("\n", "⏎ "), style="dim")
+            text.append(" → ")
+            text.append(s.text.replace("\n", "⏎ ") + "\n")
+        self.query_one("#train-samples-text", Static).update(text)
+
+    # ---- controls ------------------------------------------------------------------------
+
+    @on(Button.Pressed, "#train-new")
+    def action_new_run(self) -> None:
+        preset = str(self.query_one("#train-preset", Select).value)
+        seed_text = self.query_one("#train-seed", Input).value.strip() or "0"
+        try:
+            seed = int(seed_text)
+        except ValueError:
+            self.notify(f"seed must be a whole number, not {seed_text!r}", severity="error")
+            return
+        if self.child is not None and self.child.poll() is None:
+            self.notify("a trainer started here is still running; stop it first",
+                        severity="warning")
+            return
+        root = checkpoints_root()
+        name = f"{preset}-s{seed}-{time.strftime('%H%M%S')}"
+        while (root / name).exists():
+            name += "x"
+        self._start(root / name, ["--preset", preset, "--run", name, "--seed", str(seed)])
+
+    @on(Button.Pressed, "#train-resume")
+    def action_resume(self) -> None:
+        run_dir = self.selected_dir()
+        if run_dir is None:
+            self.notify("pick a run to resume first", severity="warning")
+            return
+        if is_run_active(run_dir) or self._child_alive(run_dir):
+            self.notify(f"{run_dir.name} is already training", severity="warning")
+            return
+        if self.watch and self.watch.state.end_status == "done":
+            self.notify(f"{run_dir.name} already finished", severity="warning")
+            return
+        self._start(run_dir, ["--run", run_dir.name, "--resume"])
+
+    def _start(self, run_dir: Path, args: list[str]) -> None:
+        try:
+            self.child = train_proc.spawn_trainer(run_dir, args)
+        except OSError as exc:
+            self.notify(f"could not start the trainer: {exc}", severity="error")
+            return
+        self.child_dir = run_dir
+        self.notify(f"training {run_dir.name} (log: {run_dir / train_proc.LOG_FILE})")
+        self._refresh_runs(force=True)
+        select = self.query_one("#train-run", Select)
+        with self.prevent(Select.Changed):
+            select.value = run_dir.name
+        self.attach(run_dir)
+
+    @on(Button.Pressed, "#train-stop")
+    def action_stop(self) -> None:
+        run_dir = self.selected_dir()
+        if run_dir is None:
+            self.notify("no run selected", severity="warning")
+            return
+        pid = self.child.pid if self._child_alive(run_dir) else train_proc.trainer_pid(run_dir)
+        if pid is None:
+            self.notify(f"no trainer is running {run_dir.name}", severity="warning")
+            return
+        hard = self.stop_requests >= 1
+        try:
+            train_proc.ask_to_stop(pid, hard=hard)
+        except OSError as exc:
+            self.notify(f"could not signal pid {pid}: {exc}", severity="error")
+            return
+        self.stop_requests += 1
+        how = "terminating" if hard else "asked to stop; it saves first (s again forces it)"
+        self.notify(f"trainer {pid} {how}")
+
+    def action_pick_run(self) -> None:
+        select = self.query_one("#train-run", Select)
+        select.focus()
+        select.expanded = True
+
+    def action_cycle_curves(self) -> None:
+        if self.watch is None:
+            return
+        state = self.watch.state
+        with_data = [s.name for s in state.ordered_stages() if self._stage_series(state, s.name)]
+        if not with_data:
+            return
+        shown = self.curves_stage(state)
+        i = with_data.index(shown) if shown in with_data else -1
+        self.curve_stage = with_data[(i + 1) % len(with_data)]
+        self._draw_curves(state)
