@@ -239,7 +239,6 @@ def load_optimizer(stage_dir: str | Path, optimizer) -> bool:
 def load_run_model(run: str | Path, stage: str = "base", device: str | torch.device = "cpu"):
     """(model, tokenizer, meta) of one stage of a run given by name or path."""
     from engine.runs import list_runs, resolve_run
-    from engine.tokenizer import Tokenizer
 
     run_dir = resolve_run(run)
     if not run_dir.is_dir():
@@ -252,6 +251,8 @@ def load_run_model(run: str | Path, stage: str = "base", device: str | torch.dev
     tok_path = run_dir / "tokenizer.json"
     if not tok_path.is_file():
         raise CheckpointError(f"{tok_path}: missing (the run's tokenizer)")
+    from engine.tokenizer import Tokenizer
+
     try:
         tok = Tokenizer.load(tok_path)
     except (ValueError, KeyError, OSError) as e:

@@ -1,9 +1,198 @@
-"""CLI commands (not built yet)."""
+"""``deepdive sample``, ``deepdive runs`` and ``deepdive import gpt2``.
+
+Engine (and so torch) imports happen inside the commands: ``deepdive --help`` and
+``deepdive runs`` stay fast.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+STAGES = ("base", "sft", "rl")
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def sample(
+    prompt: str = typer.Argument(..., help="Text to continue (or, with --chat, the user's turn)."),
+    run: str = typer.Option(..., "--run", help="Run name (under checkpoints/) or path."),
+    stage: str = typer.Option("base", "--stage", help="base | sft | rl"),
+    chat: bool = typer.Option(False, "--chat", help="Wrap the prompt as a user turn; stop at "
+                              "the end of the assistant's reply."),
+    temperature: float = typer.Option(0.8, "--temperature", "-t", help="0 = greedy."),
+    top_k: int = typer.Option(50, "--top-k", help="Keep the k likeliest tokens (0 = all)."),
+    top_p: float = typer.Option(1.0, "--top-p",
+                                help="Keep the smallest set with mass p (1 = all)."),
+    max_tokens: int = typer.Option(128, "--max-tokens", "-n"),
+    seed: int | None = typer.Option(None, "--seed", help="Same seed, same text."),
+    as_json: bool = typer.Option(False, "--json",
+                                 help="One JSON object per token, then a summary."),
+    device: str | None = typer.Option(None, "--device", help="cpu | cuda | mps (default: best)."),
+) -> None:
+    """Sample from a run's model, streaming token by token."""
+    if stage not in STAGES:
+        raise fail(f"--stage must be one of {', '.join(STAGES)}, not {stage!r}")
+    if temperature < 0 or top_k < 0 or not 0 < top_p <= 1 or max_tokens < 1:
+        raise fail("need --temperature >= 0, --top-k >= 0, 0 < --top-p <= 1, --max-tokens >= 1")
+    from engine.checkpoint import CheckpointError, load_run_model
+    from engine.device import pick_device
+    from engine.sampler import SampleSettings, fit_prompt, prepare_prompt, stream
+
+    try:
+        model, tok, _ = load_run_model(run, stage, pick_device(device))
+        prompt_ids, stop_ids = prepare_prompt(tok, prompt, chat)
+    except (CheckpointError, ValueError) as e:
+        raise fail(str(e)) from None
+    settings = SampleSettings(temperature=temperature, top_k=top_k or None,
+                              top_p=top_p if top_p < 1 else None, max_tokens=max_tokens, seed=seed)
+    kept, dropped = fit_prompt(prompt_ids, model.config.block_size, max_tokens)
+    if dropped:
+        typer.secho(f"notice: the prompt is {len(prompt_ids)} tokens and the context "
+                    f"{model.config.block_size}; its first {dropped} tokens were dropped.",
+                    err=True, fg="yellow")
+    t0, events = time.perf_counter(), []
+    for e in stream(model, tok, kept, settings, stop_ids):
+        events.append(e)
+        if as_json:
+            top = [{"id": i, "text": t, "prob": round(p, 6)} for i, t, p in e.top]
+            print(json.dumps({"index": e.index, "id": e.id, "text": e.text,
+                              "prob": round(e.prob, 6), "top": top}, ensure_ascii=False))
+        else:
+            sys.stdout.write(e.text)
+            sys.stdout.flush()
+    seconds = time.perf_counter() - t0
+    reason = stop_reason(events, stop_ids, max_tokens)
+    summary = {"summary": True, "run": run, "stage": stage, "prompt_tokens": len(kept),
+               "dropped": dropped, "tokens": len(events), "stop": reason,
+               "tok_s": round(len(events) / seconds, 1) if seconds > 0 else None,
+               "text": "".join(e.text for e in events)}
+    if as_json:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        print()
+        typer.secho(f"[{len(events)} tokens, {summary['tok_s']} tok/s, stopped: {reason}]",
+                    err=True, dim=True)
+
+
+def stop_reason(events, stop_ids, max_tokens: int) -> str:
+    if events and events[-1].id in set(stop_ids):
+        return "stop token"
+    if len(events) >= max_tokens:
+        return "max tokens"
+    return "end of context"
+
+
+def runs(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List runs: their stages with step, loss and size."""
+    from engine.runs import checkpoints_root, list_runs, read_json
+
+    rows = []
+    for info in list_runs():
+        stages = {}
+        for s in info.stages:
+            try:
+                meta = read_json(info.path / s / "meta.json")
+            except (OSError, ValueError):
+                meta = {}
+            metrics = meta.get("metrics") or {}
+            stages[s] = {"step": meta.get("step"), "loss": metrics.get("val_loss",
+                                                                       metrics.get("loss")),
+                         "params": meta.get("n_params"),
+                         "bytes": (info.path / s / "model.safetensors").stat().st_size}
+        rows.append({"run": info.name, "path": str(info.path), "active": info.active,
+                     "tokenizer": info.has_tokenizer, "stages": stages})
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo(f"No runs under {checkpoints_root()}. Train one: deepdive train --preset tiny")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("run", "stage", "step", "loss", "params", "size", box=None)
+    for r in rows:
+        name = r["run"] + (" (training)" if r["active"] else "")
+        if not r["stages"]:
+            table.add_row(name, "-", "", "", "", "")
+        for s, d in r["stages"].items():
+            loss = f"{d['loss']:.3f}" if isinstance(d["loss"], (int, float)) else "-"
+            params = f"{d['params'] / 1e6:.2f}M" if d["params"] else "-"
+            table.add_row(name, s, str(d["step"] if d["step"] is not None else "-"), loss,
+                          params, human_bytes(d["bytes"]))
+            name = ""
+    Console().print(table)
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+import_app = typer.Typer(help="Bring outside weights in as a deepdive run.", no_args_is_help=True)
+
+
+@import_app.command("gpt2")
+def import_gpt2(
+    from_dir: Annotated[Path | None, typer.Option(
+        "--from", help="A local Hugging Face GPT-2 folder "
+        "(config.json, model.safetensors, vocab.json, merges.txt).")] = None,
+    download: Annotated[str | None, typer.Option(
+        "--download", help="Fetch from Hugging Face first: gpt2, gpt2-medium, gpt2-large, gpt2-xl."
+    )] = None,
+    run: Annotated[str | None, typer.Option(
+        "--run", help="Run name (default: the model's name).")] = None,
+) -> None:
+    """Convert GPT-2 weights into a deepdive run (arch gpt2, stage base)."""
+    if (from_dir is None) == (download is None):
+        raise fail("give exactly one of --from DIR or --download NAME")
+    from engine.gpt2 import DownloadError, GPT2ImportError, download_gpt2
+    from engine.gpt2 import import_gpt2 as do_import
+    from engine.runs import resolve_run
+
+    source = str(from_dir) if from_dir else download
+    name = run or Path(source.rstrip("/")).name
+    try:
+        if download:
+            folder = download_gpt2(download, progress=ProgressLine())
+            sys.stderr.write("\n")
+        else:
+            folder = from_dir
+        run_dir = do_import(folder, resolve_run(name), source=source)
+    except (GPT2ImportError, DownloadError, OSError) as e:
+        raise fail(str(e)) from None
+    typer.echo(f"imported {source} -> {run_dir}  (try: deepdive sample --run {name} \"Hello\")")
+
+
+class ProgressLine:
+    """A one-line download progress on stderr, redrawn at most ~10 times a second."""
+
+    def __init__(self):
+        self.last = 0.0
+
+    def __call__(self, file: str, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.1 and done != total:
+            return
+        self.last = now
+        of = f" / {human_bytes(total)}" if total else ""
+        sys.stderr.write(f"\r{file}: {human_bytes(done)}{of}   ")
+        sys.stderr.flush()
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command()(sample)
+    app.command()(runs)
+    app.add_typer(import_app, name="import")
