@@ -95,7 +95,7 @@ class ComparePane(Vertical):
 
     def __init__(self, *args, client=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self._client = client  # a tui.client.ModelClient; made on first use if not given
+        self._client = client  # a tui.client.ModelClient; the app-wide one if not given
         self.settings = CompareSettings()
         self.fewshot = False
         self.run_name: str | None = None
@@ -109,9 +109,9 @@ class ComparePane(Vertical):
     @property
     def client(self):
         if self._client is None:
-            from tui.client import ModelClient
+            from tui.client import shared_client
 
-            self._client = ModelClient()
+            self._client = shared_client()
         return self._client
 
     def compose(self) -> ComposeResult:
@@ -312,12 +312,7 @@ class ComparePane(Vertical):
 
     def on_column_pass_rate(self, message: ColumnPassRate) -> None:
         if column := self._column(message):
-            column.samples = message.samples
-            column.sample_verdicts = message.verdicts
-            preview = "\n".join(f"{'✓' if v >= 1 else '✗'} {s[:60]}"
-                                for s, v in zip(message.samples, message.verdicts, strict=True))
-            column.finish(preview, len(message.samples), message.elapsed_s, None, False)
-            column.show_pass_rate(message.passed, len(message.samples), message.elapsed_s)
+            column.show_samples(message.samples, message.verdicts, message.elapsed_s)
 
     def on_column_error(self, message: ColumnError) -> None:
         if column := self._column(message):

@@ -35,6 +35,7 @@ class CompareColumn(Vertical):
     CompareColumn .status.-right { color: $success; text-style: bold; }
     CompareColumn .status.-wrong { color: $error; text-style: bold; }
     CompareColumn .body { height: 1fr; }
+    CompareColumn.-samples .text { text-wrap: nowrap; text-overflow: ellipsis; }
     CompareColumn .passrate { height: auto; display: none; }
     CompareColumn.-passrate .passrate { display: block; }
     CompareColumn .passrate Digits { width: auto; color: $accent; }
@@ -58,6 +59,7 @@ class CompareColumn(Vertical):
         self.text = ""  # what the model said (stop token excluded)
         self.verdict: float | None = None  # engine.tasks.verify of `text`, None if not checkable
         self.pass_rate: tuple[int, int] | None = None  # (passed, sampled) of the last ×N
+        self.samples: list[str] = []  # the answers of the last ×N
 
     def compose(self) -> ComposeResult:
         yield Select(
@@ -97,14 +99,15 @@ class CompareColumn(Vertical):
 
     def begin(self, note: str = "") -> None:
         """Clear for a new answer."""
-        self.text, self.verdict, self.pass_rate = "", None, None
-        self.remove_class("-done", "-passrate")
+        self.text, self.verdict, self.pass_rate, self.samples = "", None, None, []
+        self.remove_class("-done", "-passrate", "-samples")
         self.query_one(".text", Static).update("")
         self.set_status(note or "waiting…")
 
     def append(self, chunk: str, n_tokens: int, elapsed_s: float) -> None:
         self.text += chunk
         self.query_one(".text", Static).update(Text(self.text))
+        self.query_one(".body", VerticalScroll).scroll_end(animate=False)
         self.set_status(f"{n_tokens} tok · {elapsed_s:.2f} s · streaming")
 
     def finish(self, text: str, n_tokens: int, elapsed_s: float, verdict: float | None,
@@ -120,6 +123,21 @@ class CompareColumn(Vertical):
             mark, cls = (" · ✓", "right") if verdict >= 1.0 else (" · ✗", "wrong")
         self.set_status(f"{n_tokens} tok · {elapsed_s:.2f} s{mark}", cls)
         self.add_class("-done")
+
+    def show_samples(self, samples: list[str], verdicts: list[float], elapsed_s: float) -> None:
+        """The N answers of "×N", one line each with its mark, and the pass rate in big digits."""
+        self.samples = samples
+        lines = Text()
+        for sample, verdict in zip(samples, verdicts, strict=True):
+            mark = ("✓ ", "green") if verdict >= 1.0 else ("✗ ", "red")
+            first_line = " ".join(sample.split()) or "(nothing)"
+            lines.append(*mark).append(first_line[:200] + "\n")
+        self.add_class("-samples")  # one line per sample: no wrapping
+        self.query_one(".text", Static).update(lines)
+        self.set_status(f"×{len(samples)} samples · {elapsed_s:.2f} s")
+        self.add_class("-done")
+        passed = sum(1 for v in verdicts if v >= 1.0)
+        self.show_pass_rate(passed, len(samples), elapsed_s)
 
     def show_pass_rate(self, passed: int, total: int, elapsed_s: float) -> None:
         self.pass_rate = (passed, total)
