@@ -1,1 +1,20 @@
-"""Shared test fixtures."""
+"""Shared test fixtures.
+
+``micro_run``: a finished run of the ``micro`` preset (every stage, report.json included), made
+once per test session by the real trainer in a temporary folder. UI and CLI tests open it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def micro_run(tmp_path_factory) -> Path:
+    from engine.train.pipeline import train
+
+    run_dir = tmp_path_factory.mktemp("runs") / "micro"
+    train(run_dir, preset="micro", seed=0, device="cpu")
+    return run_dir

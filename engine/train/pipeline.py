@@ -1,0 +1,339 @@
+"""The whole recipe, stage by stage: tokenizer -> pretrain -> sft -> rl -> control -> eval.
+
+``train(run_dir, preset=...)`` writes a run folder (DESIGN.md):
+
+```
+<run>/run.json  tokenizer.json  events.jsonl  report.json
+      base/ sft/ rl/ sft_control/     model.safetensors + meta.json
+```
+
+- ``tokenizer``: BPE trained on the world's pretraining documents (engine.tokenizer.train_bpe).
+- ``pretrain``: next-token loss over those documents -> ``base/``.
+- ``sft``: the chat conversations, loss on assistant tokens, from ``base`` -> ``sft/``.
+- ``rl``: GRPO-style practice on verifiable problems, from ``sft`` -> ``rl/``.
+- ``control``: SFT continued from ``sft`` on the same conversations for as long as RL trained
+  (its steps = RL's training seconds / SFT's seconds per step) -> ``sft_control/``. It answers
+  "was it RL, or just more training?".
+- ``eval``: engine.evals.evaluate_run -> ``report.json``.
+
+With ``resume=True`` finished stages are skipped and an unfinished one continues from its last
+checkpoint. One trainer per run folder (engine.runs.RunLock). Under torchrun every process runs
+this; rank 0 alone writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from engine.events import EventWriter
+from engine.runs import RunLock
+from engine.train import distributed as D
+from engine.train.loop import (
+    StageContext,
+    TrainingError,
+    TrainingStopped,
+    finished_meta,
+    read_meta,
+    run_stage,
+    unfinished_meta,
+)
+from engine.train.presets import Preset, get_preset, preset_from_dict
+
+STAGES = ("tokenizer", "pretrain", "sft", "rl", "control", "eval")
+CKPT = {"pretrain": "base", "sft": "sft", "rl": "rl", "control": "sft_control"}
+PARENT = {"sft": "pretrain", "rl": "sft", "control": "sft"}  # the stage whose weights we start from
+
+
+class PipelineError(ValueError):
+    """Bad request (unknown stage, missing earlier stage, preset mismatch): said plainly."""
+
+
+class _Events(EventWriter):
+    """The run's EventWriter that also hands each event to a listener (the CLI's display)."""
+
+    def __init__(self, run_dir: Path, enabled: bool, listener: Callable[[dict], None] | None):
+        super().__init__(run_dir, enabled)
+        self.listener = listener
+
+    def emit(self, type: str, **fields) -> dict:
+        event = super().emit(type, **fields)
+        if self.listener is not None and self.enabled:
+            self.listener(event)
+        return event
+
+
+def parse_stages(spec: str | list[str] | None) -> list[str]:
+    if spec is None:
+        return list(STAGES)
+    names = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    bad = [s for s in names if s not in STAGES]
+    if bad or not names:
+        raise PipelineError(f"unknown stage(s) {', '.join(bad) or '(none given)'}; "
+                            f"choose from {','.join(STAGES)}")
+    return [s for s in STAGES if s in names]  # always in pipeline order
+
+
+def train(run_dir: str | Path, preset: str | None = None, stages: str | list[str] | None = None,
+          resume: bool = False, device: str | None = None, seed: int = 0,
+          on_event: Callable[[dict], None] | None = None,
+          preset_obj: Preset | None = None) -> dict:
+    """Run the requested stages into ``run_dir``; returns {stage: summary}. ``preset`` None:
+    the one an existing run was made with, else "tiny". Raises PipelineError
+    (bad request), RunLockedError, TrainingError (NaN...), TrainingStopped (Ctrl-C)."""
+    run_dir = Path(run_dir)
+    wanted = parse_stages(stages)
+    if preset_obj is None and preset is not None:
+        get_preset(preset)  # an unknown name fails here, before anything is written
+    info, dev = D.setup(device)
+    lock = RunLock(run_dir) if info.is_main else None
+    try:
+        if lock:
+            lock.acquire()
+        p, seed = _settle_run(run_dir, preset, preset_obj, seed, resume, stages is not None, info)
+        events = _Events(run_dir, info.is_main, on_event)
+        events.emit("run_start", pid=os.getpid(), preset=p.name, stages=wanted, seed=seed,
+                    resumed=resume, world_size=info.world_size, device=str(dev))
+        try:
+            results = _run_stages(run_dir, p, wanted, resume, dev, seed, info, events)
+        except TrainingStopped as e:
+            events.emit("run_end", status="stopped", reason=str(e))
+            raise
+        except (TrainingError, PipelineError) as e:
+            events.emit("run_end", status="stopped", reason=str(e), error=True)
+            raise
+        events.emit("run_end", status="done")
+        return results
+    finally:
+        if lock:
+            lock.release()
+        D.teardown()
+
+
+def _settle_run(run_dir: Path, preset: str | None, preset_obj: Preset | None, seed: int,
+                resume: bool, explicit_stages: bool, info: D.DistInfo) -> tuple[Preset, int]:
+    """Write run.json for a new run; for an existing one check the request fits what it was."""
+    path = run_dir / "run.json"
+    if path.is_file():
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+        if not (resume or explicit_stages):
+            raise PipelineError(f"{run_dir} already holds a run; continue it with --resume, "
+                                "retrain chosen stages with --stages, or pick another --run")
+        if preset_obj is None and preset not in (None, recorded["preset"]):
+            raise PipelineError(f"{run_dir} was made with preset {recorded['preset']!r}, "
+                                f"not {preset!r}")
+        return (preset_obj or preset_from_dict(recorded["preset_config"]),
+                int(recorded["seed"]))
+    p = preset_obj or get_preset(preset or "tiny")
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        record = {
+            "preset": p.name, "preset_config": p.to_dict(), "seed": seed,
+            "data": {"world": "embedded (engine/world.py)", "world_seed": seed,
+                     "labeler_error_rate": p.labeler_error_rate},
+            "versions": _versions(), "world_size": info.world_size,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    return p, seed
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        mine = version("deepdive")
+    except PackageNotFoundError:
+        mine = "dev"
+    return {"deepdive": mine, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def _run_stages(run_dir: Path, p: Preset, wanted: list[str], resume: bool, dev: torch.device,
+                seed: int, info: D.DistInfo, events: _Events) -> dict:
+    from engine.world import build_world
+
+    world = build_world(seed)
+    results: dict = {}
+    tok = None
+    for stage in wanted:
+        if stage == "tokenizer":
+            tok = _tokenizer_stage(run_dir, p, world, resume, info, events)
+            results[stage] = {"n_vocab": tok.n_vocab}
+            continue
+        if tok is None:
+            tok = _load_tokenizer(run_dir)
+        if stage == "eval":
+            results[stage] = _eval_stage(run_dir, p, resume, dev, info, events)
+        elif stage == "control" and not p.control:
+            continue
+        else:
+            results[stage] = _train_stage(stage, run_dir, p, world, tok, resume, dev, seed,
+                                          info, events)
+    return results
+
+
+# -- tokenizer ----------------------------------------------------------------------------------
+
+def _tokenizer_stage(run_dir: Path, p: Preset, world, resume: bool, info: D.DistInfo,
+                     events: _Events):
+    from engine.tokenizer import train_bpe
+    from engine.world import pretrain_documents
+
+    path = run_dir / "tokenizer.json"
+    if resume and path.is_file():
+        return _load_tokenizer(run_dir)
+    if info.is_main:
+        t0 = time.perf_counter()
+        docs = pretrain_documents(world)
+        events.emit("stage_start", stage="tokenizer", step=0, total_steps=1)
+        tok = train_bpe(docs, p.vocab_size, name=f"run:{run_dir.name}")
+        tok.save(path)
+        n_tokens = sum(len(tok.encode(d)) for d in docs)
+        n_chars = sum(len(d) for d in docs)
+        summary = {"n_vocab": tok.n_vocab, "n_docs": len(docs), "tokens": n_tokens,
+                   "chars_per_token": round(n_chars / max(n_tokens, 1), 3),
+                   "elapsed_s": round(time.perf_counter() - t0, 3)}
+        events.emit("stage_end", stage="tokenizer", step=1, summary=summary)
+    if info.enabled:
+        torch.distributed.barrier()
+    return _load_tokenizer(run_dir)
+
+
+def _load_tokenizer(run_dir: Path):
+    from engine.tokenizer import Tokenizer
+
+    path = run_dir / "tokenizer.json"
+    if not path.is_file():
+        raise PipelineError(f"{path} is missing: run the tokenizer stage first "
+                            "(--stages tokenizer,...)")
+    return Tokenizer.load(path)
+
+
+# -- gradient stages ----------------------------------------------------------------------------
+
+def _train_stage(stage: str, run_dir: Path, p: Preset, world, tok, resume: bool,
+                 dev: torch.device, seed: int, info: D.DistInfo, events: _Events) -> dict:
+    from engine.checkpoint import load_checkpoint
+    from engine.model import GPT, GPTConfig
+
+    ckpt_dir = run_dir / CKPT[stage]
+    if resume:
+        done = finished_meta(ckpt_dir, stage)
+        if done is not None:
+            return done.get("metrics", {})
+    meta = unfinished_meta(ckpt_dir, stage) if resume else None
+    cfg = _stage_config(stage, p, run_dir, meta)
+    parent = run_dir / CKPT[PARENT[stage]] if stage in PARENT else None
+    if meta is not None:
+        model, _ = load_checkpoint(ckpt_dir, dev)
+    elif parent is not None:
+        if finished_meta(parent, PARENT[stage]) is None:
+            raise PipelineError(f"{stage} starts from {parent}, which is missing or unfinished; "
+                                f"train the {PARENT[stage]} stage first")
+        model, _ = load_checkpoint(parent, dev)
+    else:
+        torch.manual_seed(seed)  # the same initial weights on every rank and every run
+        model = GPT(GPTConfig(vocab_size=tok.n_vocab, **p.model)).to(dev)
+    if meta is None and info.is_main and ckpt_dir.exists():
+        shutil.rmtree(ckpt_dir)  # a fresh (re)start: no stale checkpoint may be taken for ours
+    task = _make_task(stage, p, world, tok, cfg, seed, dev, info)
+    flops = peak = None
+    if stage == "pretrain" and p.measure_mfu:
+        from engine.device import peak_flops
+
+        flops = training_flops_per_token(model, cfg.seq_len)
+        peak = peak_flops(dev) * (info.world_size if dev.type == "cuda" else 1)
+    ctx = StageContext(stage=stage, ckpt_dir=ckpt_dir, cfg=cfg, events=events, device=dev,
+                       dist=info, flops_per_token=flops, peak_flops=peak,
+                       meta={"preset": p.name, "seed": seed, "tokenizer": "tokenizer.json",
+                             "parent": str(parent) if parent else None})
+    return run_stage(D.wrap(model, info, dev), task, ctx, resume_meta=meta)
+
+
+def training_flops_per_token(model, seq_len: int) -> float:
+    """The model's 6N + attention estimate, with attention at the window we actually train on
+    (``flops_per_token`` assumes the full block; our windows may be shorter)."""
+    c = model.config
+    return model.flops_per_token() - 12.0 * c.n_layer * c.n_embd * (c.block_size - seq_len)
+
+
+def _stage_config(stage: str, p: Preset, run_dir: Path, meta: dict | None):
+    if stage == "pretrain":
+        return p.pretrain
+    if stage == "sft":
+        return p.sft
+    if stage == "rl":
+        return p.rl
+    # control: as many SFT steps as fit in the seconds RL spent training
+    if meta is not None:
+        steps = int(meta["total_steps"])
+    else:
+        rl_meta, sft_meta = read_meta(run_dir / "rl"), read_meta(run_dir / "sft")
+        if not (rl_meta and rl_meta.get("done") and sft_meta and sft_meta.get("done")):
+            raise PipelineError("the control stage needs finished sft/ and rl/ stages "
+                                "(it trains SFT for as long as RL trained)")
+        rl_s = float(rl_meta["metrics"].get("train_s", rl_meta.get("elapsed_s", 0)))
+        sft_step_s = float(sft_meta["metrics"].get("sec_per_step") or 1.0)
+        steps = max(1, round(rl_s / max(sft_step_s, 1e-6)))
+    cfg = p.sft
+    return dataclasses.replace(cfg, steps=steps, warmup=min(cfg.warmup, steps // 10),
+                               eval_every=max(1, min(cfg.eval_every, steps)),
+                               ckpt_every=max(1, min(cfg.ckpt_every, steps)))
+
+
+def _make_task(stage: str, p: Preset, world, tok, cfg, seed: int, dev: torch.device,
+               info: D.DistInfo):
+    if stage == "pretrain":
+        from engine.train.pretrain import PretrainTask
+        from engine.world import pretrain_documents
+
+        return PretrainTask(tok, pretrain_documents(world), cfg, seed, p.val_frac, dev, info)
+    if stage in ("sft", "control"):
+        from engine.train.sft import SftTask
+        from engine.world import sft_conversations
+
+        convs = sft_conversations(world, labeler_error_rate=p.labeler_error_rate,
+                                  include_idk=p.include_idk)
+        return SftTask(tok, convs, cfg, seed, p.val_frac, dev, info)
+    from engine.tasks import rl_problems
+    from engine.train.rl import RlTask
+
+    return RlTask(tok, rl_problems(world, "train", p.rl.n_train_problems, seed),
+                  rl_problems(world, "heldout", p.rl.n_eval_problems, seed + 1), cfg, seed,
+                  dev, info)
+
+
+# -- eval ---------------------------------------------------------------------------------------
+
+def _eval_stage(run_dir: Path, p: Preset, resume: bool, dev: torch.device, info: D.DistInfo,
+                events: _Events) -> dict:
+    from engine.evals import evaluate_run
+
+    report_path = run_dir / "report.json"
+    if resume and report_path.is_file():
+        return json.loads(report_path.read_text(encoding="utf-8")).get("metrics", {})
+    if info.is_main:
+        t0 = time.perf_counter()
+        events.emit("stage_start", stage="eval", step=0, total_steps=1)
+
+        def progress(done, total=None, *_):
+            events.emit("step", stage="eval", step=int(done), total_steps=int(total or 0))
+
+        report = evaluate_run(run_dir, device=str(dev), n_per_family=p.eval_n_per_family,
+                              progress=progress)
+        summary = {**report.get("metrics", {}), "elapsed_s": round(time.perf_counter() - t0, 3)}
+        events.emit("stage_end", stage="eval", step=1, summary=summary)
+    if info.enabled:
+        torch.distributed.barrier()
+    return json.loads(report_path.read_text(encoding="utf-8")).get("metrics", {})

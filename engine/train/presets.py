@@ -1,0 +1,136 @@
+"""Presets: every number a run needs, in one place, by name.
+
+- ``micro``: a whole run in seconds, for tests (the models learn little; the plumbing is the point).
+- ``tiny``: the 2-core laptop default, the whole pipeline in about ten minutes.
+- ``small``: a GPU-sized run (bigger model, longer stages, more RL samples).
+
+A preset is plain data; ``deepdive train`` writes it into ``run.json``: a run says how it was
+made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+
+@dataclass
+class StageConfig:
+    """One gradient-descent stage (pretrain, sft, control): schedule and bookkeeping."""
+
+    steps: int
+    batch_size: int  # global batch (rows); DDP ranks each take batch_size / world_size rows
+    seq_len: int  # pretraining window; SFT pads to the longest conversation up to this
+    lr: float
+    warmup: int = 0  # linear warmup steps
+    decay: str = "cosine"  # "cosine" | "linear" (to min_lr_frac * lr at the last step)
+    min_lr_frac: float = 0.1
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    log_every: int = 10  # a `step` event every this many steps (and the first and last)
+    eval_every: int = 100  # validation loss (or held-out pass@1 for RL)
+    sample_every: int = 200  # a `sample` event from the fixed prompt
+    ckpt_every: int = 200  # a resumable checkpoint (model + optimizer)
+
+
+@dataclass
+class RLConfig(StageConfig):
+    """GRPO-style RL: ``batch_size`` problems per step, ``group`` samples of each."""
+
+    group: int = 8
+    temperature: float = 1.0
+    top_k: int | None = 50
+    max_tokens: int = 64  # longest response sampled
+    n_train_problems: int = 2000
+    n_eval_problems: int = 64  # held-out problems for the periodic eval
+
+
+@dataclass
+class Preset:
+    name: str
+    vocab_size: int
+    model: dict  # GPTConfig fields other than vocab_size
+    pretrain: StageConfig
+    sft: StageConfig
+    rl: RLConfig
+    labeler_error_rate: float = 0.3  # the simulated SFT labelers' slip rate (see engine/world.py)
+    val_frac: float = 0.05  # share of documents / conversations held back for the val loss
+    eval_n_per_family: int = 100  # problems per task family in the final report
+    include_idk: bool = True  # SFT data teaches "I don't know" about people nowhere in the world
+    control: bool = True  # run the extra-SFT control beside RL
+    measure_mfu: bool = True  # time a matmul once to report MFU (a second on a CPU)
+    notes: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _micro() -> Preset:
+    return Preset(
+        name="micro",
+        vocab_size=320,
+        model=dict(block_size=128, n_layer=1, n_head=2, n_embd=32),
+        pretrain=StageConfig(steps=30, batch_size=8, seq_len=64, lr=3e-3, warmup=3,
+                             log_every=5, eval_every=15, sample_every=15, ckpt_every=10),
+        sft=StageConfig(steps=15, batch_size=8, seq_len=128, lr=2e-3, warmup=2,
+                        log_every=5, eval_every=15, sample_every=15, ckpt_every=10),
+        rl=RLConfig(steps=3, batch_size=2, seq_len=128, lr=5e-4, warmup=0, decay="linear",
+                    min_lr_frac=0.0, weight_decay=0.0, group=3, max_tokens=12,
+                    n_train_problems=20, n_eval_problems=4,
+                    log_every=1, eval_every=3, sample_every=3, ckpt_every=2),
+        eval_n_per_family=3,
+        measure_mfu=False,
+    )
+
+
+def _tiny() -> Preset:
+    return Preset(
+        name="tiny",
+        vocab_size=1024,
+        model=dict(block_size=256, n_layer=4, n_head=4, n_embd=128),
+        pretrain=StageConfig(steps=1200, batch_size=32, seq_len=128, lr=3e-3, warmup=50,
+                             log_every=10, eval_every=200, sample_every=200, ckpt_every=200),
+        sft=StageConfig(steps=500, batch_size=32, seq_len=256, lr=1e-3, warmup=20,
+                        log_every=10, eval_every=100, sample_every=100, ckpt_every=100),
+        rl=RLConfig(steps=40, batch_size=8, seq_len=256, lr=3e-4, warmup=0, decay="linear",
+                    min_lr_frac=0.0, weight_decay=0.0, group=8, max_tokens=80,
+                    log_every=1, eval_every=20, sample_every=10, ckpt_every=10),
+        eval_n_per_family=100,
+    )
+
+
+def _small() -> Preset:
+    return Preset(
+        name="small",
+        vocab_size=4096,
+        model=dict(block_size=512, n_layer=8, n_head=8, n_embd=512),
+        pretrain=StageConfig(steps=5000, batch_size=64, seq_len=512, lr=1e-3, warmup=200,
+                             log_every=20, eval_every=500, sample_every=500, ckpt_every=500),
+        sft=StageConfig(steps=1500, batch_size=64, seq_len=512, lr=3e-4, warmup=50,
+                        log_every=20, eval_every=250, sample_every=250, ckpt_every=250),
+        rl=RLConfig(steps=200, batch_size=16, seq_len=512, lr=1e-4, warmup=0, decay="linear",
+                    min_lr_frac=0.0, weight_decay=0.0, group=16, max_tokens=128,
+                    n_train_problems=10000, n_eval_problems=256,
+                    log_every=1, eval_every=50, sample_every=25, ckpt_every=25),
+        eval_n_per_family=400,
+    )
+
+
+PRESETS = {"micro": _micro, "tiny": _tiny, "small": _small}
+
+
+def get_preset(name: str) -> Preset:
+    """A fresh copy of the named preset; an unknown name is a ValueError listing the known ones."""
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+
+
+def preset_from_dict(d: dict) -> Preset:
+    """The preset recorded in run.json (--resume trains with what the run started with)."""
+    d = dict(d)
+    return Preset(**{**d, "pretrain": StageConfig(**d["pretrain"]), "sft": StageConfig(**d["sft"]),
+                     "rl": RLConfig(**d["rl"])})
+
+
+__all__ = ["Preset", "RLConfig", "StageConfig", "get_preset", "preset_from_dict", "replace"]

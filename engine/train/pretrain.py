@@ -1,0 +1,102 @@
+"""Pretraining: next-token prediction over the world's documents.
+
+Every document becomes ``<|bos|> text`` and all of them are packed into one flat token stream;
+a batch is ``batch_size`` windows at offsets drawn from a generator seeded by (seed, step), so
+the batch of step k is the same in a resumed run and on any number of DDP processes (each keeps
+its slice of the rows). A share of the documents is held back for the validation loss.
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+
+from engine.train.distributed import DistInfo, unwrap
+from engine.train.loop import StepResult
+from engine.train.presets import StageConfig
+
+
+def step_generator(seed: int, salt: int, step: int) -> torch.Generator:
+    """A generator private to (run seed, stage, step): resumable, rank-independent randomness."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + salt * 7_919 + step) % (2**63))
+
+
+def split_documents(docs: list[str], val_frac: float, seed: int) -> tuple[list[str], list[str]]:
+    """(train, val) documents: a seeded shuffle, the last ``val_frac`` of it held back."""
+    order = list(range(len(docs)))
+    random.Random(seed).shuffle(order)
+    n_val = max(1, int(len(docs) * val_frac)) if len(docs) > 1 else 0
+    val = [docs[i] for i in order[len(docs) - n_val:]]
+    train = [docs[i] for i in order[: len(docs) - n_val]]
+    return train, val
+
+
+def pack_documents(tok, docs: list[str]) -> torch.Tensor:
+    """One flat stream of ``<|bos|> doc <|bos|> doc ...`` token ids."""
+    from engine.chat import render_document
+
+    ids: list[int] = []
+    for doc in docs:
+        ids.extend(render_document(tok, doc))
+    return torch.tensor(ids, dtype=torch.long)
+
+
+class PretrainTask:
+    SALT = 1
+
+    def __init__(self, tok, docs: list[str], cfg: StageConfig, seed: int, val_frac: float,
+                 device: torch.device, dist: DistInfo | None = None):
+        train_docs, val_docs = split_documents(docs, val_frac, seed)
+        self.tok, self.cfg, self.seed, self.device = tok, cfg, seed, device
+        self.dist = dist or DistInfo()
+        self.train = pack_documents(tok, train_docs)
+        self.val = pack_documents(tok, val_docs or train_docs[:1])
+        self.bos = tok.special_id("<|bos|>")
+        if len(self.train) <= cfg.seq_len + 1:
+            raise ValueError(f"only {len(self.train)} training tokens: fewer than one window "
+                             f"of {cfg.seq_len}")
+        # The sample prompt: the opening words of a held-back document (fixed for the run).
+        words = (val_docs or train_docs)[0].split()
+        self.prompt_text = " ".join(words[:6])
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's rows of the global batch of ``step``: (x, y), each (rows, seq_len)."""
+        T, B = self.cfg.seq_len, self.cfg.batch_size
+        g = step_generator(self.seed, self.SALT, step)
+        offsets = torch.randint(0, len(self.train) - T - 1, (B,), generator=g)[self.dist.shard(B)]
+        idx = offsets[:, None] + torch.arange(T + 1)[None]
+        rows = self.train[idx]
+        return rows[:, :-1].to(self.device), rows[:, 1:].to(self.device)
+
+    def step(self, model, step: int) -> StepResult:
+        from engine.device import autocast
+
+        x, y = self.batch(step)
+        with autocast(self.device):
+            _, loss = model(x, y)
+        return StepResult(loss=loss, tokens=self.cfg.batch_size * self.cfg.seq_len)
+
+    @torch.no_grad()
+    def evaluate(self, model, step: int, max_windows: int = 64) -> dict:
+        """Mean loss over fixed, non-overlapping windows of the held-back documents."""
+        core = unwrap(model)
+        core.eval()
+        T = min(self.cfg.seq_len, core.config.block_size)
+        n = min(max_windows, max(1, (len(self.val) - 1) // T))
+        starts = torch.arange(n) * T
+        idx = (starts[:, None] + torch.arange(T + 1)[None]).clamp(max=len(self.val) - 1)
+        rows = self.val[idx].to(self.device)
+        losses = []
+        for chunk in rows.split(16):
+            _, loss = core(chunk[:, :-1], chunk[:, 1:])
+            losses.append(float(loss) * len(chunk))
+        return {"val_loss": round(sum(losses) / n, 5)}
+
+    def sample(self, model, step: int) -> tuple[str, str]:
+        from engine.sampler import SampleSettings, generate_batch
+
+        prompt = [self.bos] + self.tok.encode(self.prompt_text)
+        settings = SampleSettings(temperature=0.8, top_k=50, max_tokens=48, seed=1234)
+        out = generate_batch(unwrap(model), [prompt], settings, stop_ids=[self.bos])[0]
+        return self.prompt_text, self.tok.decode([t for t in out if t != self.bos])

@@ -1,0 +1,131 @@
+"""Supervised fine-tuning: conversations, loss only on what the assistant says.
+
+Each conversation is rendered by ``engine.chat.render_conversation`` into (ids, mask) where the
+mask marks assistant content and its ``<|assistant_end|>``; every other target becomes -1, which
+the model's loss ignores. Conversations are visited epoch by epoch in a seeded order, so the
+batch of step k is a pure function of (seed, k); a batch is padded to its longest row.
+
+The extra-SFT control (``control`` stage) is this same task, started from the SFT checkpoint.
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+import torch.nn.functional as F
+
+from engine.train.distributed import DistInfo, unwrap
+from engine.train.loop import StepResult
+from engine.train.presets import StageConfig
+
+PAD_ID = 0  # any id works for padding: its targets are -1 and causal attention never looks ahead
+
+
+def encode_conversations(tok, conversations: list[list[dict]],
+                         max_len: int) -> list[tuple[list[int], list[int]]]:
+    """(ids, mask) per conversation, cut to ``max_len + 1`` tokens (inputs + the last target)."""
+    from engine.chat import render_conversation
+
+    out = []
+    for conv in conversations:
+        ids, mask = render_conversation(tok, conv)
+        ids, mask = list(ids)[: max_len + 1], list(mask)[: max_len + 1]
+        if sum(mask[1:]) > 0:  # nothing to learn from a conversation cut before the answer
+            out.append((ids, mask))
+    return out
+
+
+def collate(rows: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded (x, y): y[i] = ids[i+1] where mask[i+1] is 1, else -1."""
+    T = max(len(ids) for ids, _ in rows) - 1
+    x = torch.full((len(rows), T), PAD_ID, dtype=torch.long)
+    y = torch.full((len(rows), T), -1, dtype=torch.long)
+    for r, (ids, mask) in enumerate(rows):
+        n = len(ids) - 1
+        x[r, :n] = torch.tensor(ids[:-1])
+        tgt = torch.tensor(ids[1:])
+        keep = torch.tensor(mask[1:], dtype=torch.bool)
+        y[r, :n] = torch.where(keep, tgt, torch.full_like(tgt, -1))
+    return x, y
+
+
+def split_conversations(convs: list, val_frac: float, seed: int) -> tuple[list, list]:
+    order = list(range(len(convs)))
+    random.Random(seed + 17).shuffle(order)
+    n_val = max(1, int(len(convs) * val_frac)) if len(convs) > 1 else 0
+    return ([convs[i] for i in order[: len(convs) - n_val]],
+            [convs[i] for i in order[len(convs) - n_val:]])
+
+
+class SftTask:
+    SALT = 2
+
+    def __init__(self, tok, conversations: list[list[dict]], cfg: StageConfig, seed: int,
+                 val_frac: float, device: torch.device, dist: DistInfo | None = None):
+        train, val = split_conversations(conversations, val_frac, seed)
+        self.tok, self.cfg, self.seed, self.device = tok, cfg, seed, device
+        self.dist = dist or DistInfo()
+        self.train = encode_conversations(tok, train, cfg.seq_len)
+        self.val = encode_conversations(tok, val, cfg.seq_len) or self.train[:1]
+        if not self.train:
+            raise ValueError("no SFT conversation has an assistant turn within the context")
+        # The sample prompt: the first user turn of a held-back conversation.
+        first = (val or train)[0]
+        self.prompt_messages = [next(m for m in first if m["role"] == "user")]
+        self._epoch_cache: dict[int, list[int]] = {}
+
+    def _order(self, epoch: int) -> list[int]:
+        if epoch not in self._epoch_cache:
+            order = list(range(len(self.train)))
+            random.Random(self.seed * 9973 + self.SALT * 131 + epoch).shuffle(order)
+            self._epoch_cache = {epoch: order}  # only the current epoch is ever needed
+        return self._epoch_cache[epoch]
+
+    def global_rows(self, step: int) -> list[tuple[list[int], list[int]]]:
+        """The conversations of step ``step``'s global batch (epochs in a seeded order)."""
+        B, n = self.cfg.batch_size, len(self.train)
+        rows = []
+        for i in range(step * B, (step + 1) * B):
+            rows.append(self.train[self._order(i // n)[i % n]])
+        return rows
+
+    def step(self, model, step: int) -> StepResult:
+        from engine.device import autocast
+
+        rows = self.global_rows(step)
+        n_global = sum(sum(m[1:]) for _, m in rows)  # target tokens in the whole global batch
+        x, y = (t.to(self.device) for t in collate(rows[self.dist.shard(len(rows))]))
+        with autocast(self.device):
+            logits, _ = model(x)
+        # Sum over this rank's targets / the global count (x world size, as DDP averages
+        # gradients): every process's loss adds up to the single-process mean exactly.
+        loss_sum = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), y.view(-1),
+                                   ignore_index=-1, reduction="sum")
+        loss = loss_sum * self.dist.world_size / max(n_global, 1)
+        return StepResult(loss=loss, tokens=sum(len(ids) - 1 for ids, _ in rows),
+                          log_loss=None)
+
+    @torch.no_grad()
+    def evaluate(self, model, step: int, max_rows: int = 128) -> dict:
+        core = unwrap(model)
+        core.eval()
+        rows = self.val[:max_rows]
+        total, count = 0.0, 0
+        for i in range(0, len(rows), 16):
+            x, y = (t.to(self.device) for t in collate(rows[i: i + 16]))
+            logits, _ = core(x)
+            total += float(F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1),
+                                           ignore_index=-1, reduction="sum"))
+            count += int((y != -1).sum())
+        return {"val_loss": round(total / max(count, 1), 5)}
+
+    def sample(self, model, step: int) -> tuple[str, str]:
+        from engine.chat import render_prompt
+        from engine.sampler import SampleSettings, generate_batch
+
+        end = self.tok.special_id("<|assistant_end|>")
+        prompt = render_prompt(self.tok, self.prompt_messages)
+        settings = SampleSettings(temperature=0.0, max_tokens=64, seed=1234)
+        out = generate_batch(unwrap(model), [prompt], settings, stop_ids=[end])[0]
+        return self.prompt_messages[0]["content"], self.tok.decode([t for t in out if t != end])

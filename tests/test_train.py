@@ -1,0 +1,134 @@
+"""The shared training loop and the stage trainers: masks, schedule, batches, NaN, the lock."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from engine.events import read_events
+from engine.train.distributed import DistInfo
+from engine.train.loop import lr_at
+from engine.train.presets import StageConfig, get_preset
+
+
+@pytest.fixture(scope="module")
+def tok(micro_run):
+    from engine.tokenizer import Tokenizer
+
+    return Tokenizer.load(micro_run / "tokenizer.json")
+
+
+def test_sft_batch_targets_only_assistant_tokens(tok):
+    from engine.chat import render_conversation
+    from engine.train.sft import collate, encode_conversations
+
+    conv = [{"role": "user", "content": "What is 2+3?"},
+            {"role": "assistant", "content": "2+3=5. The answer is 5."},
+            {"role": "user", "content": "And 1+1?"},
+            {"role": "assistant", "content": "2"}]
+    short = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    rows = encode_conversations(tok, [conv, short], max_len=200)
+    x, y = collate(rows)
+    ids, mask = render_conversation(tok, conv)
+    assert x[0, : len(ids) - 1].tolist() == ids[:-1]
+    for i in range(len(ids) - 1):
+        assert y[0, i].item() == (ids[i + 1] if mask[i + 1] else -1)
+    end = tok.special_id("<|assistant_end|>")
+    learned = [t for t in y[0].tolist() if t != -1]
+    # what is learned: both assistant replies and their end markers, nothing the user said
+    assert tok.decode(learned) == tok.decode(
+        tok.encode("2+3=5. The answer is 5.") + [end] + tok.encode("2") + [end])
+    assert "What" not in tok.decode(learned)
+    # the short row is padded: its targets past the conversation are all ignored
+    n_short = len(rows[1][0]) - 1
+    assert (y[1, n_short:] == -1).all() and y.shape[1] == len(ids) - 1
+
+
+def test_lr_schedule_warms_up_then_decays_to_floor():
+    cfg = StageConfig(steps=100, batch_size=1, seq_len=8, lr=1.0, warmup=10, min_lr_frac=0.1)
+    assert lr_at(0, cfg) == pytest.approx(0.1)
+    assert lr_at(9, cfg) == pytest.approx(1.0)
+    assert lr_at(99, cfg) < 0.12 and lr_at(99, cfg) >= 0.1
+    lrs = [lr_at(s, cfg) for s in range(10, 100)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
+    lin = StageConfig(steps=10, batch_size=1, seq_len=8, lr=1.0, decay="linear", min_lr_frac=0.0)
+    assert lr_at(5, lin) == pytest.approx(0.5)
+
+
+def test_pretrain_batches_depend_on_seed_and_step_and_shard_by_rank(tok):
+    from engine.train.pretrain import PretrainTask
+
+    docs = [f"document number {i} says {i * 7} things about cats." for i in range(200)]
+    cfg = StageConfig(steps=10, batch_size=4, seq_len=16, lr=1e-3)
+
+    def task(seed, dist=None):
+        return PretrainTask(tok, docs, cfg, seed, 0.1, torch.device("cpu"), dist)
+
+    a, b = task(0), task(0)
+    assert torch.equal(a.batch(3)[0], b.batch(3)[0])  # a resumed run sees the same batch
+    assert not torch.equal(a.batch(3)[0], a.batch(4)[0])
+    assert not torch.equal(a.batch(3)[0], task(1).batch(3)[0])
+    x, y = a.batch(5)
+    assert torch.equal(x[:, 1:], y[:, :-1])  # targets are the inputs shifted by one
+    halves = [task(0, DistInfo(rank=r, world_size=2)).batch(5)[0] for r in (0, 1)]
+    assert torch.equal(torch.cat(halves), x)  # two ranks together hold the one global batch
+
+
+def test_nan_loss_stops_with_error_and_keeps_last_checkpoint(tmp_path, monkeypatch):
+    from engine.checkpoint import load_checkpoint
+    from engine.train.loop import TrainingError
+    from engine.train.pipeline import train
+
+    monkeypatch.setenv("DEEPDIVE_TEST_NAN", "pretrain:14")  # after the checkpoint at step 10
+    run = tmp_path / "nan"
+    with pytest.raises(TrainingError, match="loss became nan at step 15"):
+        train(run, preset="micro", stages="tokenizer,pretrain", device="cpu")
+    events = read_events(run / "events.jsonl")
+    errors = [e for e in events if e["type"] == "error"]
+    assert len(errors) == 1 and errors[0]["stage"] == "pretrain" and errors[0]["step"] == 15
+    assert errors[0]["last_checkpoint"] == str(run / "base")
+    assert events[-1]["type"] == "run_end" and events[-1]["status"] == "stopped"
+    model, meta = load_checkpoint(run / "base")  # the last good checkpoint, intact
+    assert meta["step"] == 10 and not meta["done"]
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert not [e for e in events if e["type"] == "step" and e.get("step", 0) > 14]
+
+
+def test_second_trainer_on_a_run_is_refused(tmp_path):
+    from engine.runs import RunLock, RunLockedError
+    from engine.train.pipeline import train
+
+    run = tmp_path / "locked"
+    with RunLock(run), pytest.raises(RunLockedError, match="another trainer"):
+        train(run, preset="micro", stages="tokenizer", device="cpu")
+    assert not (run / "run.json").exists()  # the refused trainer wrote nothing
+
+
+def test_cli_refuses_second_trainer_and_bad_stage(tmp_path):
+    from typer.testing import CliRunner
+
+    from engine.runs import RunLock
+    from tui.cli import app
+
+    runner = CliRunner()
+    run = tmp_path / "busy"
+    with RunLock(run):
+        res = runner.invoke(app, ["train", "--preset", "micro", "--run", str(run), "--quiet"])
+    assert res.exit_code == 2 and "another trainer" in res.output
+    res = runner.invoke(app, ["train", "--stages", "pretrain,dance", "--run", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "dance" in res.output
+    res = runner.invoke(app, ["train", "--preset", "huge", "--run", str(tmp_path / "y")])
+    assert res.exit_code == 2 and "unknown preset" in res.output
+
+
+def test_presets_are_complete_and_micro_is_small():
+    for name in ("micro", "tiny", "small"):
+        p = get_preset(name)
+        assert p.rl.group >= 2 and p.pretrain.steps > 0 and p.sft.steps > 0
+        json.dumps(p.to_dict())
+    micro = get_preset("micro")
+    assert micro.model["n_layer"] <= 2 and micro.pretrain.steps <= 50
+    with pytest.raises(ValueError, match="unknown preset"):
+        get_preset("huge")
