@@ -30,7 +30,11 @@ STEP_SERIES = ("loss", "reward", "pass1", "resp_len")
 # Fields of an ``eval`` event that are bookkeeping, not metrics.
 _NOT_METRICS = frozenset({"t", "type", "stage", "step", "total_steps", "elapsed_s"})
 # The figure that best sums up a finished stage, in order of preference.
-HEADLINE_KEYS = ("val_loss", "pass1", "reward", "loss", "vocab_size", "n_vocab")
+HEADLINE_KEYS = ("val_loss", "heldout_pass1", "arith_pass1_rl", "pass1", "reward", "loss",
+                 "n_vocab", "vocab_size")
+HEADLINE_LABELS = {"val_loss": "val loss", "heldout_pass1": "held-out pass@1",
+                   "arith_pass1_rl": "arith RL pass@1", "pass1": "pass@1", "n_vocab": "vocab",
+                   "vocab_size": "vocab"}
 # How EventWriter (json.dumps, default separators) writes a step event's type; a line that
 # differs is simply parsed in full.
 STEP_MARK = b'"type": "step"'
@@ -129,7 +133,7 @@ class StageState:
 def headline(summary: dict[str, Any]) -> str | None:
     for key in HEADLINE_KEYS:
         if _num(summary.get(key)) is not None:
-            return f"{key} {fmt_num(summary[key])}"
+            return f"{HEADLINE_LABELS.get(key, key)} {fmt_num(summary[key])}"
     for key, value in summary.items():
         if _num(value) is not None:
             return f"{key} {fmt_num(value)}"
@@ -187,6 +191,7 @@ class RunState:
         self.last_step: int | None = None
         self.last_checkpoint: str | None = None
         self.end_status: str | None = None  # run_end's status: "done" | "stopped"
+        self.end_reason: str | None = None  # run_end's reason, e.g. where it stopped and saved
         self.error: str | None = None
         self.stop_note: str | None = None  # set by mark_dead
         self.alive: bool | None = None  # a trainer holds the lock (None: not asked yet)
@@ -284,9 +289,9 @@ class RunState:
         stage = str(e.get("stage") or self.current or "?")
         step = e.get("step")
         x = step if isinstance(step, int) else (self.stage(stage).step or 0)
-        for key, value in e.items():
-            if key not in _NOT_METRICS:
-                self._add_point(stage, key if key.startswith("val_") else f"val_{key}", x, value)
+        for key, value in e.items():  # val_loss, heldout_pass1, ... (``val_`` keeps them apart
+            if key not in _NOT_METRICS:  # from a step's own loss / pass1)
+                self._add_point(stage, f"val_{key}" if key in STEP_SERIES else key, x, value)
 
     def _on_sample(self, e: dict[str, Any]) -> None:
         prompt, text = str(e.get("prompt") or ""), str(e.get("text") or "")
@@ -317,6 +322,7 @@ class RunState:
 
     def _on_run_end(self, e: dict[str, Any]) -> None:
         self.end_status = str(e.get("status") or "done")
+        self.end_reason = str(e["reason"]) if e.get("reason") else None
         for st in self.stages.values():
             if st.status == "running":
                 st.status = "stopped" if self.end_status != "done" else "done"

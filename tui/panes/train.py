@@ -34,7 +34,7 @@ PLOTS = {
     "sft": [("loss", [("loss", "train", "cyan"), ("val_loss", "val", "magenta")])],
     "rl": [
         ("reward", [("reward", "reward", "green"), ("pass1", "pass@1", "yellow"),
-                    ("val_pass1", "held-out pass@1", "magenta")]),
+                    ("heldout_pass1", "held-out", "magenta")]),
         ("response length", [("resp_len", "mean tokens", "cyan")]),
     ],
 }
@@ -230,6 +230,9 @@ class TrainPane(Vertical):
         select = self.query_one("#train-run", Select)
         current = select.value
         options = [(f"{r.name} ●" if r.active else r.name, r.name) for r in list_runs(root)]
+        if self.child_dir is not None and self.child_dir.parent == root:
+            if all(v != self.child_dir.name for _, v in options):  # started, no events yet
+                options.append((self.child_dir.name, self.child_dir.name))
         with self.prevent(Select.Changed):
             select.set_options(options)
             if current is not Select.NULL and any(v == current for _, v in options):
@@ -282,7 +285,8 @@ class TrainPane(Vertical):
         elif state.unexpected_stop():
             text.append(state.unexpected_stop() or "", style="bold magenta")
         elif state.end_status == "stopped":
-            text.append("stopped (saved) — Resume continues it", style="magenta")
+            text.append(state.end_reason or "stopped (saved)", style="magenta")
+            text.append(" — Resume (r) continues it", style="dim")
         elif state.end_status:
             text.append("finished", style="green")
         elif state.alive:

@@ -1,0 +1,240 @@
+"""The Train pane (Pilot, 80×24 and 160×48): track states, curves, samples, error states,
+following a run while it is written, and start / stop / resume of a trainer child process."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from test_run_state import (
+    make_crashed_run,
+    make_failed_run,
+    make_finished_run,
+    write_head,
+    write_stage,
+)
+from textual.app import App, ComposeResult
+from textual.widgets import Select, Static
+
+from engine.events import EVENTS_FILE, EventWriter
+from engine.runs import RunLock
+from tui.panes import train_proc
+from tui.panes.train import TrainPane
+from tui.panes.train_plot import BraillePlot
+
+SIZES = [(80, 24), (160, 48)]
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+class Host(App):
+    def __init__(self, run: str | None = None):
+        super().__init__()
+        self.run_name = run
+
+    def compose(self) -> ComposeResult:
+        yield TrainPane(id="train-pane")
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "checkpoints"
+    root.mkdir()
+    monkeypatch.setenv("DEEPDIVE_CHECKPOINTS", str(root))
+    return root
+
+
+def plain(app: App, selector: str) -> str:
+    """A Static's content as plain text (rich renderables rendered at 200 columns)."""
+    content = app.query_one(selector, Static).content
+    console = Console(width=200, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(content)
+    return console.export_text()
+
+
+async def settle(app: App, pilot, seconds: float = 0.4) -> None:
+    await app.workers.wait_for_complete()
+    await pilot.pause(seconds)
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_finished_run_shows_track_curves_and_samples(root, size):
+    make_finished_run(root / "done")
+    app = Host(run="done")
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        track = plain(app, "#train-track")
+        for word in ("tokenizer", "pretrain", "SFT", "RL", "eval"):
+            assert word in track
+        assert track.count("✓") == 5, track
+        assert "vocab 512" in track
+        assert "finished" in plain(app, "#train-status")
+        plot = app.query_one("#train-plot-a", BraillePlot)
+        assert plot.curves and all(c.xs for c in plot.curves)  # RL: reward, pass@1, held-out
+        assert any(0x2800 < ord(ch) <= 0x28FF for ch in str(plot.render()))
+        assert "rl sample at step 10" in plain(app, "#train-samples-text")
+        stats = plain(app, "#train-stats")
+        assert "tok/s" in stats and "mem" in stats
+        await pilot.press("c")  # cycle the curves to another stage
+        await pilot.pause(0.05)
+        titles = app.query_one("#train-plot-a", BraillePlot).title
+        assert titles and not titles.startswith("RL")
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_crashed_trainer_says_where_it_stopped(root, size):
+    run = make_crashed_run(root / "crash")
+    app = Host(run="crash")
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        status = plain(app, "#train-status")
+        assert "stopped unexpectedly at pretrain step 23" in status
+        assert str(run / "base") in status
+        assert "stopped at 23" in plain(app, "#train-track")
+
+
+async def test_error_event_shows_failed_stage(root):
+    make_failed_run(root / "nan")
+    app = Host(run="nan")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot)
+        assert "✗" in plain(app, "#train-track")
+        status = plain(app, "#train-status")
+        assert "failed: pretrain:" in status and "loss became nan" in status
+
+
+async def test_truncated_last_line_and_empty_run(root):
+    run = make_crashed_run(root / "cut")
+    with open(run / EVENTS_FILE, "a") as f:
+        f.write('{"t": 1, "type": "step", "stage": "pretr')
+    (root / "empty").mkdir()
+    (root / "empty" / EVENTS_FILE).write_text("")
+    app = Host(run="cut")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        status = plain(app, "#train-status")
+        assert "incomplete last line ignored" in status
+        assert "step 23" in status
+        app.query_one("#train-run", Select).value = "empty"
+        await settle(app, pilot)
+        assert "no events yet" in plain(app, "#train-status")
+        assert "no curves yet" in app.query_one("#train-plot-a", BraillePlot).title
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_attach_follows_a_run_being_written(root, size):
+    run = root / "live"
+    ev = EventWriter(run)
+    with RunLock(run):  # as a trainer started elsewhere would hold it
+        write_head(ev)
+        write_stage(ev, "pretrain", 40, upto=3, run_dir=run, end=False)
+        app = Host()
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause(0.1)
+            app.query_one("#train-run", Select).value = "live"
+            await settle(app, pilot)
+            assert "training" in plain(app, "#train-status")
+            assert "8%" in plain(app, "#train-track")  # 3/40
+            for step in range(4, 21):
+                ev.emit("step", stage="pretrain", step=step, total_steps=40, loss=4.0 / step,
+                        tok_s=5000.0, mfu=0.02, elapsed_s=step * 0.1)
+            ev.emit("sample", stage="pretrain", step=20, prompt="Once", text="appended live")
+            await pilot.pause(0.6)
+            assert "50%" in plain(app, "#train-track")
+            assert "pretrain 20/40" in plain(app, "#train-stats")
+            assert "5.0k tok/s" in plain(app, "#train-stats")
+            assert "appended live" in plain(app, "#train-samples-text")
+            xs = app.query_one("#train-plot-a", BraillePlot).curves[0].xs
+            assert xs[-1] == 20
+            ev.emit("stage_end", stage="pretrain", step=40, summary={"val_loss": 1.5})
+            ev.emit("run_end", status="done")
+    app = Host(run="live")  # opened again after the trainer left: its full history, finished
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        assert "finished" in plain(app, "#train-status")
+        assert "✓ val loss 1.50" in plain(app, "#train-track")
+
+
+FAKE_TRAINER = textwrap.dedent('''
+    """A stand-in for `deepdive train` with its contract: lock, events, SIGINT saves and stops."""
+    import os, signal, sys, time
+    sys.path.insert(0, {repo!r})
+    from engine.events import EventWriter
+    from engine.runs import RunLock
+    args = sys.argv[2:]
+    run = args[args.index("--run") + 1]
+    run_dir = os.path.join(os.environ["DEEPDIVE_CHECKPOINTS"], run)
+    resume = "--resume" in args
+    stop = []
+    signal.signal(signal.SIGINT, lambda *a: stop.append(1))
+    with RunLock(run_dir):
+        ev = EventWriter(run_dir)
+        ev.emit("run_start", pid=os.getpid(), preset="micro", stages=["pretrain"], seed=0,
+                resumed=resume)
+        start = 50 if resume else 0
+        ev.emit("stage_start", stage="pretrain", step=start, total_steps=100000)
+        print("fake trainer running", flush=True)
+        step = start
+        while not stop:
+            step += 1
+            ev.emit("step", stage="pretrain", step=step, total_steps=100000, loss=1.0, tok_s=1.0)
+            time.sleep(0.02)
+        ev.emit("checkpoint", stage="pretrain", step=step, path=os.path.join(run_dir, "base"))
+        ev.emit("run_end", status="stopped", reason=f"pretrain stopped at step {{step}}")
+''')
+
+
+async def wait_for(pilot, predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await pilot.pause(0.1)
+    return predicate()
+
+
+async def test_new_stop_resume_spawn_and_signal_the_trainer(root, tmp_path, monkeypatch):
+    script = tmp_path / "fake_trainer.py"
+    script.write_text(FAKE_TRAINER.format(repo=str(Path(__file__).resolve().parent.parent)))
+    monkeypatch.setattr(train_proc, "deepdive_command", lambda: [sys.executable, str(script)])
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(TrainPane)
+        await pilot.pause(0.1)
+        app.query_one("#train-preset", Select).value = "micro"
+        await pilot.press("n")
+        child = pane.child
+        assert child is not None
+        run_dir = pane.child_dir
+        assert run_dir.parent == root and run_dir.name.startswith("micro-s0-")
+        assert await wait_for(pilot, lambda: "training" in plain(app, "#train-status"))
+        assert app.query_one("#train-run", Select).value == run_dir.name
+        await pilot.press("s")  # SIGINT: the trainer writes its checkpoint and run_end
+        assert child.wait(timeout=10) == 0
+        assert await wait_for(pilot, lambda: "Resume" in plain(app, "#train-status"))
+        assert "fake trainer running" in (run_dir / train_proc.LOG_FILE).read_text()
+        await pilot.press("r")
+        resumed = pane.child
+        assert resumed is not None and resumed is not child
+        assert await wait_for(pilot, lambda: "training" in plain(app, "#train-status"))
+        await pilot.press("s")
+        assert resumed.wait(timeout=10) == 0
+        assert await wait_for(pilot, lambda: "stopped" in plain(app, "#train-status"))
+
+
+async def test_stop_without_a_trainer_says_so(root):
+    make_finished_run(root / "done")
+    app = Host(run="done")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("s")
+        await pilot.pause(0.05)
+        assert any("no trainer is running" in n.message for n in app._notifications)
