@@ -44,6 +44,14 @@ def load_report(run_dir: Path) -> tuple[dict | None, str | None]:
     return report, None
 
 
+def run_names(root: Path) -> list[str]:
+    """Runs under ``root``: those ``list_runs`` knows plus any folder holding a report.json."""
+    names = {r.name for r in list_runs(root)}
+    if root.is_dir():
+        names |= {d.name for d in root.iterdir() if (d / REPORT_FILE).is_file()}
+    return sorted(names)
+
+
 def fmt_score(value: Any) -> str:
     """A pass rate in 0..1 as a percentage; other numbers as they are; missing as "—"."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
@@ -132,10 +140,10 @@ class ReportPane(Vertical):
 
     def on_mount(self) -> None:
         self._refresh_runs(force=True)
-        runs = list_runs(checkpoints_root())
+        root = checkpoints_root()
         wanted = getattr(self.app, "run_name", None)
-        names = [r.name for r in runs]
-        with_report = [r.name for r in runs if (r.path / REPORT_FILE).is_file()]
+        names = run_names(root)
+        with_report = [n for n in names if (root / n / REPORT_FILE).is_file()]
         pick = wanted if wanted in names else (with_report[-1] if with_report else None)
         if pick:
             self.query_one("#report-run-a", Select).value = pick
@@ -154,8 +162,8 @@ class ReportPane(Vertical):
         if not force and mtime == self._root_mtime:
             return
         self._root_mtime = mtime
-        options = [(r.name + ("" if (r.path / REPORT_FILE).is_file() else " (no report)"), r.name)
-                   for r in list_runs(root)]
+        options = [(name + ("" if (root / name / REPORT_FILE).is_file() else " (no report)"), name)
+                   for name in run_names(root)]
         for sid in ("#report-run-a", "#report-run-b"):
             select = self.query_one(sid, Select)
             current = select.value
