@@ -71,8 +71,8 @@ class KVCache:
         self.n_layer, self.batch, self.max_len = n_layer, batch, max_len
         self.device = torch.device(device)
         self.pos = 0  # slots filled so far (the same for every row; padding counts as filled)
-        self.k: Tensor | None = None  # (n_layer, B, H, max_len, D), allocated on first use
-        self.v: Tensor | None = None
+        self.k: list[Tensor] = []  # per layer (B, H, max_len, D), allocated on first use
+        self.v: list[Tensor] = []
         self.pad = None
         self.pad_min = 0
         if pad is not None and any(pad):
@@ -112,16 +112,17 @@ class KVCache:
     def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Store this step's k, v (B, H, T, D) for one layer; return all of them so far."""
         B, H, T, D = k.shape
-        if self.k is None:
-            shape = (self.n_layer, B, H, self.max_len, D)
-            self.k = torch.zeros(shape, dtype=k.dtype, device=k.device)
-            self.v = torch.zeros(shape, dtype=v.dtype, device=v.device)
+        if not self.k:
+            shape = (B, H, self.max_len, D)
+            self.k = [k.new_zeros(shape) for _ in range(self.n_layer)]
+            self.v = [v.new_zeros(shape) for _ in range(self.n_layer)]
         end = self.pos + T
         if end > self.max_len:
             raise ValueError(f"KV cache is full: {end} slots needed, {self.max_len} allocated")
-        self.k[layer, :, :, self.pos:end] = k
-        self.v[layer, :, :, self.pos:end] = v
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+        k_all, v_all = self.k[layer], self.v[layer]
+        k_all[:, :, self.pos:end] = k
+        v_all[:, :, self.pos:end] = v
+        return k_all[:, :, :end], v_all[:, :, :end]
 
     def advance(self, T: int) -> None:
         self.pos += T

@@ -184,10 +184,16 @@ def generate_batch(model, prompts: list[list[int]], settings: SampleSettings,
             cache = model.new_cache(batch=B, max_len=width + steps, pad=pad)
             logits, _ = model(idx, cache=cache, last_only=True)
             for step in range(steps):
-                token = draw(sampling_probs(logits[:, -1], settings), settings, generator)
+                last = logits[:, -1]
+                if settings.temperature <= 0:
+                    token = last.argmax(dim=-1)  # greedy needs no probabilities
+                else:
+                    token = draw(sampling_probs(last, settings), settings, generator)
                 out[:, step] = token
-                n_new += (~done).long()
-                done = done | torch.isin(token, stops) | (n_new >= budget)
+                n_new += ~done
+                done = done | (n_new >= budget)
+                if len(stops):
+                    done = done | torch.isin(token, stops)
                 if step + 1 == steps or bool(done.all()):
                     break
                 logits, _ = model(token[:, None], cache=cache)

@@ -1,0 +1,129 @@
+"""Decode speed: KV cache vs recomputing the context, batched decoding, and ours vs transformers.
+
+    python bench/decode.py [--layers 4 --embd 128 --vocab 1024 --context 512 --threads 1]
+
+1. One sequence grown greedily from a 16-token prompt to ``--context`` tokens, (a) with the KV
+   cache (engine.sampler.generate_batch) and (b) nanoGPT-style, running the whole context again
+   for every new token. Both must produce the same tokens; we report tokens/s and the speedup.
+2. Batched decoding: 16 prompts x 256 new tokens through generate_batch; total tokens/s.
+3. The same random GPT-2-format weights in transformers' GPT2LMHeadModel and in ours
+   (engine.gpt2.convert_state_dict): greedy ``generate`` (with its cache) vs our decoder,
+   same tokens required; tokens/s of each.
+
+Times are the best of ``--repeats`` runs. The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from engine.gpt2 import convert_state_dict
+from engine.model import GPT, GPTConfig
+from engine.sampler import SampleSettings, generate_batch
+
+
+def best_time(fn, repeats: int) -> tuple[float, object]:
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+@torch.inference_mode()
+def decode_recompute(model: GPT, prompt: list[int], n: int) -> list[int]:
+    """Greedy decoding without a cache: the whole sequence goes through the model every step."""
+    ids = torch.tensor([prompt])
+    for _ in range(n):
+        logits, _ = model(ids)
+        ids = torch.cat([ids, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return ids[0, len(prompt):].tolist()
+
+
+def bench_cache(args) -> dict:
+    torch.manual_seed(0)
+    cfg = GPTConfig(vocab_size=args.vocab, block_size=args.context, n_layer=args.layers,
+                    n_head=args.heads, n_embd=args.embd)
+    model = GPT(cfg).eval()
+    prompt = torch.randint(0, args.vocab, (16,)).tolist()
+    n = args.context - len(prompt)
+    greedy = SampleSettings(temperature=0, max_tokens=n)
+    t_cache, with_cache = best_time(lambda: generate_batch(model, [prompt], greedy), args.repeats)
+    t_full, without = best_time(lambda: decode_recompute(model, prompt, n),
+                                max(1, args.repeats - 1))
+    assert with_cache[0] == without, "KV-cache decoding diverged from full recompute"
+
+    prompts = [torch.randint(0, args.vocab, (16,)).tolist() for _ in range(16)]
+    s = SampleSettings(temperature=1.0, top_k=50, max_tokens=256, seed=0)
+    t_batch, rows = best_time(lambda: generate_batch(model, prompts, s), args.repeats)
+    n_batch = sum(len(r) for r in rows)
+    return {"params": model.num_params(), "config": cfg.to_dict(), "new_tokens": n,
+            "kv_cache_tok_s": round(n / t_cache, 1), "recompute_tok_s": round(n / t_full, 1),
+            "kv_speedup": round(t_full / t_cache, 2),
+            "batch16_tok_s": round(n_batch / t_batch, 1),
+            "batch16_speedup_vs_single": round((n_batch / t_batch) / (n / t_cache), 2)}
+
+
+def bench_vs_transformers(args) -> dict:
+    try:
+        from transformers import GPT2Config, GPT2LMHeadModel
+    except ImportError:
+        return {"skipped": "transformers is not installed"}
+    torch.manual_seed(0)
+    hf_cfg = GPT2Config(vocab_size=args.vocab, n_positions=args.context, n_embd=args.embd,
+                        n_layer=args.layers, n_head=args.heads)
+    hf = GPT2LMHeadModel(hf_cfg).eval()
+    ours = GPT(GPTConfig(vocab_size=args.vocab, block_size=args.context, n_layer=args.layers,
+                         n_head=args.heads, n_embd=args.embd, arch="gpt2"))
+    ours.load_state_dict(convert_state_dict(hf.state_dict()), strict=False)
+    ours.eval()
+    prompt = torch.randint(0, args.vocab, (1, 16))
+    n = args.hf_tokens
+
+    def run_hf():
+        with torch.inference_mode():
+            out = hf.generate(prompt, max_new_tokens=n, min_new_tokens=n, do_sample=False,
+                              use_cache=True, pad_token_id=0, eos_token_id=None)
+        return out[0, 16:].tolist()
+
+    greedy = SampleSettings(temperature=0, max_tokens=n)
+    t_hf, hf_ids = best_time(run_hf, args.repeats)
+    t_ours, our_ids = best_time(lambda: generate_batch(ours, [prompt[0].tolist()], greedy),
+                                args.repeats)
+    same = our_ids[0] == hf_ids
+    return {"new_tokens": n, "transformers_tok_s": round(n / t_hf, 1),
+            "ours_tok_s": round(n / t_ours, 1), "speedup_vs_transformers": round(t_hf / t_ours, 2),
+            "same_tokens": same}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--embd", type=int, default=128)
+    p.add_argument("--vocab", type=int, default=1024)
+    p.add_argument("--context", type=int, default=512)
+    p.add_argument("--hf-tokens", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: torch's choice); 1 is steadier on a busy machine")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = {"bench": "decode", "threads": torch.get_num_threads(), "torch": torch.__version__}
+    result["cache"] = bench_cache(args)
+    print(f"KV cache {result['cache']['kv_cache_tok_s']} tok/s vs recompute "
+          f"{result['cache']['recompute_tok_s']} tok/s ({result['cache']['kv_speedup']}x); "
+          f"batch 16: {result['cache']['batch16_tok_s']} tok/s", flush=True)
+    result["transformers"] = bench_vs_transformers(args)
+    print(f"vs transformers: {result['transformers']}", flush=True)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
