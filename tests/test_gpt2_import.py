@@ -123,7 +123,8 @@ class FixtureServer:
     """Serves files at /<name>/resolve/main/<file> on 127.0.0.1, honouring Range; can cut the
     first response of a file midway, the way a dropped connection does."""
 
-    def __init__(self, root, cut_first: set[str] = frozenset(), cut_always: set[str] = frozenset()):
+    def __init__(self, root, cut_first: set[str] = frozenset(), cut_always: set[str] = frozenset(),
+                 redirect: bool = False):
         self.root, self.requests = root, []
         server = self
 
@@ -133,6 +134,11 @@ class FixtureServer:
 
             def do_GET(self):
                 file = self.path.rsplit("/", 1)[-1]
+                if redirect and "/resolve/" in self.path:  # the Hub sends big files to a CDN
+                    self.send_response(302)
+                    self.send_header("Location", f"/cdn/{file}")
+                    self.end_headers()
+                    return
                 path = server.root / file
                 server.requests.append((file, self.headers.get("Range")))
                 if not path.is_file():
@@ -166,7 +172,7 @@ class FixtureServer:
 
 def test_download_resumes_an_interrupted_transfer(hf_folder, tmp_path, monkeypatch):
     folder, _ = hf_folder
-    server = FixtureServer(folder, cut_first={"model.safetensors"})
+    server = FixtureServer(folder, cut_first={"model.safetensors"}, redirect=True)
     monkeypatch.setenv("DEEPDIVE_HF_BASE", server.url)
     seen = []
     try:
