@@ -206,19 +206,20 @@ def prepare_prompt(tok, text: str, chat: bool = False) -> tuple[list[int], list[
     """(prompt ids, stop ids) for a user's text, as the CLI and the Sample pane both need.
 
     chat: a one-turn conversation ready for the assistant's reply; stops at <|assistant_end|>.
-    raw: a document that starts at <|bos|> (or GPT-2's <|endoftext|>); stops at the next one.
+    raw: a document that starts at <|bos|> (GPT-2: <|endoftext|>) and stops at the next one.
     User text is always encoded as ordinary text, never as special tokens.
     """
-    specials = getattr(tok, "specials", {})
-    if chat:
-        if "<|assistant_end|>" not in specials:
-            raise ValueError("this model's tokenizer has no chat tokens (<|assistant_start|> ...);"
-                             " sample it without chat mode")
-        from engine.chat import render_prompt
+    from engine.chat import has_chat_format, render_document, render_prompt
 
+    if chat:
+        if has_chat_format(tok) != "deepdive":
+            raise ValueError("this model's tokenizer has no chat tokens (<|user_start|> ...): "
+                             "sample it as a raw document, without chat mode")
         ids = render_prompt(tok, [{"role": "user", "content": text}])
-        return ids, [specials["<|assistant_end|>"]]
-    for name in ("<|bos|>", "<|endoftext|>"):
-        if name in specials:
-            return [specials[name]] + tok.encode(text), [specials[name]]
+        return ids, [tok.special_id("<|assistant_end|>")]
+    if "<|bos|>" in tok.specials:
+        return render_document(tok, text), [tok.special_id("<|bos|>")]
+    if "<|endoftext|>" in tok.specials:  # GPT-2's document separator
+        eot = tok.special_id("<|endoftext|>")
+        return [eot, *tok.encode(text)], [eot]
     return tok.encode(text), []

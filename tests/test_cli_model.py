@@ -18,13 +18,16 @@ class ByteTokenizer:
     """A stand-in tokenizer: ids 0..255 are bytes, then the chat specials."""
 
     def __init__(self):
-        names = ["<|bos|>", "<|user_start|>", "<|user_end|>", "<|assistant_start|>",
-                 "<|assistant_end|>"]
+        from engine.chat import SPECIAL_TOKENS as names
+
         self.specials = {n: 256 + i for i, n in enumerate(names)}
         self.n_vocab = 256 + len(names)
 
     def encode(self, text):
         return list(text.encode("utf-8"))
+
+    def special_id(self, name):
+        return self.specials[name]
 
     def token_bytes(self, i):
         names = {v: k for k, v in self.specials.items()}
@@ -36,7 +39,7 @@ class ByteTokenizer:
 
 def tiny(block=64) -> GPT:
     torch.manual_seed(0)
-    return GPT(GPTConfig(vocab_size=261, block_size=block, n_layer=2, n_head=2, n_embd=32))
+    return GPT(GPTConfig(vocab_size=263, block_size=block, n_layer=2, n_head=2, n_embd=32))
 
 
 @pytest.fixture
@@ -101,11 +104,9 @@ def test_sample_long_prompt_shows_truncation_notice(fake_run):
 
 def test_sample_chat_mode_uses_the_template(fake_run):
     result = runner.invoke(app, ["sample", "--run", "r1", "--chat", "-n", "3", "--json", "hey"])
-    # engine.chat renders the turn; it may be absent while the tokenizer helper builds it.
-    if "engine.chat" in str(result.exception):
-        pytest.skip("engine.chat not built yet")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout.splitlines()[-1])["prompt_tokens"] > len("hey") + 2
+    # <|bos|> <|user_start|> h e y <|user_end|> <|assistant_start|>
+    assert json.loads(result.stdout.splitlines()[-1])["prompt_tokens"] == 7
 
 
 def test_sample_errors_exit_2(root):

@@ -26,6 +26,9 @@ class ByteTokenizer:
     def encode(self, text):
         return list(text.encode("utf-8"))
 
+    def special_id(self, name):
+        return self.specials[name]
+
     def token_bytes(self, i):
         names = {v: k for k, v in self.specials.items()}
         return names[i].encode() if i in names else bytes([i])
@@ -212,5 +215,5 @@ def test_generate_batch_seeded_and_diverse():
 def test_prepare_prompt_raw_and_errors():
     ids, stops = prepare_prompt(TOK, "<|bos|>hi")
     assert ids == [256] + TOK.encode("<|bos|>hi") and stops == [256]  # user text stays text
-    with pytest.raises(ValueError, match="chat"):
-        prepare_prompt(type("T", (), {"specials": {}, "encode": TOK.encode})(), "hi", chat=True)
+    with pytest.raises(ValueError, match="no chat tokens"):
+        prepare_prompt(TOK, "hi", chat=True)  # bos and assistant_end alone are not a chat format
