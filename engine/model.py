@@ -71,6 +71,7 @@ class KVCache:
         self.n_layer, self.batch, self.max_len = n_layer, batch, max_len
         self.device = torch.device(device)
         self.pos = 0  # slots filled so far (the same for every row; padding counts as filled)
+        self.slots = torch.arange(max_len, device=self.device)  # sliced, not rebuilt, each step
         self.k: list[Tensor] = []  # per layer (B, H, max_len, D), allocated on first use
         self.v: list[Tensor] = []
         self.pad = None
@@ -83,7 +84,7 @@ class KVCache:
 
     def positions(self, T: int) -> Tensor:
         """Position ids of the next T slots: (1, T), or (B, T) when rows are padded."""
-        slots = torch.arange(self.pos, self.pos + T, device=self.device)
+        slots = self.slots[self.pos : self.pos + T]
         if self.pad is None:
             return slots[None]
         return (slots[None] - self.pad[:, None]).clamp(min=0)
@@ -100,8 +101,8 @@ class KVCache:
                 return None, False  # one new token may look at everything before it
             if self.pos == 0:
                 return None, True  # plain prefill: the usual causal triangle
-        q = torch.arange(self.pos, S, device=self.device)[:, None]  # (T, 1) query slots
-        k = torch.arange(S, device=self.device)[None]  # (1, S) key slots
+        q = self.slots[self.pos : S, None]  # (T, 1) query slots
+        k = self.slots[None, :S]  # (1, S) key slots
         mask = (k <= q)[None]  # (1, T, S)
         if self.pad is not None:
             real = k[None] >= self.pad[:, None, None]  # (B, 1, S): not padding
@@ -120,9 +121,9 @@ class KVCache:
         if end > self.max_len:
             raise ValueError(f"KV cache is full: {end} slots needed, {self.max_len} allocated")
         k_all, v_all = self.k[layer], self.v[layer]
-        k_all[:, :, self.pos:end] = k
-        v_all[:, :, self.pos:end] = v
-        return k_all[:, :, :end], v_all[:, :, :end]
+        k_all.narrow(2, self.pos, T).copy_(k)
+        v_all.narrow(2, self.pos, T).copy_(v)
+        return k_all.narrow(2, 0, end), v_all.narrow(2, 0, end)
 
     def advance(self, T: int) -> None:
         self.pos += T
@@ -161,7 +162,7 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             k, v = cache.update(layer, k, v)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal)
-        return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
+        return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
 
 
 class MLP(nn.Module):
