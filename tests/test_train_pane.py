@@ -205,6 +205,25 @@ async def test_new_stop_resume_spawn_and_signal_the_trainer(root, tmp_path, monk
     script = tmp_path / "fake_trainer.py"
     script.write_text(FAKE_TRAINER.format(repo=str(Path(__file__).resolve().parent.parent)))
     monkeypatch.setattr(train_proc, "deepdive_command", lambda: [sys.executable, str(script)])
+    spawned = []
+    real_spawn = train_proc.spawn_trainer
+
+    def spawn(run_dir, args):
+        spawned.append(real_spawn(run_dir, args))
+        return spawned[-1]
+
+    monkeypatch.setattr(train_proc, "spawn_trainer", spawn)
+    try:
+        await _new_stop_resume(root)
+    finally:
+        for child in spawned:  # a failing assertion must not leave a trainer behind
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    assert len(spawned) == 2
+
+
+async def _new_stop_resume(root: Path) -> None:
     app = Host()
     async with app.run_test(size=(80, 24)) as pilot:
         pane = app.query_one(TrainPane)

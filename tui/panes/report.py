@@ -122,6 +122,8 @@ class ReportPane(Vertical):
         Binding("b", "pick('b')", "Compare with"),
     ]
 
+    can_focus = True  # so a / b work right after switching to the tab
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.reports: list[tuple[str, dict]] = []  # (run name, report) shown, A first
@@ -150,6 +152,11 @@ class ReportPane(Vertical):
         else:
             self.show_report()
         self.set_interval(POLL_S, self._tick)
+
+    def on_show(self) -> None:
+        focused = self.app.focused
+        if focused is None or self not in focused.ancestors_with_self:
+            self.focus()
 
     # ---- runs ----------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from tui.panes import train_proc
 from tui.panes.train_plot import BraillePlot, Curve
 
 POLL_S = 0.25  # how often the events file is looked at (a stat; reads only when it grew)
+DRAW_MIN_S = 0.5  # a training run redraws at most twice a second, however fast it logs
 PRESETS = ("tiny", "micro", "small")
 STAGE_TITLES = {"sft": "SFT", "rl": "RL"}
 # Curves per stage: (plot title, [(series, label, colour)]); other stages show what they have.
@@ -133,6 +134,8 @@ class TrainPane(Vertical):
         Binding("c", "cycle_curves", "Curves"),
     ]
 
+    can_focus = True  # so its keys work right after switching to the tab
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.watch: RunWatch | None = None
@@ -140,9 +143,11 @@ class TrainPane(Vertical):
         self.child_dir: Path | None = None
         self.stop_requests = 0
         self.curve_stage: str | None = None  # None: follow the running stage
-        self._drawn_version = -1
         self._runs_mtime = None
         self._last_stats = 0.0
+        self._shown: dict[str, object] = {}  # what each part shows now, to skip equal updates
+        self._dirty = False  # events arrived since the last draw
+        self._drawn_at = 0.0
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="train-controls"):
@@ -170,6 +175,11 @@ class TrainPane(Vertical):
         self._draw()
         self.set_interval(POLL_S, self._tick)
 
+    def on_show(self) -> None:
+        focused = self.app.focused
+        if focused is None or self not in focused.ancestors_with_self:
+            self.focus()
+
     # ---- following -----------------------------------------------------------------------
 
     def attach(self, run_dir: Path) -> None:
@@ -177,8 +187,8 @@ class TrainPane(Vertical):
         self.watch = None
         self.curve_stage = None
         self.stop_requests = 0
-        self._drawn_version = -1
-        self.query_one("#train-status", Static).update(f"reading {run_dir.name} …")
+        self._shown.clear()
+        self._set("#train-status", f"reading {run_dir.name} …")
         self._load(run_dir)
 
     @work(thread=True, exclusive=True, group="train-load")
@@ -200,9 +210,10 @@ class TrainPane(Vertical):
         self._refresh_runs()
         if self.watch is None:
             return
-        changed = self.watch.refresh(1 << 20, self._child_alive(self.watch.run_dir))
+        if self.watch.refresh(1 << 20, self._child_alive(self.watch.run_dir)):
+            self._dirty = True
         now = time.monotonic()
-        if changed:
+        if self._dirty and now - self._drawn_at >= DRAW_MIN_S:
             self._draw()
         elif self.watch.state.alive and now - self._last_stats >= 1.0:
             self._draw_stats()  # elapsed and memory move even between events
@@ -254,19 +265,33 @@ class TrainPane(Vertical):
     # ---- drawing -------------------------------------------------------------------------
 
     def _draw(self) -> None:
+        """Update the parts whose text changed (called at most every DRAW_MIN_S by the tick)."""
         watch = self.watch
-        status = self.query_one("#train-status", Static)
         if watch is None:
-            self.query_one("#train-track", Static).update("")
-            self.query_one("#train-stats", Static).update("")
+            self._set("#train-track", "")
+            self._set("#train-stats", "")
             return
         state = watch.state
-        self._drawn_version = state.version
-        status.update(self._status_text(watch))
-        self.query_one("#train-track", Static).update(track_table(state))
+        self._dirty, self._drawn_at = False, time.monotonic()
+        self._set("#train-status", self._status_text(watch))
+        cells = [(st.name, stage_cell(st, state.ended)) for st in state.ordered_stages()]
+        key = tuple((name, cell.plain) for name, cell in cells)
+        if key != self._shown.get("#train-track"):
+            self._shown["#train-track"] = key
+            self.query_one("#train-track", Static).update(track_table(state), layout=False)
         self._draw_stats()
+        samples_key = (len(state.samples), id(state.samples[-1]) if state.samples else None)
+        if samples_key != self._shown.get("samples"):
+            self._shown["samples"] = samples_key
+            self._draw_samples(state)
         self._draw_curves(state)
-        self._draw_samples(state)
+
+    def _set(self, selector: str, content: Text | str) -> None:
+        """Static.update only when the text differs (an update costs a repaint)."""
+        plain = content.plain if isinstance(content, Text) else content
+        if self._shown.get(selector) != plain:
+            self._shown[selector] = plain
+            self.query_one(selector, Static).update(content, layout=False)  # fixed height
 
     def _status_text(self, watch: RunWatch) -> Text:
         state = watch.state
@@ -318,7 +343,7 @@ class TrainPane(Vertical):
             f"ETA {fmt_duration(st.eta_s() if st else None)}",
             f"mem {mem}",
         ]
-        self.query_one("#train-stats", Static).update(" · ".join(parts))
+        self._set("#train-stats", " · ".join(parts))
 
     def curves_stage(self, state: RunState) -> str | None:
         """The stage whose curves are shown: the chosen one, else running, else latest with data."""

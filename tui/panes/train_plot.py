@@ -86,9 +86,15 @@ class BraillePlot(Widget):
         for r in range(rows):
             label = labels[0] if r == 0 else labels[1] if r == rows - 1 else ""
             out.append(label.rjust(lw - 1) + "┤" if label else " " * (lw - 1) + "│", style="dim")
-            for cc in range(cols):
-                m = mask[r][cc]
-                out.append(chr(0x2800 + m) if m else " ", style=color[r][cc] or "")
+            # one span per run of same-coloured cells, not one per cell: ~50× fewer spans
+            row_mask, row_color = mask[r], color[r]
+            start = 0
+            for cc in range(1, cols + 1):
+                if cc < cols and row_color[cc] == row_color[start]:
+                    continue
+                chunk = "".join(chr(0x2800 + m) if m else " " for m in row_mask[start:cc])
+                out.append(chunk, style=row_color[start] or "")
+                start = cc
             if r < rows - 1:
                 out.append("\n")
         return out
