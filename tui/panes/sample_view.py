@@ -1,0 +1,328 @@
+"""Widgets of the Sample pane: the token stream shaded by probability, and one token's
+distribution drawn as bars.
+
+``TokenView`` draws with the Line API (only the visible lines are rendered, each from a small
+list of pieces), so a stream of thousands of tokens stays cheap: appending a batch lays out just
+the new tokens, and a resize lays everything out again once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.cells import cell_len
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import Static
+
+# Probability bands: (upper bound, background, legend label). Surprising tokens are red,
+# confident ones green, so a glance shows where the model hesitated.
+BANDS = [
+    (0.05, "#8b1a1a", "<5%"),
+    (0.20, "#8a4b08", "5–20%"),
+    (0.50, "#6b6b00", "20–50%"),
+    (0.80, "#2e6b2e", "50–80%"),
+    (1.01, "#145214", "≥80%"),
+]
+VISIBLE = {"\n": "↵", "\t": "⇥", "\r": "␍"}  # whitespace that would otherwise vanish
+
+
+def band_colour(prob: float) -> str:
+    return next((colour for upper, colour, _ in BANDS if prob < upper), BANDS[-1][1])
+
+
+def band_style(prob: float) -> Style:
+    return Style(bgcolor=band_colour(prob), color="#ffffff")
+
+
+def legend() -> Text:
+    text = Text("p: ", style="dim")
+    for _, colour, label in BANDS:
+        text.append(f" {label} ", style=Style(bgcolor=colour, color="#ffffff"))
+    return text
+
+
+def visible(text: str) -> str:
+    """A token's text with newlines/tabs shown as symbols and other control characters escaped."""
+    out = []
+    for ch in text:
+        if ch in VISIBLE:
+            out.append(VISIBLE[ch])
+        elif ch < " " or ch == "\x7f":
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def label(text: str) -> str:
+    """A token as a list entry: leading/trailing spaces visible as ␣."""
+    shown = visible(text)
+    stripped = shown.strip(" ")
+    lead = len(shown) - len(shown.lstrip(" "))
+    trail = len(shown) - len(shown.rstrip(" "))
+    return "␣" * lead + stripped + "␣" * trail if shown else "∅"
+
+
+@dataclass
+class Chip:
+    """One thing in the stream: the prompt (index -1, dim) or a sampled token."""
+
+    text: str  # as displayed (visible())
+    index: int  # token index, -1 for the prompt
+    prob: float
+    newline: bool  # the token ended a line: the next chip starts a new one
+
+
+class TokenView(ScrollView, can_focus=True):
+    """The sampled tokens, each on a background shaded by its probability; ←/→ select one."""
+
+    DEFAULT_CSS = """
+    TokenView { background: $surface; padding: 0 1; }
+    TokenView:focus { background: $surface-lighten-1; }
+    """
+    BINDINGS = [
+        Binding("left", "move(-1)", "Prev token", show=False),
+        Binding("right", "move(1)", "Next token", show=False),
+        Binding("home", "move_to(0)", "First token", show=False),
+        Binding("end", "move_to(-1)", "Last token", show=False),
+    ]
+
+    selected: reactive[int | None] = reactive(None)
+
+    class Selected(Message):
+        """A token was selected (by key or mouse); index into the sampled tokens, or None."""
+
+        def __init__(self, index: int | None):
+            super().__init__()
+            self.index = index
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.chips: list[Chip] = []
+        self.n_tokens = 0
+        self.pending = False  # step mode: a token is being drawn; show a placeholder
+        # lines of pieces: (chip number, text piece, cell width)
+        self._lines: list[list[tuple[int, str, int]]] = [[]]
+        self._line_width = 0
+        self._layout_width = 0
+
+    # --------------------------------------------------------------- content
+
+    def clear(self, prompt: str = "") -> None:
+        self.chips.clear()
+        self.n_tokens = 0
+        self.pending = False
+        self.selected = None
+        if prompt:
+            self.chips.append(Chip(visible(prompt), -1, 1.0, False))
+        self._relayout()
+
+    def add_tokens(self, items: list[tuple[str, float]]) -> None:
+        """Append sampled tokens: (text, probability) each."""
+        at_end = self.scroll_offset.y >= self.max_scroll_y
+        first = len(self.chips)
+        for text, prob in items:
+            self.chips.append(Chip(visible(text), self.n_tokens, prob, text.endswith("\n")))
+            self.n_tokens += 1
+        for i in range(first, len(self.chips)):
+            self._place(i)
+        self._update_size(scroll=at_end)
+
+    def set_pending(self, pending: bool) -> None:
+        self.pending = pending
+        self._update_size(scroll=True)
+
+    # --------------------------------------------------------------- layout
+
+    def _relayout(self) -> None:
+        self._layout_width = self._width()
+        self._lines = [[]]
+        self._line_width = 0
+        for i in range(len(self.chips)):
+            self._place(i)
+        self._update_size(scroll=True)
+
+    def _width(self) -> int:
+        return max(self.scrollable_content_region.width, 8)
+
+    def _place(self, i: int) -> None:
+        """Lay chip i after the last one: a token that does not fit moves whole to the next
+        line (unless it is wider than a line: then it is cut), the prompt wraps by character."""
+        chip, width = self.chips[i], self._layout_width or self._width()
+        text = chip.text
+        if chip.index >= 0 and 0 < self._line_width and self._line_width + cell_len(text) > width:
+            self._new_line()
+        piece = ""
+        for ch in text:
+            w = cell_len(ch)
+            if self._line_width + cell_len(piece) + w > width:
+                self._push(i, piece)
+                self._new_line()
+                piece = ""
+            piece += ch
+        self._push(i, piece)
+        if chip.newline:
+            self._new_line()
+
+    def _push(self, i: int, piece: str) -> None:
+        if piece:
+            w = cell_len(piece)
+            self._lines[-1].append((i, piece, w))
+            self._line_width += w
+
+    def _new_line(self) -> None:
+        self._lines.append([])
+        self._line_width = 0
+
+    def _update_size(self, scroll: bool) -> None:
+        self.virtual_size = Size(self._layout_width, len(self._lines) + 1)  # +1: pending chip
+        if scroll:
+            self.scroll_end(animate=False, immediate=False, x_axis=False)
+        self.refresh()
+
+    def on_resize(self) -> None:
+        if self._width() != self._layout_width:
+            self._relayout()
+
+    # --------------------------------------------------------------- drawing
+
+    def render_line(self, y: int) -> Strip:
+        n = y + self.scroll_offset.y
+        base = self.rich_style
+        width = self.scrollable_content_region.width
+        segments: list[Segment] = []
+        if n < len(self._lines):
+            for i, piece, _ in self._lines[n]:
+                segments.append(Segment(piece, base + self._chip_style(i)))
+        if self.pending and n == len(self._lines) - 1:
+            segments.append(Segment(" ⚄ ", base + Style(reverse=True, blink=False, bold=True)))
+        return Strip(segments).extend_cell_length(width, base).crop(0, width)
+
+    def _chip_style(self, i: int) -> Style:
+        chip = self.chips[i]
+        if chip.index < 0:
+            return Style(dim=True, italic=True)
+        style = band_style(chip.prob)
+        if chip.index == self.selected:
+            style += Style(reverse=True, bold=True, underline=True)
+        return style
+
+    # --------------------------------------------------------------- selection
+
+    def watch_selected(self, old: int | None, new: int | None) -> None:
+        self.refresh()
+        self.post_message(self.Selected(new))
+        if new is not None:
+            line = self._line_of(new)
+            if line is not None:
+                self.scroll_to_region(_row(line), animate=False, immediate=False)
+
+    def _line_of(self, token: int) -> int | None:
+        for n, line in enumerate(self._lines):
+            if any(self.chips[i].index == token for i, _, _ in line):
+                return n
+        return None
+
+    def action_move(self, delta: int) -> None:
+        if not self.n_tokens:
+            return
+        current = self.n_tokens if self.selected is None else self.selected
+        self.selected = min(max(current + delta, 0), self.n_tokens - 1)
+
+    def action_move_to(self, index: int) -> None:
+        if self.n_tokens:
+            self.selected = index % self.n_tokens
+
+    def token_at(self, x: int, y: int) -> int | None:
+        """The token index under content cell (x, y), or None."""
+        n = y + self.scroll_offset.y
+        if not 0 <= n < len(self._lines):
+            return None
+        col = 0
+        for i, _, w in self._lines[n]:
+            if col <= x < col + w:
+                index = self.chips[i].index
+                return index if index >= 0 else None
+            col += w
+        return None
+
+    def on_click(self, event) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        index = self.token_at(offset.x, offset.y)
+        if index is not None:
+            self.selected = index
+
+
+def _row(line: int):
+    from textual.geometry import Region
+
+    return Region(0, line, 1, 1)
+
+
+class DistributionView(Static):
+    """The distribution one token was drawn from: top-k bars, the drawn token marked."""
+
+    DEFAULT_CSS = """
+    DistributionView { width: 34; height: 1fr; padding: 0 1; border-left: vkey $primary 50%; }
+    """
+    BAR = 8
+    LABEL = 10
+
+    def __init__(self, **kwargs):
+        super().__init__("", **kwargs)
+        # what is shown, for tests and screen readers: (id, text, prob, chosen)
+        self.rows: list[tuple[int, str, float, bool]] = []
+        self.show_hint()
+
+    def show_hint(self, extra: str = "") -> None:
+        self.rows = []
+        text = Text()
+        text.append("Distribution\n", style="bold")
+        text.append("Each token was drawn at random from the model's next-token "
+                    "probabilities. Select a token (Tab to the stream, ←/→ or click) to "
+                    "see what else it could have been.\n\n", style="dim")
+        if extra:
+            text.append(extra + "\n\n")
+        text.append_text(legend())
+        self.update(text)
+
+    def show(self, event, title: str, drawn: bool = True) -> None:
+        """Bars for a TokenEvent's alternatives; ``drawn`` False hides which one was drawn
+        (step mode shows the dice before the roll)."""
+        top = list(event.top)
+        rows = [(i, t, p, drawn and i == event.id) for i, t, p in top]
+        if drawn and all(i != event.id for i, _, _ in top):
+            rows.append((event.id, event.text, event.prob, True))  # drawn from the tail
+        self.rows = rows
+        text = Text()
+        text.append(title + "\n", style="bold")
+        if drawn:
+            text.append("drawn: ", style="dim")
+            text.append(label(event.text), style=band_style(event.prob))
+            text.append(f"  p={event.prob:.1%}\n", style="dim")
+        else:
+            text.append("rolling the dice…\n", style="italic")
+        for _, t, p, chosen in rows:
+            filled = round(p * self.BAR)
+            bar = "█" * filled + "░" * (self.BAR - filled)
+            marker = " ◀" if chosen else ""
+            name = label(t)[: self.LABEL]
+            text.append(f"{name:<{self.LABEL}} ", style="bold" if chosen else "")
+            text.append(bar, style=Style(color=band_colour(p)))
+            text.append(f" {p:6.1%}{marker}\n", style="bold" if chosen else "")
+        rest = 1.0 - sum(p for _, _, p in top)  # mass of every token not listed
+        if rest > 0.0005:
+            text.append(f"{'(others)':<{self.LABEL}} {'':{self.BAR}} {rest:6.1%}\n", style="dim")
+        text.append("\n")
+        text.append_text(legend())
+        self.update(text)
