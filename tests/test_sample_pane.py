@@ -1,0 +1,281 @@
+"""Pilot tests of the Sample pane at 80x24 with tiny real (random-weight) models."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from test_client import make_toy_runs
+from textual.app import App
+from textual.widgets import Footer, Select, TextArea
+
+from tui.panes.sample import SamplePane
+from tui.panes.sample_view import DistributionView, TokenView
+
+SIZE = (80, 24)
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def runs_root(tmp_path_factory) -> Path:
+    return make_toy_runs(tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture
+def runs(runs_root, monkeypatch) -> Path:
+    monkeypatch.setenv("DEEPDIVE_CHECKPOINTS", str(runs_root))
+    return runs_root
+
+
+class Host(App):
+    """The pane alone, with its own client (no cached models shared between tests)."""
+
+    def __init__(self, run: str | None = None):
+        super().__init__()
+        self.run_name = run
+
+    def compose(self):
+        from tui.client import ModelClient
+
+        pane = SamplePane(id="sample-pane", client=ModelClient(device="cpu"))
+        pane.STEP_REVEAL_S = 0.0
+        yield pane
+        yield Footer()
+
+
+async def until(pilot, condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await pilot.pause(0.05)
+
+
+def setup(pane: SamplePane, model=("toy", "base"), prompt="The red cat", **knobs) -> None:
+    pane.query_one("#sample-model", Select).value = model
+    pane.query_one(TextArea).text = prompt
+    for name, value in knobs.items():
+        pane.query_one(f"#sample-{name}").value = str(value)
+
+
+async def generate(pilot, pane: SamplePane, key: str = "ctrl+g") -> None:
+    await pilot.press(key)
+    await until(pilot, lambda: not pane.running)
+
+
+def out_text(pane: SamplePane) -> str:
+    return "".join(e.text for e in pane.events)
+
+
+async def test_lists_runs_and_stages(runs):
+    async with Host().run_test(size=SIZE) as pilot:
+        pane = pilot.app.query_one(SamplePane)
+        picker = pane.query_one("#sample-model", Select)
+        values = [v for _, v in picker._options if isinstance(v, tuple)]
+        assert values == [("long", "base"), ("toy", "base"), ("toy", "sft")]
+        picker.value = ("toy", "sft")
+        await pilot.pause(0.05)
+        assert pane.query_one("#sample-mode", Select).value is True  # a tuned model chats
+        picker.value = ("toy", "base")
+        await pilot.pause(0.05)
+        assert pane.query_one("#sample-mode", Select).value is False  # a base model continues
+
+
+async def test_generate_streams_tokens_and_counts_them(runs):
+    async with Host().run_test(size=SIZE) as pilot:
+        pane = pilot.app.query_one(SamplePane)
+        setup(pane, max=20)
+        await generate(pilot, pane)
+        view = pane.query_one(TokenView)
+        assert len(pane.events) == 20 == view.n_tokens
+        assert [e.index for e in pane.events] == list(range(20))
+        assert pane.status_text.startswith("20 tokens")
+        assert "reached max tokens" in pane.status_text
+        # the prompt the model saw leads the stream: <|bos|> then the text
+        assert view.chips[0].index == -1 and view.chips[0].text == "<|bos|>The red cat"
+        assert all(0 < e.prob <= 1 for e in pane.events)
+
+
+async def test_chat_mode_uses_the_chat_template(runs):
+    async with Host().run_test(size=SIZE) as pilot:
+        pane = pilot.app.query_one(SamplePane)
+        setup(pane, model=("toy", "sft"), prompt="hi", max=5)
+        await pilot.pause(0.05)
+        await generate(pilot, pane)
+        prompt = pane.query_one(TokenView).chips[0].text
+        assert prompt == "<|bos|><|user_start|>hi<|user_end|><|assistant_start|>"
+        await pilot.press("ctrl+t")  # to raw mode
+        await generate(pilot, pane)
+        assert pane.query_one(TokenView).chips[0].text == "<|bos|>hi"
+
+
+async def test_select_token_shows_its_distribution(runs):
+    async with Host().run_test(size=SIZE) as pilot:
+        pane = pilot.app.query_one(SamplePane)
+        setup(pane, max=12)
+        await generate(pilot, pane)
+        view = pane.query_one(TokenView)
+        dist = pane.query_one(DistributionView)
+        view.focus()
+        await pilot.press("left", "left")  # from the end: the 11th token
+        await pilot.pause(0.05)
+        assert view.selected == 10
+        event = pane.events[10]
+        assert pane.selected_event() is event
+        probs = [p for _, _, p, _ in dist.rows]
+        assert sum(probs) <= 1 + 1e-6
+        chosen = [row for row in dist.rows if row[3]]
+        assert len(chosen) == 1 and chosen[0][0] == event.id
+        assert abs(chosen[0][2] - event.prob) < 1e-6
+        await pilot.press("home")
+        assert view.selected == 0 and [r for r in dist.rows if r[3]][0][0] == pane.events[0].id
+
+
+async def test_click_selects_a_token(runs):
+    async with Host().run_test(size=SIZE) as pilot:
+        pane = pilot.app.query_one(SamplePane)
+        setup(pane, prompt="", max=30)
+        await generate(pilot, pane)
+        view = pane.query_one(TokenView)
+        line, col = 1, 0  # the first piece of the second line is a sampled token
+        i, _, _ = view._lines[line][0]
+        want = view.chips[i].index
+        assert want >= 0
+        await pilot.click(TokenView, offset=(1 + col, line))  # +1: the view's left padding
+        await pilot.pause(0.05)
+        assert view.selected == want
+        assert [r for r in pane.query_one(DistributionView).rows if r[3]][0][0] == \
+            pane.events[want].id
+
+
+async def test_step_mode_draws_one_token_per_key(runs):
+    seen = []
+
+    def hook(message):
+        seen.append(type(message).__name__)
+
+    async with Host().run_test(size=SIZE, message_hook=hook) as pilot:
+        pane = pilot.app.query_one(SamplePane)
+        setup(pane, max=50)
+        view = pane.query_one(TokenView)
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: view.n_tokens == 1)
+        await pilot.pause(0.3)
+        assert view.n_tokens == 1 and pane.running  # waits for the next key
+        # the distribution came first, then the token
+        assert seen.index("SamplePending") < seen.index("SampleTokens")
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: view.n_tokens == 2)
+        await pilot.press("ctrl+n", "ctrl+n")
+        await until(pilot, lambda: view.n_tokens == 4)
+        await pilot.pause(0.2)
+        assert view.n_tokens == 4
+        # generate leaves step mode: the same stream runs on to max tokens
+        await generate(pilot, pane)
+        assert view.n_tokens == 50 == len(pane.events)
+        stepped = out_text(pane)
+        await generate(pilot, pane)  # same seed in one go: the same text
+        assert out_text(pane) == stepped
+
+
+async def test_escape_cancels_a_long_generation(runs):
+    async with Host().run_test(size=SIZE) as pilot:
+        pane = pilot.app.query_one(SamplePane)
+        setup(pane, model=("long", "base"), max=4000)
+        await pilot.press("ctrl+g")
+        await until(pilot, lambda: len(pane.events) > 0)
+        await pilot.press("escape")
+        await until(pilot, lambda: not pane.running, timeout=5)
+        assert len(pane.events) < 4000
+        assert "cancelled" in pane.status_text
+        # the UI still works after the cancel
+        setup(pane, model=("long", "base"), max=3)
+        await generate(pilot, pane)
+        assert len(pane.events) == 3
+
+
+async def test_seeded_generation_is_reproducible_and_reroll_differs(runs):
+    async with Host().run_test(size=SIZE) as pilot:
+        pane = pilot.app.query_one(SamplePane)
+        setup(pane, max=16, seed=7)
+        await generate(pilot, pane)
+        first = out_text(pane)
+        await generate(pilot, pane)
+        assert out_text(pane) == first
+        await generate(pilot, pane, "ctrl+r")
+        assert pane.query_one("#sample-seed").value == "8"
+        assert out_text(pane) != first
+
+
+async def test_truncated_prompt_shows_a_notice(runs):
+    async with Host().run_test(size=SIZE) as pilot:
+        pane = pilot.app.query_one(SamplePane)
+        setup(pane, prompt="The red cat sat on the mat. " * 20, max=8)  # context is 64
+        await generate(pilot, pane)
+        assert "prompt truncated" in pane.status_text
+        assert any("prompt truncated" in n.message for n in pilot.app._notifications)
+        assert len(pane.events) == 8
+
+
+async def test_bad_input_and_broken_model_notify_without_crashing(runs, tmp_path, monkeypatch):
+    async with Host().run_test(size=SIZE) as pilot:
+        pane = pilot.app.query_one(SamplePane)
+        setup(pane, temp="hot")
+        await pilot.press("ctrl+g")
+        await pilot.pause(0.05)
+        assert not pane.running
+        assert any("temperature" in n.message for n in pilot.app._notifications)
+    # a run whose model file is corrupt: a visible error, the pane stays usable
+    import shutil
+
+    broken = tmp_path / "runs"
+    shutil.copytree(runs / "toy", broken / "toy")
+    (broken / "toy" / "base" / "model.safetensors").write_bytes(b"not a model")
+    monkeypatch.setenv("DEEPDIVE_CHECKPOINTS", str(broken))
+    async with Host().run_test(size=SIZE) as pilot:
+        pane = pilot.app.query_one(SamplePane)
+        setup(pane, model=("toy", "base"))
+        await generate(pilot, pane)
+        assert pane.status_text.startswith("failed: CheckpointError")
+        assert any("model.safetensors" in n.message for n in pilot.app._notifications)
+        setup(pane, model=("toy", "sft"), max=4)
+        await generate(pilot, pane)
+        assert len(pane.events) == 4
+
+
+async def test_missing_run_and_no_models_say_what_to_do(runs, tmp_path, monkeypatch):
+    async with Host(run="nope").run_test(size=SIZE) as pilot:
+        await pilot.pause(0.05)
+        assert any("no run named 'nope'" in n.message for n in pilot.app._notifications)
+    monkeypatch.setenv("DEEPDIVE_CHECKPOINTS", str(tmp_path / "empty"))
+    async with Host().run_test(size=SIZE) as pilot:
+        pane = pilot.app.query_one(SamplePane)
+        help_box = pane.query_one("#sample-help")
+        assert help_box.display and not pane.query_one(TokenView).display
+        assert "deepdive train --preset tiny" in str(help_box.content)
+        await pilot.press("ctrl+g")
+        await pilot.pause(0.05)
+        assert not pane.running
+        assert any("deepdive train" in n.message for n in pilot.app._notifications)
+
+
+async def test_in_the_app_shell(runs):
+    """The real app: the Sample tab lists the runs and generates (shared client)."""
+    from tui.app import DeepdiveApp
+
+    app = DeepdiveApp(start_tab="sample", run="toy")
+    async with app.run_test(size=SIZE) as pilot:
+        pane = app.query_one(SamplePane)
+        await pilot.pause(0.1)
+        assert pane.selected_model() == ("toy", "sft")  # the app's run, its latest stage
+        pane.STEP_REVEAL_S = 0.0
+        setup(pane, model=("toy", "sft"), prompt="hi", max=6)
+        await generate(pilot, pane)
+        assert len(pane.events) == 6
+    await asyncio.sleep(0)
