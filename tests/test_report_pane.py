@@ -142,12 +142,15 @@ async def test_two_runs_side_by_side(root, size):
         pane = app.query_one(ReportPane)
         table = app.query_one("#report-table", DataTable)
         labels = [str(c.label) for c in table.columns.values()]
-        assert "SFT · with-idk" in labels and "SFT · no-idk" in labels
+        assert "SFT A" in labels and "SFT B" in labels
+        message = plain(app, "#report-message")
+        assert "A with-idk" in message and "B no-idk" in message
         for fam in a["families"]:
             assert pane.cell_text(fam, "0:rl") == fmt_score(a["families"][fam]["rl"])
             assert pane.cell_text(fam, "1:rl") == fmt_score(b["families"][fam]["rl"])
         claims = plain(app, "#report-claims")
-        assert f"vs {fmt_score(b['claims'][0]['value'])} (no-idk)" in claims
+        assert f"A {fmt_score(a['claims'][0]['value'])}" in claims
+        assert f"B {fmt_score(b['claims'][0]['value'])}" in claims
         pane.show_examples("arith", "sft", 1)
         assert "no-idk" in plain(app, "#report-examples")
 

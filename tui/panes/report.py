@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -132,8 +133,10 @@ class ReportPane(Vertical):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="report-controls"):
-            yield Select([], prompt="run", id="report-run-a", compact=True)
-            yield Select([], prompt="compare with (none)", id="report-run-b", compact=True)
+            yield Select([], prompt="run", id="report-run-a", compact=True,
+                         type_to_search=False)
+            yield Select([], prompt="compare with (none)", id="report-run-b", compact=True,
+                         type_to_search=False)
         with VerticalScroll(id="report-body"):
             yield Static("Pick a run to see its report card.", id="report-message")
             yield DataTable(id="report-table", cursor_type="cell", zebra_stripes=True)
@@ -200,7 +203,7 @@ class ReportPane(Vertical):
     def action_pick(self, which: str) -> None:
         select = self.query_one(f"#report-run-{which}", Select)
         select.focus()
-        select.expanded = True
+        select.action_show_overlay()
 
     # ---- drawing -------------------------------------------------------------------------
 
@@ -220,6 +223,8 @@ class ReportPane(Vertical):
             message.update("Pick a run to see its report card (a: run, b: compare with).")
         else:
             lines = [self._header(name, r) for name, r in self.reports]
+            if len(lines) > 1:  # columns are labelled A and B
+                lines = [Text(f"{'AB'[i]} ").append_text(ln) for i, ln in enumerate(lines)]
             lines += [Text(p, style="yellow") for p in problems]
             message.update(Text("\n").join(lines))
         self._fill_table()
@@ -245,8 +250,8 @@ class ReportPane(Vertical):
         two = len(self.reports) > 1
         table.add_column("family", key="family")
         for stage in stages:
-            for i, (name, _) in enumerate(self.reports):
-                label = STAGE_TITLES.get(stage, stage) + (f" · {name}" if two else "")
+            for i in range(len(self.reports)):
+                label = STAGE_TITLES.get(stage, stage) + (f" {'AB'[i]}" if two else "")
                 table.add_column(label, key=f"{i}:{stage}")
         table.add_column("n", key="n")
         fams: list[str] = []
@@ -301,26 +306,31 @@ class ReportPane(Vertical):
         self.query_one("#report-examples", Static).update(text)
 
     def _show_claims(self) -> None:
-        text = Text()
-        if self.reports:
-            text.append("What the lecture claims, measured\n", style="bold underline")
-        claims_a = self.reports[0][1].get("claims") if self.reports else None
+        """Claims as a grid: the figure(s) on the left, title and reading wrapped on the right."""
+        if not self.reports:
+            self.query_one("#report-claims", Static).update("")
+            return
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column(ratio=1)
+        grid.add_row("", Text("What the lecture claims, measured", style="bold underline"))
         others = [{c.get("id"): c for c in (r.get("claims") or []) if isinstance(c, dict)}
                   for _, r in self.reports[1:]]
-        for claim in claims_a or []:
+        for claim in self.reports[0][1].get("claims") or []:
             if not isinstance(claim, dict):
                 continue
-            text.append(str(claim.get("title") or claim.get("id") or "claim"), style="bold")
-            text.append(f"  {fmt_score(claim.get('value'))}", style="cyan")
-            for (name, _), by_id in zip(self.reports[1:], others, strict=False):
+            figure = Text(("A " if others else "") + fmt_score(claim.get("value")),
+                          style="bold cyan")
+            for by_id in others:
                 other = by_id.get(claim.get("id"), {})
-                text.append(f"  vs {fmt_score(other.get('value'))} ({name})", style="magenta")
-            text.append("\n  " + claim_reading(claim) + "\n", style="")
-        for _, report in self.reports[:1]:
-            line = rl_curve_line(report)
-            if line:
-                text.append(line + "\n", style="dim")
-        self.query_one("#report-claims", Static).update(text)
+                figure.append(f"\nB {fmt_score(other.get('value'))}", style="magenta")
+            words = Text(str(claim.get("title") or claim.get("id") or "claim"), style="bold")
+            words.append("\n" + claim_reading(claim))
+            grid.add_row(figure, words)
+        line = rl_curve_line(self.reports[0][1])
+        if line:
+            grid.add_row("", Text(line, style="dim"))
+        self.query_one("#report-claims", Static).update(grid)
 
 
 def _one_line(value: Any, limit: int = 120) -> str:

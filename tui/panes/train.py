@@ -151,9 +151,10 @@ class TrainPane(Vertical):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="train-controls"):
-            yield Select([], prompt="attach to a run", id="train-run", compact=True)
+            yield Select([], prompt="attach to a run", id="train-run", compact=True,
+                         type_to_search=False)
             yield Select([(p, p) for p in PRESETS], value="tiny", allow_blank=False,
-                         id="train-preset", compact=True)
+                         id="train-preset", compact=True, type_to_search=False)
             yield Input("0", placeholder="seed", type="integer", id="train-seed", compact=True)
             yield Button("New", id="train-new", compact=True)
             yield Button("Stop", id="train-stop", compact=True)
@@ -189,6 +190,8 @@ class TrainPane(Vertical):
         self.stop_requests = 0
         self._shown.clear()
         self._set("#train-status", f"reading {run_dir.name} …")
+        self._set("#train-track", "")
+        self._set("#train-stats", "")
         self._load(run_dir)
 
     @work(thread=True, exclusive=True, group="train-load")
@@ -261,6 +264,7 @@ class TrainPane(Vertical):
         run_dir = self.selected_dir()
         if run_dir is not None and (self.watch is None or self.watch.run_dir != run_dir):
             self.attach(run_dir)
+            self.focus()  # back to the pane: its keys (c, s, r, …) work at once
 
     # ---- drawing -------------------------------------------------------------------------
 
@@ -268,8 +272,9 @@ class TrainPane(Vertical):
         """Update the parts whose text changed (called at most every DRAW_MIN_S by the tick)."""
         watch = self.watch
         if watch is None:
-            self._set("#train-track", "")
-            self._set("#train-stats", "")
+            plots = self.query(BraillePlot)
+            plots[0].set_curves("pick a run to follow (a) or start one (n)", [])
+            plots[1].display = False
             return
         state = watch.state
         self._dirty, self._drawn_at = False, time.monotonic()
@@ -471,7 +476,7 @@ class TrainPane(Vertical):
     def action_pick_run(self) -> None:
         select = self.query_one("#train-run", Select)
         select.focus()
-        select.expanded = True
+        select.action_show_overlay()
 
     def action_cycle_curves(self) -> None:
         if self.watch is None:
