@@ -87,8 +87,12 @@ def make_failed_run(run_dir: Path) -> Path:
 
 @pytest.fixture
 def recorded_run(request, tmp_path) -> Path:
-    """A finished run: the trainer's real micro run when conftest provides it, else one written
-    here with the same events."""
+    return copy_recorded_run(request, tmp_path)
+
+
+def copy_recorded_run(request, tmp_path: Path) -> Path:
+    """A finished run: a copy of the trainer's real micro run when conftest provides it, else
+    one written here with the same events."""
     try:
         real = request.getfixturevalue("micro_run")
     except pytest.FixtureLookupError:

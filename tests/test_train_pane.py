@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 from test_run_state import (
+    copy_recorded_run,
     make_crashed_run,
     make_failed_run,
     make_finished_run,
@@ -87,6 +88,31 @@ async def test_finished_run_shows_track_curves_and_samples(root, size):
         await pilot.pause(0.05)
         titles = app.query_one("#train-plot-a", BraillePlot).title
         assert titles and not titles.startswith("RL")
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_recorded_trainer_run_in_the_pane(request, tmp_path, root, size):
+    """The real trainer's micro run (when conftest has it): every stage it ran is done, with its
+    final figure; curves and the last logged sample are on screen."""
+    from engine.events import read_events
+
+    recorded = copy_recorded_run(request, tmp_path)
+    run = root / recorded.name
+    recorded.rename(run)
+    events = read_events(run / EVENTS_FILE)
+    ran = {e["stage"] for e in events if e["type"] == "stage_end"}
+    app = Host(run=run.name)
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        assert "finished" in plain(app, "#train-status")
+        track = plain(app, "#train-track")
+        assert track.count("✓") == len(ran), track
+        assert "✗" not in track
+        plot = app.query_one("#train-plot-a", BraillePlot)
+        assert plot.curves and any(len(c.xs) >= 2 for c in plot.curves)
+        last_sample = [e for e in events if e["type"] == "sample"][-1]
+        shown = " ".join(plain(app, "#train-samples-text").split())
+        assert " ".join(last_sample["text"].replace("\n", "⏎ ").split())[:30] in shown
 
 
 @pytest.mark.parametrize("size", SIZES)
