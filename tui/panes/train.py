@@ -33,6 +33,7 @@ STAGE_TITLES = {"sft": "SFT", "rl": "RL"}
 PLOTS = {
     "pretrain": [("loss", [("loss", "train", "cyan"), ("val_loss", "val", "magenta")])],
     "sft": [("loss", [("loss", "train", "cyan"), ("val_loss", "val", "magenta")])],
+    "control": [("loss", [("loss", "train", "cyan"), ("val_loss", "val", "magenta")])],
     "rl": [
         ("reward", [("reward", "reward", "green"), ("pass1", "pass@1", "yellow"),
                     ("heldout_pass1", "held-out", "magenta")]),
