@@ -69,7 +69,7 @@ def main() -> None:
     torch.set_num_threads(cores)
     device = pick_device(args.device)
     preset = get_preset(args.preset)
-    vocab = preset.vocab_size + 7  # the run's BPE vocabulary plus the chat special tokens
+    vocab = preset.vocab_size  # the BPE vocabulary: bytes, merges and the chat special tokens
     peaks = [peak_flops(device)]
     measured_matmul_flops.cache_clear()
     results = []

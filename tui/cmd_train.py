@@ -1,8 +1,10 @@
 """``deepdive train``: run the pipeline (tokenizer -> pretrain -> sft -> rl -> control -> eval)
 into a run folder, with a live progress display for people who do not open the app.
 
-Data-parallel: ``torchrun --nproc_per_node=N $(which deepdive) train ...`` (torchrun runs the
-``deepdive`` script once per process; rank 0 draws the display and writes the run folder).
+Data-parallel: ``torchrun --nproc_per_node=N $(which deepdive) train --name RUN ...`` (torchrun
+runs the ``deepdive`` script once per process; rank 0 draws the display and writes the run
+folder). Spell the run ``--name`` there: torchrun's own parser takes ``--run`` as an ambiguous
+abbreviation of its ``--run-path``. (``-m tui.cli`` does not work: tui/cli.py has no __main__.)
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ def register(app: typer.Typer) -> None:
 def train(
     preset: str = typer.Option(None, help="micro (seconds, for tests) | tiny (CPU default) | "
                                "small (GPU); default tiny, or what --resume's run was made with"),
-    run: str = typer.Option(None, "--run", help="run name under checkpoints/ or a path "
-                            "(default: the preset's name)"),
+    run: str = typer.Option(None, "--run", "--name", help="run name under checkpoints/ or a "
+                            "path (default: the preset's name); --name is the same, for torchrun"),
     stages: str = typer.Option(None, help=STAGE_HELP),
     resume: bool = typer.Option(False, "--resume", help="continue a stopped run: skip finished "
                                 "stages, resume the unfinished one from its last checkpoint"),
@@ -124,6 +126,7 @@ class TrainDisplay:
             summary = e.get("summary", {})
             line = f"{e['stage']:<9} done in {summary.get('elapsed_s', 0):.1f}s"
             s["done"].append(line)
+            s["step"] = s["total"] = max(int(e.get("step") or 0), 1)
             if not self.live_mode:
                 self.console.print(line, highlight=False)
         elif kind == "error":

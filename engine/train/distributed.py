@@ -84,6 +84,12 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return getattr(model, "module", model)
 
 
+def barrier(info: DistInfo) -> None:
+    """Wait for every process (e.g. until rank 0 has written a checkpoint the others read)."""
+    if info.enabled:
+        dist.barrier()
+
+
 def all_reduce_mean(value: float, info: DistInfo, device: torch.device) -> float:
     """A scalar averaged over ranks (for logging the global loss)."""
     if not info.enabled:

@@ -205,8 +205,7 @@ def _tokenizer_stage(run_dir: Path, p: Preset, world, resume: bool, info: D.Dist
                    "chars_per_token": round(n_chars / max(n_tokens, 1), 3),
                    "elapsed_s": round(time.perf_counter() - t0, 3)}
         events.emit("stage_end", stage="tokenizer", step=1, summary=summary)
-    if info.enabled:
-        torch.distributed.barrier()
+    D.barrier(info)
     return _load_tokenizer(run_dir)
 
 
@@ -258,7 +257,9 @@ def _train_stage(stage: str, run_dir: Path, p: Preset, world, tok, resume: bool,
                        dist=info, flops_per_token=flops, peak_flops=peak,
                        meta={"preset": p.name, "seed": seed, "tokenizer": "tokenizer.json",
                              "parent": str(parent) if parent else None})
-    return run_stage(D.wrap(model, info, dev), task, ctx, resume_meta=meta)
+    summary = run_stage(D.wrap(model, info, dev), task, ctx, resume_meta=meta)
+    D.barrier(info)  # rank 0 has saved this stage's weights before anyone starts the next stage
+    return summary
 
 
 def training_flops_per_token(model, seq_len: int) -> float:
@@ -334,6 +335,5 @@ def _eval_stage(run_dir: Path, p: Preset, resume: bool, dev: torch.device, info:
                               progress=progress)
         summary = {**report.get("metrics", {}), "elapsed_s": round(time.perf_counter() - t0, 3)}
         events.emit("stage_end", stage="eval", step=1, summary=summary)
-    if info.enabled:
-        torch.distributed.barrier()
+    D.barrier(info)
     return json.loads(report_path.read_text(encoding="utf-8")).get("metrics", {})

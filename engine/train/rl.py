@@ -87,7 +87,7 @@ class RlTask:
         loss = self._pg_loss(model, [prompts[i] for i in keep], [responses[i] for i in keep],
                              adv[keep].to(self.device), max(n_tokens, 1))
         return StepResult(loss=loss * self.dist.world_size, tokens=sampled_tokens,
-                          metrics=metrics, log_loss=float(loss) * self.dist.world_size)
+                          metrics=metrics, log_loss=float(loss.detach()) * self.dist.world_size)
 
     def _pg_loss(self, model, prompts: list[list[int]], responses: list[list[int]],
                  adv: torch.Tensor, n_tokens: int) -> torch.Tensor:
