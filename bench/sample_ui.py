@@ -90,8 +90,10 @@ def make_runs_folder(root: Path, name: str) -> None:
     (root / name / "tokenizer.json").write_text("{}")
 
 
-def build_random_run(root: Path, name: str = "bench") -> None:
+def build_random_run(root: Path, name: str = "random-tiny") -> None:
     """A real run: a BPE tokenizer trained on a little text and a random-weight tiny GPT."""
+    import torch
+
     from engine.chat import SPECIAL_TOKENS
     from engine.checkpoint import save_checkpoint
     from engine.model import GPT, GPTConfig
@@ -103,8 +105,9 @@ def build_random_run(root: Path, name: str = "bench") -> None:
     run = root / name
     run.mkdir(parents=True)
     tok.save(run / "tokenizer.json")
-    assert all(s in tok.specials for s in SPECIAL_TOKENS)
     model = GPT(GPTConfig(vocab_size=tok.n_vocab, block_size=512, n_layer=4, n_head=4, n_embd=128))
+    with torch.no_grad():  # stop tokens' logits exactly 0: a random model runs to max tokens
+        model.transformer.wte.weight[[tok.special_id(s) for s in SPECIAL_TOKENS]] = 0.0
     save_checkpoint(run / "base", model, {"stage": "base", "step": 0})
 
 
@@ -133,11 +136,14 @@ async def measure(client, run: str, stage: str, tokens: int, size=(100, 30)) -> 
         def tick(due: float) -> None:
             now = time.perf_counter()
             lags.append(max(0.0, now - due))
+            if os.environ.get("LAGDEBUG") and now - due > 0.05:
+                print(f"lag {1000 * (now - due):.0f} ms at +{now - t0:.2f}s, "
+                      f"tokens {len(pane.events)}", file=sys.stderr)
             if not stop.is_set():
                 loop.call_later(0.01, tick, now + 0.01)
 
-        loop.call_later(0.01, tick, time.perf_counter() + 0.01)
         t0 = time.perf_counter()
+        loop.call_later(0.01, tick, time.perf_counter() + 0.01)
         pane.action_generate()
         view = pane.query_one(TokenView)
         while pane.running:
@@ -194,7 +200,7 @@ def model_figures(args, root: Path) -> dict:
     if args.run is None:
         build_random_run(root)
         os.environ["DEEPDIVE_CHECKPOINTS"] = str(root)
-        run = "bench"
+        run = "random-tiny"
     else:
         os.environ.pop("DEEPDIVE_CHECKPOINTS", None)
         run = args.run
@@ -202,14 +208,36 @@ def model_figures(args, root: Path) -> dict:
     meta = client.load(run, args.stage)  # load outside the timing: a pane loads once
     # The pane lists the runs beside the measured one.
     os.environ["DEEPDIVE_CHECKPOINTS"] = str(Path(client._run_dir(run)).parent)
+    alone = engine_rate(client, run, args.stage, args.model_tokens)
     real = asyncio.run(measure(client, run, args.stage, args.model_tokens))
     print("real model:", json.dumps(real), file=sys.stderr)
     return {"model": f"{run}/{args.stage} ({meta.get('n_params', '?')} params)",
             "model_tokens": real["tokens"],
-            "model_tokens_per_s": round(real["tokens"] / real["wall_s"], 1),
+            "model_tokens_per_s": round(alone, 1),
+            "model_in_pane_tokens_per_s": round(real["tokens"] / real["wall_s"], 1),
             "model_display_tokens_per_s": round(real["display_tokens_per_s"], 1),
             "model_p95_lag_ms": round(real["p95_lag_ms"], 2),
             "model_max_lag_ms": round(real["max_lag_ms"], 2)}
+
+
+def engine_rate(client, run: str, stage: str, tokens: int) -> float:
+    """Tokens/s of the sampler alone (a worker thread, no UI), with the pane's settings."""
+    from engine.chat import render_document
+    from tui.panes.sample_run import Knobs
+
+    prompt = render_document(client.tokenizer(run), "")
+    settings = Knobs(max_tokens=tokens).sample_settings()
+    out: list[float] = []
+
+    def work() -> None:
+        t0 = time.perf_counter()
+        n = sum(1 for _ in client.stream(run, stage, prompt, settings, []))
+        out.append(n / (time.perf_counter() - t0))
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    return out[0]
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ app's first frame must never wait for torch.
 
 from __future__ import annotations
 
+import gc
 import os
 import queue
 import threading
@@ -149,6 +150,10 @@ class ModelClient:
         with self._lock:
             self._tokenizers.setdefault(str(Path(run_dir) / "tokenizer.json"),
                                         (tok, _stamp(Path(run_dir) / "tokenizer.json")))
+        # Everything alive now (torch, the app, this model) lives as long as the app: take it
+        # out of the cyclic GC's full scans, which otherwise stall the UI for 100+ ms at a time
+        # once torch is imported (measured with bench/sample_ui.py). Refcounting still frees.
+        gc.freeze()
         return _Loaded(model, meta, stamp)
 
     # ------------------------------------------------------------------ sampling

@@ -35,6 +35,7 @@ from tui.panes.sample_run import (
 from tui.panes.sample_view import DistributionView, TokenView
 
 MODES = [("chat", True), ("raw", False)]
+PANEL_S = 0.15  # while streaming, the distribution panel follows the newest token ~7x a second
 REASONS = {"stop": "stopped at the end token", "max": "reached max tokens",
            "context": "context is full", "cancelled": "cancelled"}
 
@@ -77,6 +78,7 @@ class SamplePane(Vertical):
         self.status_text = ""
         self.notice = ""  # e.g. prompt truncated: stays on the status line for this generation
         self._t_first: float | None = None  # when the UI got the first token (display rate)
+        self._t_panel = 0.0  # last redraw of the distribution panel and status while streaming
 
     @property
     def client(self):
@@ -279,17 +281,26 @@ class SamplePane(Vertical):
         view = self.query_one(TokenView)
         view.pending = False
         view.add_tokens([(e.text, e.prob) for e in message.events])
-        if view.selected is None:  # follow the newest token unless the user picked one
-            last = message.events[-1]
-            self.query_one(DistributionView).show(last, self._title(last.index))
+        now = time.perf_counter()
+        if now - self._t_panel < PANEL_S and not (self.job and self.job.step):
+            return  # the side panel and status redraw a few times a second, not per batch
+        self._t_panel = now
+        self._show_latest()
         rate = len(self.events) / message.elapsed if message.elapsed > 0 else 0.0
         self.set_status(f"{len(self.events)} tokens · {rate:,.0f} tok/s")
+
+    def _show_latest(self) -> None:
+        """The newest token's distribution, unless the user selected one."""
+        if self.events and self.query_one(TokenView).selected is None:
+            last = self.events[-1]
+            self.query_one(DistributionView).show(last, self._title(last.index))
 
     def on_sample_done(self, message: SampleDone) -> None:
         if not self._current(message):
             return
         self.running = False
         self.query_one(TokenView).set_pending(False)
+        self._show_latest()
         rate = message.n / message.elapsed if message.elapsed > 0 else 0.0
         knobs = self.job.knobs.describe() if self.job else ""
         self.set_status(f"{message.n} tokens · {rate:,.0f} tok/s · {REASONS[message.reason]}"
@@ -314,7 +325,7 @@ class SamplePane(Vertical):
 
     def set_status(self, text: str) -> None:
         self.status_text = f"{self.notice} · {text}" if self.notice else text
-        self.query_one("#sample-status", Static).update(self.status_text)
+        self.query_one("#sample-status", Static).update(self.status_text, layout=False)
 
     def selected_event(self):
         """The TokenEvent the distribution panel shows, if it shows a sampled one."""

@@ -128,17 +128,22 @@ class TokenView(ScrollView, can_focus=True):
     def add_tokens(self, items: list[tuple[str, float]]) -> None:
         """Append sampled tokens: (text, probability) each."""
         at_end = self.scroll_offset.y >= self.max_scroll_y
-        first = len(self.chips)
+        first, first_line = len(self.chips), len(self._lines) - 1
         for text, prob in items:
             self.chips.append(Chip(visible(text), self.n_tokens, prob, text.endswith("\n")))
             self.n_tokens += 1
         for i in range(first, len(self.chips)):
             self._place(i)
-        self._update_size(scroll=at_end)
+        if len(self._lines) - 1 > first_line and at_end:
+            self._update_size(scroll=True)  # new lines scroll into view: a full repaint
+        else:  # only the lines that changed: cheap enough for every batch
+            self.virtual_size = Size(self._layout_width, len(self._lines) + 1)
+            self.refresh_lines(first_line, len(self._lines) - first_line + 1)
 
     def set_pending(self, pending: bool) -> None:
-        self.pending = pending
-        self._update_size(scroll=True)
+        if pending != self.pending:
+            self.pending = pending
+            self.refresh_lines(len(self._lines) - 1, 2)
 
     # --------------------------------------------------------------- layout
 
@@ -294,7 +299,7 @@ class DistributionView(Static):
         if extra:
             text.append(extra + "\n\n")
         text.append_text(legend())
-        self.update(text)
+        self.update(text, layout=False)  # fixed size: no screen relayout per token
 
     def show(self, event, title: str, drawn: bool = True) -> None:
         """Bars for a TokenEvent's alternatives; ``drawn`` False hides which one was drawn
@@ -325,4 +330,4 @@ class DistributionView(Static):
             text.append(f"{'(others)':<{self.LABEL}} {'':{self.BAR}} {rest:6.1%}\n", style="dim")
         text.append("\n")
         text.append_text(legend())
-        self.update(text)
+        self.update(text, layout=False)  # fixed size: no screen relayout per token
