@@ -85,6 +85,11 @@ async def test_lists_runs_and_stages(runs):
         picker.value = ("toy", "base")
         await pilot.pause(0.05)
         assert pane.query_one("#sample-mode", Select).value is False  # a base model continues
+        await pilot.press("ctrl+t")  # the user's choice survives a re-scan (the tab re-shown)
+        pane.refresh_models()
+        await pilot.pause(0.05)
+        assert pane.query_one("#sample-mode", Select).value is True
+        assert pane.selected_model() == ("toy", "base")
 
 
 async def test_generate_streams_tokens_and_counts_them(runs):
@@ -279,3 +284,26 @@ async def test_in_the_app_shell(runs):
         await generate(pilot, pane)
         assert len(pane.events) == 6
     await asyncio.sleep(0)
+
+
+async def test_token_view_layout_wraps_marks_newlines_and_held_bytes():
+    class ViewApp(App):
+        def compose(self):
+            yield TokenView()
+
+    async with ViewApp().run_test(size=(20, 6)) as pilot:
+        view = pilot.app.query_one(TokenView)
+        view.clear("PROMPT")
+        # a newline ends its line; "" (bytes of an unfinished character) shows as …;
+        # a token that does not fit moves whole to the next line; wide characters count 2
+        view.add_tokens([(" a\n", 0.9), ("", 0.3), ("é", 0.3), (" abcdefghijkl", 0.01),
+                         (" 한국", 0.5), ("\t", 0.6)])
+        await pilot.pause(0.05)
+        texts = ["".join(piece for _, piece, _ in line) for line in view._lines]
+        assert texts[0] == "PROMPT a↵"
+        assert texts[1] == "…é abcdefghijkl"
+        assert texts[2] == " 한국⇥"
+        assert view.n_tokens == 6
+        assert view.token_at(0, 1) == 1 and view.token_at(1, 1) == 2
+        assert view.token_at(0, 0) is None  # the prompt is not a sampled token
+        assert view.token_at(3, 2) == 4 and view.token_at(5, 2) == 5

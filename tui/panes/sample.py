@@ -79,6 +79,9 @@ class SamplePane(Vertical):
         self.notice = ""  # e.g. prompt truncated: stays on the status line for this generation
         self._t_first: float | None = None  # when the UI got the first token (display rate)
         self._t_panel = 0.0  # last redraw of the distribution panel and status while streaming
+        self._models: list[tuple[str, str]] | None = None  # what the picker lists
+        self._mode_for: tuple[str, str] | None = None  # the model the mode was defaulted for
+        self._warned_missing = False
 
     @property
     def client(self):
@@ -138,18 +141,21 @@ class SamplePane(Vertical):
         options = [(f"{r.name} · {s}", (r.name, s)) for r in runs for s in r.stages]
         picker = self.query_one("#sample-model", Select)
         keep = picker.value
-        picker.set_options(options)
         values = [v for _, v in options]
         wanted = getattr(self.app, "run_name", None)
-        if keep in values:
-            picker.value = keep
-        elif values:
-            mine = [v for v in values if v[0] == wanted]
-            picker.value = (mine or values)[-1 if mine else 0]
-        if wanted and runs and all(r.name != wanted for r in runs) and not self._warned_missing:
+        if values != self._models:  # unchanged: leave the picker (and its value) alone
+            self._models = values
+            picker.set_options(options)
+            if keep in values:
+                picker.value = keep
+            elif values:
+                mine = [v for v in values if v[0] == wanted]
+                picker.value = (mine or values)[-1 if mine else 0]
+        if wanted and all(r.name != wanted for r in runs) and not self._warned_missing:
             self._warned_missing = True
-            self.app.notify(f"no run named {wanted!r} in {checkpoints_root()}; "
-                            f"runs here: {', '.join(r.name for r in runs)}", severity="warning")
+            here = ", ".join(r.name for r in runs) or "none"
+            self.app.notify(f"no run named {wanted!r} in {checkpoints_root()}; runs here: {here}",
+                            severity="warning")
         help_box = self.query_one("#sample-help", Static)
         help_box.display = not options
         self.query_one("#sample-output").display = bool(options)
@@ -158,15 +164,14 @@ class SamplePane(Vertical):
             help_box.update(no_models_text(str(checkpoints_root()), waiting))
             self.set_status("no models yet")
 
-    _warned_missing = False
-
     def selected_model(self) -> tuple[str, str] | None:
         value = self.query_one("#sample-model", Select).value
         return value if isinstance(value, tuple) else None
 
     @on(Select.Changed, "#sample-model")
     def _model_changed(self, event: Select.Changed) -> None:
-        if isinstance(event.value, tuple):  # base models continue documents; tuned ones chat
+        if isinstance(event.value, tuple) and event.value != self._mode_for:
+            self._mode_for = event.value  # base models continue documents; tuned ones chat
             self.query_one("#sample-mode", Select).value = event.value[1] != "base"
 
     # ------------------------------------------------------------------ actions
@@ -286,8 +291,12 @@ class SamplePane(Vertical):
             return  # the side panel and status redraw a few times a second, not per batch
         self._t_panel = now
         self._show_latest()
+        if self.job is not None and self.job.stepping():
+            self.set_status(f"step mode · {count(len(self.events))} · ctrl+n: next token, "
+                            "ctrl+g: run on")
+            return
         rate = len(self.events) / message.elapsed if message.elapsed > 0 else 0.0
-        self.set_status(f"{len(self.events)} tokens · {rate:,.0f} tok/s")
+        self.set_status(f"{count(len(self.events))} · {rate:,.0f} tok/s")
 
     def _show_latest(self) -> None:
         """The newest token's distribution, unless the user selected one."""
@@ -303,7 +312,7 @@ class SamplePane(Vertical):
         self._show_latest()
         rate = message.n / message.elapsed if message.elapsed > 0 else 0.0
         knobs = self.job.knobs.describe() if self.job else ""
-        self.set_status(f"{message.n} tokens · {rate:,.0f} tok/s · {REASONS[message.reason]}"
+        self.set_status(f"{count(message.n)} · {rate:,.0f} tok/s · {REASONS[message.reason]}"
                         f" · {knobs}")
 
     def on_sample_failed(self, message: SampleFailed) -> None:
@@ -333,6 +342,10 @@ class SamplePane(Vertical):
         if index is not None and index < len(self.events):
             return self.events[index]
         return self.events[-1] if self.events else None
+
+
+def count(n: int) -> str:
+    return f"{n} token" if n == 1 else f"{n} tokens"
 
 
 def no_models_text(root: str, waiting: list[str]) -> str:

@@ -31,6 +31,7 @@ BANDS = [
     (0.80, "#2e6b2e", "50–80%"),
     (1.01, "#145214", "≥80%"),
 ]
+HELD = "…"  # a token whose bytes wait for the next one to complete a UTF-8 character
 VISIBLE = {"\n": "↵", "\t": "⇥", "\r": "␍"}  # whitespace that would otherwise vanish
 
 
@@ -68,7 +69,7 @@ def label(text: str) -> str:
     stripped = shown.strip(" ")
     lead = len(shown) - len(shown.lstrip(" "))
     trail = len(shown) - len(shown.rstrip(" "))
-    return "␣" * lead + stripped + "␣" * trail if shown else "∅"
+    return "␣" * lead + stripped + "␣" * trail if shown else HELD
 
 
 @dataclass
@@ -130,7 +131,9 @@ class TokenView(ScrollView, can_focus=True):
         at_end = self.scroll_offset.y >= self.max_scroll_y
         first, first_line = len(self.chips), len(self._lines) - 1
         for text, prob in items:
-            self.chips.append(Chip(visible(text), self.n_tokens, prob, text.endswith("\n")))
+            # No text yet: the token's bytes begin a character the next token completes.
+            shown = visible(text) if text else HELD
+            self.chips.append(Chip(shown, self.n_tokens, prob, text.endswith("\n")))
             self.n_tokens += 1
         for i in range(first, len(self.chips)):
             self._place(i)
