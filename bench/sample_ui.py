@@ -9,7 +9,7 @@
   (--run NAME, or a random-weight tiny GPT the bench builds: speed does not depend on training).
 
 Usage: python bench/sample_ui.py [--tokens 5000] [--fake-rate 5000] [--run NAME]
-                                [--model-tokens 400]
+                                [--model-tokens 400] [--device cpu|cuda|auto]
 Both measurements start with torch already imported (the one-time import is not sampling).
 The last line is one JSON object.
 """
@@ -172,6 +172,7 @@ def main() -> None:
     ap.add_argument("--run", default=None, help="a trained run; default: a random tiny GPT")
     ap.add_argument("--stage", default="base")
     ap.add_argument("--model-tokens", type=int, default=400)
+    ap.add_argument("--device", default="cpu", help="where the real model runs (cpu, cuda, auto)")
     args = ap.parse_args()
 
     import engine.sampler  # noqa: F401  (torch: imported once, before any timing)
@@ -204,14 +205,14 @@ def model_figures(args, root: Path) -> dict:
     else:
         os.environ.pop("DEEPDIVE_CHECKPOINTS", None)
         run = args.run
-    client = ModelClient(device="cpu")
+    client = ModelClient(device=None if args.device == "auto" else args.device)
     meta = client.load(run, args.stage)  # load outside the timing: a pane loads once
     # The pane lists the runs beside the measured one.
     os.environ["DEEPDIVE_CHECKPOINTS"] = str(Path(client._run_dir(run)).parent)
     alone = engine_rate(client, run, args.stage, args.model_tokens)
     real = asyncio.run(measure(client, run, args.stage, args.model_tokens))
     print("real model:", json.dumps(real), file=sys.stderr)
-    return {"model": f"{run}/{args.stage} ({meta.get('n_params', '?')} params)",
+    return {"model": f"{run}/{args.stage} ({meta.get('n_params', '?')} params, {args.device})",
             "model_tokens": real["tokens"],
             "model_tokens_per_s": round(alone, 1),
             "model_in_pane_tokens_per_s": round(real["tokens"] / real["wall_s"], 1),
