@@ -140,6 +140,10 @@ async def test_select_token_shows_its_distribution(runs):
         assert abs(chosen[0][2] - event.prob) < 1e-6
         await pilot.press("home")
         assert view.selected == 0 and [r for r in dist.rows if r[3]][0][0] == pane.events[0].id
+        await pilot.press("escape")  # nothing running: back to following the newest token
+        await pilot.pause(0.05)
+        assert view.selected is None
+        assert [r for r in dist.rows if r[3]][0][0] == pane.events[-1].id
 
 
 async def test_click_selects_a_token(runs):
@@ -224,6 +228,8 @@ async def test_truncated_prompt_shows_a_notice(runs):
         setup(pane, prompt="The red cat sat on the mat. " * 20, max=8)  # context is 64
         await generate(pilot, pane)
         assert "prompt truncated" in pane.status_text
+        context = pane.query_one(TokenView).chips[0].text
+        assert context.startswith("…") and context.endswith("the mat. ")
         assert any("prompt truncated" in n.message for n in pilot.app._notifications)
         assert len(pane.events) == 8
 
@@ -307,3 +313,22 @@ async def test_token_view_layout_wraps_marks_newlines_and_held_bytes():
         assert view.token_at(0, 1) == 1 and view.token_at(1, 1) == 2
         assert view.token_at(0, 0) is None  # the prompt is not a sampled token
         assert view.token_at(3, 2) == 4 and view.token_at(5, 2) == 5
+
+
+async def test_a_trained_micro_run(request, monkeypatch):
+    """The real trainer's micro run: every stage is listed and the tuned model chats."""
+    pytest.importorskip("engine.world", reason="the world generator (the trainer's data)")
+    micro_run = request.getfixturevalue("micro_run")
+    monkeypatch.setenv("DEEPDIVE_CHECKPOINTS", str(micro_run.parent))
+    async with Host(run=micro_run.name).run_test(size=SIZE) as pilot:
+        pane = pilot.app.query_one(SamplePane)
+        values = [v for _, v in pane.query_one("#sample-model", Select)._options
+                  if isinstance(v, tuple)]
+        assert values == [(micro_run.name, s) for s in ("base", "sft", "rl")]
+        assert pane.selected_model() == (micro_run.name, "rl")
+        assert pane.query_one("#sample-mode", Select).value is True
+        setup(pane, model=(micro_run.name, "sft"), prompt="What is 2 + 3?", max=40)
+        await generate(pilot, pane)
+        assert 0 < len(pane.events) == pane.query_one(TokenView).n_tokens <= 40
+        end = pane.events[-1]
+        assert len(pane.events) == 40 or end.text == "<|assistant_end|>"

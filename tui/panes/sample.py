@@ -202,9 +202,12 @@ class SamplePane(Vertical):
         self.start(step=False)
 
     def action_cancel(self) -> None:
+        """Stop the generation; when none runs, drop the token selection (follow the newest)."""
         if self.running and self.job is not None:
             self.job.cancel.set()
             self.set_status("stopping…")
+        else:
+            self.query_one(TokenView).selected = None
 
     def action_toggle_mode(self) -> None:
         mode = self.query_one("#sample-mode", Select)
@@ -261,7 +264,8 @@ class SamplePane(Vertical):
     def on_sample_started(self, message: SampleStarted) -> None:
         if not self._current(message):
             return
-        self.query_one(TokenView).clear(message.context)
+        # a truncated prompt starts with "…": the model never sees its beginning
+        self.query_one(TokenView).clear(("…" if message.dropped else "") + message.context)
         if message.dropped:
             self.notice = (f"⚠ prompt truncated: first {message.dropped} of {message.n_prompt} "
                            f"tokens dropped (context {message.block_size})")
@@ -328,6 +332,8 @@ class SamplePane(Vertical):
         if message.index is not None and message.index < len(self.events):
             event = self.events[message.index]
             self.query_one(DistributionView).show(event, self._title(event.index))
+        else:
+            self._show_latest()
 
     def _title(self, index: int) -> str:
         return f"token #{index + 1}"
