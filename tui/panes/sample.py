@@ -74,7 +74,6 @@ class SamplePane(Vertical):
         self.job: SampleJob | None = None
         self.running = False
         self.events: list = []  # TokenEvents of the current generation, in order
-        self.pending_event = None  # step mode: drawn but not yet revealed
         self.status_text = ""
         self.notice = ""  # e.g. prompt truncated: stays on the status line for this generation
         self._t_first: float | None = None  # when the UI got the first token (display rate)
@@ -96,7 +95,7 @@ class SamplePane(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(classes="sample-row"):
             yield Label("model")
-            yield Select([], id="sample-model", prompt="no models", compact=True, allow_blank=True)
+            yield Select([], id="sample-model", prompt="no model chosen", compact=True)
             yield Label("mode")
             yield Select(MODES, id="sample-mode", value=False, compact=True, allow_blank=False)
         with Horizontal(classes="sample-row"):
@@ -150,7 +149,7 @@ class SamplePane(Vertical):
                 picker.value = keep
             elif values:
                 mine = [v for v in values if v[0] == wanted]
-                picker.value = (mine or values)[-1 if mine else 0]
+                picker.value = mine[-1] if mine else values[0]  # the app's run: latest stage
         if wanted and all(r.name != wanted for r in runs) and not self._warned_missing:
             self._warned_missing = True
             here = ", ".join(r.name for r in runs) or "none"
@@ -231,7 +230,7 @@ class SamplePane(Vertical):
         self.job = SampleJob(self.gen, model[0], model[1], self.query_one(TextArea).text,
                              bool(self.query_one("#sample-mode", Select).value), knobs,
                              step=step, reveal_s=self.STEP_REVEAL_S)
-        self.events, self.pending_event, self.notice = [], None, ""
+        self.events, self.notice = [], ""
         self._t_first = None
         self.running = True
         view = self.query_one(TokenView)
@@ -275,7 +274,6 @@ class SamplePane(Vertical):
     def on_sample_pending(self, message: SamplePending) -> None:
         if not self._current(message):
             return
-        self.pending_event = message.event
         self.query_one(TokenView).set_pending(True)
         self.query_one(DistributionView).show(message.event, self._title(message.event.index),
                                               drawn=False)
@@ -286,7 +284,6 @@ class SamplePane(Vertical):
         if self._t_first is None:
             self._t_first = time.perf_counter()
         self.events.extend(message.events)
-        self.pending_event = None
         view = self.query_one(TokenView)
         view.pending = False
         view.add_tokens([(e.text, e.prob) for e in message.events])
