@@ -332,3 +332,12 @@ async def test_a_trained_micro_run(request, monkeypatch):
         assert 0 < len(pane.events) == pane.query_one(TokenView).n_tokens <= 40
         end = pane.events[-1]
         assert len(pane.events) == 40 or end.text == "<|assistant_end|>"
+
+
+def test_probability_bars_are_proportional_and_show_small_odds():
+    from tui.panes.sample_view import bar_of
+
+    assert bar_of(1.0, 8) == "█" * 8 and bar_of(0.0, 8) == "·" * 8
+    assert bar_of(0.5, 8) == "████····"
+    assert bar_of(0.02, 8)[0] != "·"  # 2% is still visible
+    assert all(len(bar_of(p / 100, 8)) == 8 for p in range(101))

@@ -63,6 +63,17 @@ def visible(text: str) -> str:
     return "".join(out)
 
 
+EIGHTHS = " ▏▎▍▌▋▊▉"
+
+
+def bar_of(prob: float, width: int) -> str:
+    """A bar ``width`` cells long at 1.0, drawn in eighths of a cell (small odds still show)."""
+    eighths = max(0, min(round(prob * width * 8), width * 8))
+    full, part = divmod(eighths, 8)
+    bar = "█" * full + (EIGHTHS[part] if part else "")
+    return bar.ljust(width, "·")
+
+
 def label(text: str) -> str:
     """A token as a list entry: leading/trailing spaces visible as ␣."""
     shown = visible(text)
@@ -321,8 +332,7 @@ class DistributionView(Static):
         else:
             text.append("rolling the dice…\n", style="italic")
         for _, t, p, chosen in rows:
-            filled = round(p * self.BAR)
-            bar = "█" * filled + "░" * (self.BAR - filled)
+            bar = bar_of(p, self.BAR)
             marker = " ◀" if chosen else ""
             name = label(t)[: self.LABEL]
             text.append(f"{name:<{self.LABEL}} ", style="bold" if chosen else "")
