@@ -33,9 +33,11 @@ def checkpoints_root() -> Path:
 def resolve_run(run: str | Path) -> Path:
     """A run given by name (under the checkpoints root) or by path."""
     p = Path(run)
-    if p.is_dir() or p.is_absolute() or len(p.parts) > 1:
+    if p.is_absolute() or len(p.parts) > 1:
         return p
-    return checkpoints_root() / p
+    named = checkpoints_root() / p
+    # a bare name means a run under the checkpoints root, even if a folder of that name sits in cwd
+    return named if named.is_dir() or not p.is_dir() else p
 
 
 @dataclass
