@@ -145,6 +145,7 @@ class TrainPane(Vertical):
         self.stop_requests = 0
         self.curve_stage: str | None = None  # None: follow the running stage
         self._runs_mtime = None
+        self._run_names: list[str] = []  # the picker's options
         self._last_stats = 0.0
         self._shown: dict[str, object] = {}  # what each part shows now, to skip equal updates
         self._dirty = False  # events arrived since the last draw
@@ -248,13 +249,14 @@ class TrainPane(Vertical):
         if self.child_dir is not None and self.child_dir.parent == root:
             if all(v != self.child_dir.name for _, v in options):  # started, no events yet
                 options.append((self.child_dir.name, self.child_dir.name))
+        self._run_names = [v for _, v in options]
         with self.prevent(Select.Changed):
             select.set_options(options)
-            if current is not Select.NULL and any(v == current for _, v in options):
+            if current is not Select.NULL and current in self._run_names:
                 select.value = current
 
     def _has_option(self, name: str) -> bool:
-        return (checkpoints_root() / name).is_dir()
+        return name in self._run_names
 
     def selected_dir(self) -> Path | None:
         value = self.query_one("#train-run", Select).value
