@@ -132,3 +132,30 @@ def test_presets_are_complete_and_micro_is_small():
     assert micro.model["n_layer"] <= 2 and micro.pretrain.steps <= 50
     with pytest.raises(ValueError, match="unknown preset"):
         get_preset("huge")
+
+
+def test_policy_gradient_pushes_up_better_answers_and_down_worse(tok):
+    from engine.model import GPT, GPTConfig
+    from engine.train.presets import RLConfig
+    from engine.train.rl import RlTask
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.n_vocab, block_size=64, n_layer=1, n_head=2, n_embd=32))
+    task = RlTask(tok, [object()], [], RLConfig(steps=1, batch_size=1, seq_len=64, lr=1e-2),
+                  0, torch.device("cpu"))
+    prompt = tok.encode("What is 2+3?")
+    good, bad = tok.encode("5."), tok.encode("7!")
+
+    def logp(resp):
+        with torch.no_grad():
+            logits, _ = model(torch.tensor([prompt + resp[:-1]]))
+            lp = torch.log_softmax(logits[0, len(prompt) - 1:], -1)
+            return float(lp[torch.arange(len(resp)), torch.tensor(resp)].sum())
+
+    before = logp(good), logp(bad)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    loss = task._pg_loss(model, [prompt, prompt], [good, bad], torch.tensor([0.5, -0.5]),
+                         len(good) + len(bad))
+    loss.backward()
+    opt.step()
+    assert logp(good) > before[0] and logp(bad) < before[1]
