@@ -328,8 +328,10 @@ def _eval_stage(run_dir: Path, p: Preset, resume: bool, dev: torch.device, info:
         t0 = time.perf_counter()
         events.emit("stage_start", stage="eval", step=0, total_steps=1)
 
-        def progress(done, total=None, *_):
-            events.emit("step", stage="eval", step=int(done), total_steps=int(total or 0))
+        def progress(done=None, total=None, *_, **__):
+            # evaluate_run reports (done, total); anything else is not worth an event
+            if isinstance(done, int | float) and isinstance(total, int | float):
+                events.emit("step", stage="eval", step=int(done), total_steps=int(total))
 
         report = evaluate_run(run_dir, device=str(dev), n_per_family=p.eval_n_per_family,
                               progress=progress)
