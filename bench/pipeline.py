@@ -7,6 +7,8 @@ and the key figures of report.json. The machine's load matters: on a shared CPU 
 are pessimistic.
 
 Usage: python bench/pipeline.py [--preset tiny] [--run DIR] [--seed 0] [--device cpu]
+       python bench/pipeline.py --run checkpoints/tiny --summarize   (a finished run's figures,
+       e.g. one made by ``deepdive train --preset tiny --run tiny``; total = first to last event)
 The last line is one JSON object.
 """
 
@@ -48,6 +50,7 @@ def main() -> None:
     ap.add_argument("--run", default=None, help="run folder (default: a temporary one)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--summarize", action="store_true", help="do not train: report on --run")
     args = ap.parse_args()
 
     from engine.events import read_events
@@ -61,10 +64,15 @@ def main() -> None:
         run_dir = tmp / args.preset
     t0 = time.perf_counter()
     try:
-        train(run_dir, preset=args.preset, seed=args.seed, device=args.device,
-              on_event=lambda e: print(_line(e), file=sys.stderr) if _line(e) else None)
+        if not args.summarize:
+            train(run_dir, preset=args.preset, seed=args.seed, device=args.device,
+                  on_event=lambda e: print(_line(e), file=sys.stderr) if _line(e) else None)
         total = time.perf_counter() - t0
         events = read_events(run_dir / "events.jsonl")
+        if args.summarize:
+            total = events[-1]["t"] - events[0]["t"]
+            record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+            args.preset, args.seed = record["preset"], record["seed"]
         report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
         metrics = report.get("metrics", {})
         pre = [e for e in events if e["type"] == "step" and e["stage"] == "pretrain"]
