@@ -156,9 +156,16 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--prompts", type=int, default=3)
+    parser.add_argument("--torch-threads", type=int, default=0,
+                        help="torch.set_num_threads for this process (0: torch's default)")
     args = parser.parse_args()
 
     result = {"run": args.run, "tokens": args.tokens}
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
+    result["torch_threads"] = args.torch_threads or "default"
     result.update(first_frame(args.run, args.repeats))
     result.update(three_vs_one(args.run, args.tokens, args.repeats))
     result.update(asyncio.run(ui_lag(args.run, args.prompts)))

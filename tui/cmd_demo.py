@@ -34,12 +34,16 @@ def deepdive_command() -> list[str]:
 
 def ensure_run(run: str) -> Path:
     """The run's folder; the demo run is trained first (with progress) if it is missing."""
-    from engine.runs import list_runs, resolve_run
+    from engine.runs import is_run_active, list_runs, resolve_run
 
     run_dir = resolve_run(run)
     missing = missing_stages(run_dir)
     if not missing:
         return run_dir
+    if is_run_active(run_dir):
+        typer.echo(f"error: {run_dir} is being trained right now ({', '.join(missing)} not done "
+                   "yet); wait for it, or watch it with `deepdive` (Train pane).", err=True)
+        raise typer.Exit(2)
     if run != DEMO_RUN:
         known = ", ".join(r.name for r in list_runs() if r.stages) or "none"
         typer.echo(f"error: run {run!r} ({run_dir}) has no {'/'.join(missing)} model. "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from functools import partial
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -21,7 +22,7 @@ from textual.message import Message
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from tui.panes.compare_column import CompareColumn, column_key
+from tui.panes.compare_column import CompareColumn, column_key, split_key
 from tui.panes.compare_runner import (
     ColumnChunk,
     ColumnDone,
@@ -51,16 +52,14 @@ class PromptsReady(Message):
 def default_run(preferred: str | None) -> tuple[str | None, list[str]]:
     """The run to compare (preferred, else "tiny", else the first with a model) and every
     run/stage choice on disk."""
-    from engine.runs import list_runs, resolve_run
+    from engine.runs import STAGES, checkpoints_root, list_runs, resolve_run
 
     runs = list_runs()
     choices = [column_key(r.name, s) for r in runs for s in r.stages]
     if preferred:
         path = resolve_run(preferred)
-        if path.parent != resolve_run("x").parent:  # a run given by path: offer its stages too
-            from engine.runs import STAGES
-
-            choices += [column_key(str(path), s) for s in STAGES
+        if path.parent != checkpoints_root():  # a run given by path: offer its stages too
+            choices += [column_key(preferred, s) for s in STAGES
                         if (path / s / "model.safetensors").is_file()]
         return preferred, choices
     names = [r.name for r in runs if r.stages]
@@ -177,8 +176,8 @@ class ComparePane(Vertical):
             self.notify(f"could not build the world of {message.run}: {message.error}",
                         severity="error")
             return
-        options.add_options(
-            Option(f"[b]{p.family}[/b]  {user_text(p)}", id=str(i))
+        options.add_options(  # Text, not markup: a prompt may hold "[" of its own
+            Option(Text.assemble((p.family, "bold"), "  ", user_text(p)), id=str(i))
             for i, p in enumerate(self.problems)
         )
         options.highlighted = 0
@@ -188,7 +187,7 @@ class ComparePane(Vertical):
         if key is None:
             column.set_status("pick a run/stage above")
             return
-        run, _, stage = key.rpartition("/")
+        run, stage = split_key(key)
         self.run_worker(partial(self._load_quietly, column.index, self.gen, run, stage),
                         thread=True, group=f"column-{column.index}", exit_on_error=False)
 
@@ -246,7 +245,7 @@ class ComparePane(Vertical):
         for column in self.columns:
             if column.key is None:
                 continue
-            run, _, stage = column.key.rpartition("/")
+            run, stage = split_key(column.key)
             fewshot = self.examples if (self.fewshot and stage == "base") else None
             self.jobs.append(ColumnJob(column.index, self.gen, run, stage, problem, fewshot,
                                        self.settings))
