@@ -56,11 +56,11 @@ def time_columns(client, run: str, stages, prompt_ids, tokens: int, seed: int) -
 
 
 def three_vs_one(run: str, tokens: int, repeats: int) -> dict:
-    from engine.chat import render_prompt
-    from engine.runs import read_json, resolve_run
     from engine.tasks import curated_prompts
     from engine.world import build_world
 
+    from engine.chat import render_prompt
+    from engine.runs import read_json, resolve_run
     from tui.client import ModelClient
 
     client = ModelClient()
@@ -121,6 +121,7 @@ import json, sys, time
 t_spawn = float(sys.argv[1])
 import tui.app as ta
 class Timed(ta.DeepdiveApp):
+    CSS_PATH = ta.__file__.replace("app.py", "app.tcss")  # relative paths need a source file
     def on_ready(self) -> None:
         print(json.dumps({"first_frame_s": time.time() - t_spawn,
                           "torch_loaded": "torch" in sys.modules}), flush=True)

@@ -13,6 +13,9 @@ from tui.panes.compare_runner import user_text
 
 RUN = "cmp"
 pytestmark = pytest.mark.anyio
+# the world and its verifier come from engine/world.py and engine/tasks.py (the world helper)
+pytest.importorskip("engine.world", reason="engine/world.py has not landed yet")
+pytest.importorskip("engine.tasks", reason="engine/tasks.py has not landed yet")
 
 
 @pytest.fixture
@@ -24,12 +27,12 @@ def _random_run(root: Path) -> Path:
     """A run folder with the real formats: a BPE tokenizer trained on world text and three
     small random GPTs (base/sft/rl differ by seed). Used until the shared `micro_run` exists."""
     import torch
+    from engine.world import build_world, pretrain_documents
 
     from engine.chat import SPECIAL_TOKENS
     from engine.checkpoint import save_checkpoint
     from engine.model import GPT, GPTConfig
     from engine.tokenizer import train_bpe
-    from engine.world import build_world, pretrain_documents
 
     run = root / RUN
     run.mkdir(parents=True)
@@ -91,7 +94,8 @@ async def _finished(app, pilot, pane):
         if all(c.has_class("-done") for c in pane.columns):
             return
         await pilot.pause(0.05)
-    raise AssertionError("columns did not finish")
+    raise AssertionError("columns did not finish: "
+                         f"{[str(c.query_one('.status').render()) for c in pane.columns]}")
 
 
 def _expected_stream(client, run, stage, ids, settings, stops) -> str:
@@ -105,7 +109,6 @@ def _expected_stream(client, run, stage, ids, settings, stops) -> str:
 
 async def test_curated_prompt_fills_the_box_and_three_columns_stream(app_factory):
     from engine.chat import render_prompt
-
     from tui.panes.compare_runner import stop_ids
 
     app = app_factory()
@@ -195,7 +198,6 @@ async def test_times_n_shows_pass_rates_of_n_samples(app_factory, monkeypatch):
 
 async def test_fewshot_toggle_gives_the_base_column_a_qa_document(app_factory):
     from engine.chat import render_document
-
     from tui.panes.compare_runner import stop_ids
 
     app = app_factory()

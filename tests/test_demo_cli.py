@@ -82,12 +82,14 @@ def test_demo_command_opens_compare_on_the_run(monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     app = opened[0]
     assert app.start_tab == "compare" and app.run_name == "mine"
+    assert app.animation_level == "none"
 
 
 FIRST_FRAME = r"""
 import json, sys, time
 import tui.app as ta
 class Timed(ta.DeepdiveApp):
+    CSS_PATH = ta.__file__.replace("app.py", "app.tcss")  # relative paths need a source file
     def on_ready(self) -> None:
         print(json.dumps({"torch": "torch" in sys.modules}), flush=True)
         self.exit()

@@ -63,9 +63,20 @@ def ensure_run(run: str) -> Path:
 
 def make_app(run: str, fps: int | None = None, no_animation: bool = False):
     """The app, opened on the Compare pane of `run`, with the slow-link options."""
+    import inspect
+    import os
+
+    if fps and "textual" not in sys.modules:
+        os.environ["TEXTUAL_FPS"] = str(fps)  # textual reads it once, at import
     from tui.app import DeepdiveApp
 
-    return DeepdiveApp(start_tab="compare", run=run, fps=fps, animation=not no_animation)
+    accepts = inspect.signature(DeepdiveApp.__init__).parameters
+    if "fps" in accepts and "animation" in accepts:  # the app's own slow-link options
+        return DeepdiveApp(start_tab="compare", run=run, fps=fps, animation=not no_animation)
+    app = DeepdiveApp(start_tab="compare", run=run)
+    if no_animation:
+        app.animation_level = "none"
+    return app
 
 
 def demo_command(run: str = DEMO_RUN, fps: int | None = None, no_animation: bool = False) -> str:

@@ -131,7 +131,7 @@ class ComparePane(Vertical):
         if self._started:
             return
         self._started = True
-        self.query_one("#compare-prompt", Input).focus()
+        self.call_after_refresh(self.query_one("#compare-prompt", Input).focus)
         if self.run_name is None:
             self._say_no_run()
             return
@@ -154,10 +154,10 @@ class ComparePane(Vertical):
     @work(thread=True, exclusive=True, group="compare-prepare", exit_on_error=False)
     def _prepare(self, run: str) -> None:
         """World of the run's seed -> curated prompts and few-shot examples (a worker thread)."""
-        from engine.runs import read_json, resolve_run
         from engine.tasks import curated_prompts
         from engine.world import build_world
 
+        from engine.runs import read_json, resolve_run
         from tui.panes.compare_fewshot import fewshot_examples
 
         try:
@@ -181,6 +181,8 @@ class ComparePane(Vertical):
             for i, p in enumerate(self.problems)
         )
         options.highlighted = 0
+        if self.app.focused is None:  # keys must reach the pane's bindings
+            self.query_one("#compare-prompt", Input).focus()
 
     def _load(self, column: CompareColumn) -> None:
         key = column.key
