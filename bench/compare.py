@@ -161,6 +161,12 @@ def main() -> None:
                         help="torch.set_num_threads for this process (0: torch's default)")
     args = parser.parse_args()
 
+    from engine.runs import resolve_run
+
+    missing = [s for s in STAGES if not (resolve_run(args.run) / s / "model.safetensors").is_file()]
+    if missing:
+        sys.exit(f"bench/compare.py: run {args.run!r} has no {'/'.join(missing)} model; train it "
+                 f"first: deepdive train --preset tiny --run {args.run}")
     result = {"run": args.run, "tokens": args.tokens}
     if args.torch_threads:
         import torch
