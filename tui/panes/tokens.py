@@ -108,8 +108,10 @@ def analyse(tok, source: str | list[dict]) -> Analysis:
         ids, texts, chat_mode = tok.encode(source), [source], False
     else:
         ids, texts, chat_mode = render_chat(tok, source), [m["content"] for m in source], True
-    chips = group_chips(ids, lambda i: _token_bytes(tok, i), special_ids(tok, ids if chat_mode else ()))
-    return Analysis(ids, chips, sum(map(len, texts)), sum(len(t.encode()) for t in texts), chat_mode)
+    specials = special_ids(tok, ids if chat_mode else ())
+    chips = group_chips(ids, lambda i: _token_bytes(tok, i), specials)
+    n_bytes = sum(len(t.encode()) for t in texts)
+    return Analysis(ids, chips, sum(map(len, texts)), n_bytes, chat_mode)
 
 
 def special_ids(tok, extra_ids=()) -> set[int]:
