@@ -67,13 +67,14 @@ class KVCache:
     """
 
     def __init__(self, n_layer: int, batch: int, max_len: int, pad: list[int] | None = None,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", max_position: int | None = None):
         self.n_layer, self.batch, self.max_len = n_layer, batch, max_len
         self.device = torch.device(device)
         self.pos = 0  # slots filled so far (the same for every row; padding counts as filled)
         self.slots = torch.arange(max_len, device=self.device)  # sliced, not rebuilt, each step
         self.k: list[Tensor] = []  # per layer (B, H, max_len, D), allocated on first use
         self.v: list[Tensor] = []
+        self.max_position = max_position
         self.pad = None
         self.pad_min = 0
         if pad is not None and any(pad):
@@ -87,7 +88,10 @@ class KVCache:
         slots = self.slots[self.pos : self.pos + T]
         if self.pad is None:
             return slots[None]
-        return (slots[None] - self.pad[:, None]).clamp(min=0)
+        # Padding slots sit at position 0. A row that has filled its context is finished, but the
+        # batch still steps it until every row is done: it stays at the last position (and
+        # its tokens are thrown away) rather than index past the position tables.
+        return (slots[None] - self.pad[:, None]).clamp(0, self.max_position)
 
     def last_position(self, T: int) -> int:
         """The largest position id among the next T slots (known without touching the device)."""
@@ -237,7 +241,8 @@ class GPT(nn.Module):
                   pad: list[int] | None = None) -> KVCache:
         device = self.transformer.wte.weight.device
         max_len = max_len or self.config.block_size
-        return KVCache(self.config.n_layer, batch, max_len, pad, device)
+        return KVCache(self.config.n_layer, batch, max_len, pad, device,
+                       max_position=self.config.block_size - 1)
 
     def forward(self, idx: Tensor, targets: Tensor | None = None, cache: KVCache | None = None,
                 last_only: bool = False) -> tuple[Tensor, Tensor | None]:
@@ -255,7 +260,7 @@ class GPT(nn.Module):
         else:
             pos = cache.positions(T)
             mask, is_causal = cache.attn_mask(T)
-            if cache.last_position(T) >= self.config.block_size:
+            if cache.pad is None and cache.last_position(T) >= self.config.block_size:
                 raise ValueError(f"position {cache.last_position(T)} is past the context "
                                  f"of {self.config.block_size} tokens")
         x = self.transformer.wte(idx)

@@ -192,6 +192,17 @@ def test_generate_batch_greedy_equals_per_prompt_stream():
         assert row == [e.id for e in stream(model, TOK, p, s)]
 
 
+def test_generate_batch_rows_near_the_context_end():
+    """A long prompt fills its context early; the short ones keep going, exactly as alone."""
+    model = tiny(block=32)
+    prompts = [list(range(1, 17)), [256, 5, 6]]
+    s = SampleSettings(temperature=0, max_tokens=25)
+    batch = generate_batch(model, prompts, s)
+    assert len(batch[0]) == 32 - 16 and len(batch[1]) == 25
+    for p, row in zip(prompts, batch, strict=True):
+        assert row == [e.id for e in stream(model, TOK, p, s)]
+
+
 def test_generate_batch_cuts_each_row_after_its_stop():
     model = tiny()
     prompts = [[256] + TOK.encode(t) for t in ["a", "hello there", "xyz"]]
