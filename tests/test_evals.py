@@ -1,0 +1,149 @@
+"""The report card: evaluate_run on a tiny random run, the pure report builder, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine import evals as E
+from engine import tasks as T
+from engine import world as W
+
+N = 4
+
+
+@pytest.fixture(scope="module")
+def random_run(tmp_path_factory) -> Path:
+    """A run folder with untrained base/sft/rl/sft_control models and an RL curve."""
+    import torch
+
+    from engine.checkpoint import save_checkpoint
+    from engine.events import EventWriter
+    from engine.model import GPT, GPTConfig
+    from engine.tokenizer import train_bpe
+
+    run = tmp_path_factory.mktemp("runs") / "rand"
+    world = W.build_world(0)
+    tok = train_bpe(W.pretrain_documents(world, n_stories=10, n_skills=20), 300)
+    run.mkdir()
+    tok.save(run / "tokenizer.json")
+    (run / "run.json").write_text(json.dumps({"preset": "test", "seed": 0,
+                                              "data": {"world_seed": 0}}))
+    torch.manual_seed(0)
+    cfg = GPTConfig(vocab_size=tok.n_vocab, block_size=256, n_layer=1, n_head=2, n_embd=16)
+    for stage in ("base", "sft", "rl", "sft_control"):
+        save_checkpoint(run / stage, GPT(cfg), {"stage": stage, "step": 1})
+    events = EventWriter(run)
+    for step, reward in ((1, 0.25), (2, 0.5)):
+        events.emit("step", stage="rl", step=step, reward=reward, resp_len=40.0 + step)
+    events.emit("step", stage="sft", step=3, loss=1.0)  # not RL: not on the curve
+    return run
+
+
+def test_evaluate_run_writes_a_complete_report(random_run):
+    ticks = []
+    report = E.evaluate_run(random_run, n_per_family=N, progress=lambda d, t, _: ticks.append(d))
+    on_disk = json.loads((random_run / "report.json").read_text())
+    assert on_disk["metrics"] == report["metrics"]
+    m = report["metrics"]
+    for name in E.REQUIRED:
+        assert isinstance(m[name], float) and 0.0 <= m[name] <= 1.0, name
+    for fam in E.CHAT_FAMILIES:
+        assert m[f"n_eval_{fam}"] == N
+        assert report["families"][fam]["n"] == N
+        assert set(report["families"][fam]) >= {"base", "sft", "rl", "control"}
+    assert ticks and ticks[-1] == len(ticks)
+    # The labelers' accuracy is measured on the SFT data, not the models.
+    assert m["arith_labelers"] == round(W.labeler_accuracy(W.build_world(0)), 4)
+    assert report["rl_curve"] == [{"step": 1, "reward": 0.25, "resp_len": 41.0},
+                                  {"step": 2, "reward": 0.5, "resp_len": 42.0}]
+    ids = {c["id"] for c in report["claims"]}
+    assert {"knowledge", "format", "hallucination", "tokens_to_think",
+            "rl_beyond_labelers", "rl_dynamics"} <= ids
+    assert all(c["reading"] for c in report["claims"])
+    ex = report["examples"]["arith"]["sft"][0]
+    assert set(ex) >= {"prompt", "answer", "expected", "correct"}
+    assert ex["expected"].isdigit() and isinstance(ex["correct"], bool)
+
+
+def test_missing_stages_give_nulls_not_a_crash(random_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "baseonly"
+    run.mkdir()
+    for name in ("tokenizer.json", "run.json"):
+        shutil.copy(random_run / name, run / name)
+    shutil.copytree(random_run / "base", run / "base")
+    report = E.evaluate_run(run, n_per_family=2)
+    m = report["metrics"]
+    assert m["arith_pass1_sft"] is None and m["arith_pass1_rl"] is None
+    assert m["arith_pass1_sft_control"] is None
+    assert 0.0 <= m["format_base"] <= 1.0
+    assert "sft" not in report["families"]["arith"]
+    assert report["rl_curve"] == []
+    assert "no extra-SFT control" in next(c for c in report["claims"]
+                                          if c["id"] == "rl_beyond_labelers")["reading"]
+
+
+def test_format_and_correctness_are_read_from_the_tokens(random_run, monkeypatch):
+    """Formatted = ends with <|assistant_end|> and holds no other special token."""
+    from engine.tokenizer import Tokenizer
+
+    tok = Tokenizer.load(random_run / "tokenizer.json")
+    end, bos = tok.special_id("<|assistant_end|>"), tok.special_id("<|bos|>")
+    problem = T.Problem("arith", [{"role": "user", "content": "What is 5 + 7?"}], "12")
+    outs = [tok.encode("Ones: 5 + 7 = 12.\nAnswer: 12") + [end],  # right, formatted
+            tok.encode("Answer: 13") + [end],                      # wrong, formatted
+            tok.encode("Answer: 12"),                              # right, never ended
+            [bos] + tok.encode("Answer: 12") + [end]]              # a stray special inside
+    monkeypatch.setattr(E, "_generate", lambda model, prompts, *a: outs[: len(prompts)])
+    rows = E._chat_answers(None, tok, [problem] * 4, 32, 0.0, 0)
+    assert [r["correct"] for r in rows] == [True, False, True, True]
+    assert [r["format"] for r in rows] == [True, True, False, False]
+    assert rows[0]["answer"].endswith("Answer: 12")
+
+
+def test_build_report_computes_shares_and_readings():
+    def rows(k, n):
+        return [{"prompt": "q", "answer": "a", "expected": "1", "correct": i < k, "format": True}
+                for i in range(n)]
+
+    stage = {f: rows(2, 4) for f in E.CHAT_FAMILIES}
+    results = {"sft": {**stage, "arith": rows(1, 4), "answer_first": rows(0, 4)},
+               "rl": {**stage, "arith": rows(3, 4), "answer_first": rows(0, 4)}}
+    report = E.build_report("r", 0, results, 0.6, 4, [])
+    m = report["metrics"]
+    assert (m["arith_pass1_sft"], m["arith_pass1_rl"], m["work_first_sft"]) == (0.25, 0.75, 0.25)
+    assert m["answer_first_sft"] == 0.0 and m["arith_labelers"] == 0.6
+    assert m["format_base"] is None  # no base model: measured nowhere, so not made up
+    rl = next(c for c in report["claims"] if c["id"] == "rl_beyond_labelers")
+    assert rl["gain"] == 0.5 and "+50 points" in rl["reading"] and "60%" in rl["reading"]
+    assert report["families"]["arith"] == {"sft": 0.25, "rl": 0.75, "labelers": 0.6, "n": 4}
+
+
+def test_cli_eval_json_and_report(random_run):
+    from typer.testing import CliRunner
+
+    from tui.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["eval", "--run", str(random_run), "--n", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    last = json.loads(res.stdout.strip().splitlines()[-1])
+    assert last["metrics"]["n_eval_arith"] == 2
+    res = runner.invoke(app, ["report", "--run", str(random_run)])
+    assert res.exit_code == 0 and "arith" in res.stdout and "labelers" in res.stdout
+
+
+def test_cli_report_without_report_exits_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from tui.cli import app
+
+    (tmp_path / "empty").mkdir()
+    res = CliRunner().invoke(app, ["report", "--run", str(tmp_path / "empty")])
+    assert res.exit_code == 2 and "deepdive eval" in res.output
+    res = CliRunner().invoke(app, ["eval", "--run", str(tmp_path / "missing")])
+    assert res.exit_code == 2
