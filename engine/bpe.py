@@ -84,7 +84,7 @@ def train_merges(
     where: dict[tuple[int, int], set[int]] = defaultdict(set)  # pair -> chunks that had it
     for i, w in enumerate(words):
         c = counts[i]
-        for p in zip(w, w[1:]):
+        for p in zip(w, w[1:], strict=False):
             pair_counts[p] += c
             where[p].add(i)
     # Max-heap by count via negation; ties pop the smallest (a, b), as the rule says. Entries
@@ -128,9 +128,9 @@ def _apply_merge(words, counts, pair_counts, where, heap, a: int, b: int, new: i
         if len(out) == len(w):  # stale index entry: an earlier merge took the pair away
             continue
         c = counts[i]
-        for p in zip(w, w[1:]):
+        for p in zip(w, w[1:], strict=False):
             delta[p] -= c
-        for p in zip(out, out[1:]):
+        for p in zip(out, out[1:], strict=False):
             delta[p] += c
             if new in p:
                 where[p].add(i)
@@ -151,8 +151,8 @@ def train_merges_reference(chunk_counts: dict[str, int], n_merges: int) -> list[
     vocab = [bytes([i]) for i in range(256)]
     while len(merges) < n_merges:
         pair_counts: Counter[tuple[int, int]] = Counter()
-        for w, c in zip(words, counts):
-            for p in zip(w, w[1:]):
+        for w, c in zip(words, counts, strict=True):
+            for p in zip(w, w[1:], strict=False):
                 if vocab[p[0]] + vocab[p[1]] not in vocab:
                     pair_counts[p] += c
         if not pair_counts:

@@ -101,7 +101,9 @@ class Tokenizer:
     @classmethod
     def from_dict(cls, d: dict, name: str | None = None, source: str = "tokenizer") -> Tokenizer:
         if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise TokenizerFileError(f"{source}: not a deepdive tokenizer.json (no format {FORMAT!r})")
+            raise TokenizerFileError(
+                f"{source}: not a deepdive tokenizer.json (no format {FORMAT!r})"
+            )
         if d.get("version") != VERSION:
             raise TokenizerFileError(f"{source}: version {d.get('version')!r}, expected {VERSION}")
         try:
@@ -112,7 +114,9 @@ class Tokenizer:
                 mergeable_ranks=ranks, special_tokens=specials,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise TokenizerFileError(f"{source}: malformed tokenizer ({type(e).__name__}: {e})") from e
+            raise TokenizerFileError(
+                f"{source}: malformed tokenizer ({type(e).__name__}: {e})"
+            ) from e
         return cls(enc, name=name or enc.name)
 
     @classmethod
@@ -139,7 +143,9 @@ def train_bpe(
     """
     n_merges = vocab_size - 256 - len(SPECIAL_TOKENS)
     if n_merges < 0:
-        raise ValueError(f"vocab_size must be at least {256 + len(SPECIAL_TOKENS)}, got {vocab_size}")
+        raise ValueError(
+            f"vocab_size must be at least {256 + len(SPECIAL_TOKENS)}, got {vocab_size}"
+        )
     counts = bpe.count_chunks(texts)
     if not counts:
         raise ValueError("no text to train the tokenizer on")
@@ -242,7 +248,9 @@ def _file_name(path: Path) -> str:
 # -- Hugging Face GPT-2 style folders ------------------------------------------------------
 def _gpt2_byte_decoder() -> dict[str, int]:
     """GPT-2's bytes_to_unicode, inverted: the printable stand-in char -> the byte."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), 256)]
+    printable = [
+        *range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), 256)
+    ]
     decoder = {chr(b): b for b in printable}
     others = [b for b in range(256) if b not in decoder.values()]
     decoder.update({chr(256 + n): b for n, b in enumerate(others)})
@@ -261,10 +269,12 @@ def tokenizer_from_hf_folder(path: str | Path) -> Tokenizer:
     except (OSError, ValueError) as e:
         raise TokenizerFileError(f"{path}: cannot read vocab.json/merges.txt ({e})") from e
     ranks: dict[bytes, int] = {}
+    spelled: dict[bytes, str] = {}  # token bytes -> its vocab.json text
     specials: dict[str, int] = {}
     for text, i in vocab.items():
         if text and all(ch in decoder for ch in text):
-            ranks[bytes(decoder[ch] for ch in text)] = int(i)
+            data = bytes(decoder[ch] for ch in text)
+            ranks[data], spelled[data] = int(i), text
         else:
             specials[text] = int(i)
     added = path / "added_tokens.json"
@@ -273,7 +283,8 @@ def tokenizer_from_hf_folder(path: str | Path) -> Tokenizer:
     if len(set(ranks.values())) != len(ranks) or any(bytes([b]) not in ranks for b in range(256)):
         raise TokenizerFileError(f"{path}: vocab.json is not a byte-level BPE vocabulary")
     last = -1
-    merged = set()
+    merged: set[bytes] = set()
+    used: set[bytes] = set()  # tokens merges.txt builds on
     for line in lines:
         if not line.strip() or line.startswith("#version"):
             continue
@@ -282,13 +293,23 @@ def tokenizer_from_hf_folder(path: str | Path) -> Tokenizer:
             a, b = (bytes(decoder[ch] for ch in p) for p in parts)
             rank = ranks[a + b]
         except (KeyError, ValueError) as e:
-            raise TokenizerFileError(f"{path}: merges.txt line {line!r} does not fit vocab.json") from e
+            raise TokenizerFileError(
+                f"{path}: merges.txt line {line!r} does not fit vocab.json"
+            ) from e
         if rank <= last or rank <= max(ranks[a], ranks[b]):
             raise TokenizerFileError(f"{path}: merge {line!r} is out of rank order")
         last = rank
         merged.add(a + b)
-    if any(len(t) > 1 and t not in merged for t in ranks):
-        raise TokenizerFileError(f"{path}: vocab.json has tokens no merge makes")
+        used.update((a, b))
+    # A multi-byte entry no merge makes (GPT-2's "<|endoftext|>", whose characters all happen
+    # to be byte stand-ins) is a special token: BPE can never produce it from text, and as a
+    # mergeable rank tiktoken would wrongly merge ordinary text into it.
+    for data in [t for t in ranks if len(t) > 1 and t not in merged]:
+        if data in used:
+            raise TokenizerFileError(
+                f"{path}: merges.txt builds on {spelled[data]!r}, which no merge makes"
+            )
+        specials.setdefault(spelled[data], ranks.pop(data))
     from tiktoken_ext.openai_public import r50k_pat_str
 
     enc = tiktoken.Encoding(
