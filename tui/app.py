@@ -1,29 +1,33 @@
-"""The deepdive app: one tab per pane. Nothing here imports torch; panes load it in workers,
-so the first frame comes before torch (about 1.3 s to import) does."""
+"""The deepdive app: one tab per pane.
+
+First paint is fast because only the pane the app opens on is imported and built; the others
+are imported and composed on their first visit. Nothing here imports torch; panes load it in
+workers, so the first frame comes before torch (about 1.3 s to import) does, and a pane the
+user never opens (Compare loads three models) costs nothing."""
 
 from __future__ import annotations
 
+import importlib
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
 from textual import screen as textual_screen
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
-from tui.panes.compare import ComparePane
-from tui.panes.report import ReportPane
-from tui.panes.sample import SamplePane
-from tui.panes.tokens import TokensPane
-from tui.panes.train import TrainPane
-
+# (key, title, "module:class"): pane classes are imported on first use (see pane_class).
 PANES = [
-    ("tokens", "Tokens", TokensPane),
-    ("sample", "Sample", SamplePane),
-    ("train", "Train", TrainPane),
-    ("compare", "Compare", ComparePane),
-    ("report", "Report", ReportPane),
+    ("tokens", "Tokens", "tui.panes.tokens:TokensPane"),
+    ("sample", "Sample", "tui.panes.sample:SamplePane"),
+    ("train", "Train", "tui.panes.train:TrainPane"),
+    ("compare", "Compare", "tui.panes.compare:ComparePane"),
+    ("report", "Report", "tui.panes.report:ReportPane"),
 ]
+PANE_KEYS = [key for key, _, _ in PANES]
 THEMES = ["textual-dark", "textual-light", "nord", "gruvbox", "tokyo-night", "solarized-light"]
 MIN_SIZE = (60, 20)  # below this the panes cannot show anything useful
 
@@ -31,9 +35,9 @@ MIN_SIZE = (60, 20)  # below this the panes cannot show anything useful
 class DeepdiveApp(App):
     TITLE = "deepdive"
     SUB_TITLE = "how a chat model is made"
-    CSS_PATH = "app.tcss"
-    # F-keys and alt+digits switch panes: text inputs never swallow them (ctrl+digits, and
-    # ctrl+enter, never reach most terminals).
+    CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses live elsewhere
+    # F-keys and alt+digits switch panes, as priority bindings so that a focused text input
+    # never swallows them (ctrl+digits, and ctrl+enter, never reach most terminals).
     BINDINGS = [
         *[
             Binding(f"f{i + 2},alt+{i + 1}", f"show_tab('{key}')", title, show=False,
@@ -41,7 +45,8 @@ class DeepdiveApp(App):
             for i, (key, title, _) in enumerate(PANES)
         ],
         Binding("f1", "help", "Help", priority=True),
-        Binding("ctrl+t", "cycle_theme", "Theme", show=False, priority=True),
+        # not priority: the Sample and Compare panes use ctrl+t for their own action
+        Binding("ctrl+t", "cycle_theme", "Theme", show=False),
         Binding("ctrl+s", "save_screenshot", "Screenshot", show=False, priority=True),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
     ]
@@ -57,15 +62,16 @@ class DeepdiveApp(App):
         super().__init__()
         if not animation:
             self.animation_level = "none"
-        self.start_tab = start_tab if start_tab in [k for k, _, _ in PANES] else "tokens"
+        self.start_tab = start_tab if start_tab in PANE_KEYS else "tokens"
         self.run_name = run
 
     def compose(self) -> ComposeResult:
         yield Header()
         with TabbedContent(initial=self.start_tab):
-            for key, title, pane in PANES:
+            for key, title, _ in PANES:
                 with TabPane(title, id=key):
-                    yield pane(id=f"{key}-pane")
+                    if key == self.start_tab:  # the others are built on their first visit
+                        yield pane_class(key)(id=f"{key}-pane")
         yield Static(self._too_small_text(), id="too-small")
         yield Footer()
 
@@ -74,6 +80,23 @@ class DeepdiveApp(App):
 
     def on_resize(self) -> None:
         self._check_size()
+
+    # --- panes ----------------------------------------------------------------------------
+
+    def pane(self, key: str) -> Widget:
+        """The pane widget for key, built (imported, composed, mounted) on first use."""
+        found = self.query(f"#{key}-pane")
+        if found:
+            return found.first()
+        widget = pane_class(key)(id=f"{key}-pane")
+        self.query_one(f"TabPane#{key}", TabPane).mount(widget)
+        return widget
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        # a tab clicked with the mouse (or chosen with the tab bar's arrows) gets its pane too
+        key = event.pane.id
+        if key in PANE_KEYS:
+            self.pane(key)
 
     # --- small terminals ------------------------------------------------------------------
 
@@ -91,12 +114,23 @@ class DeepdiveApp(App):
     # --- actions --------------------------------------------------------------------------
 
     def action_show_tab(self, tab: str) -> None:
+        if tab not in PANE_KEYS:
+            return
         self.query_one(TabbedContent).active = tab
-        pane = self.query_one(f"#{tab}-pane")
-        # focus the pane's first input so its keys work at once
+        pane = self.pane(tab)
+        # focus the pane's first focusable widget so its keys work at once (after a fresh
+        # pane has composed its children)
+        self.call_after_refresh(self._focus_first, pane)
+
+    def _focus_first(self, pane: Widget) -> None:
+        focused = self.focused
+        if focused is not None and pane in focused.ancestors_with_self:
+            return  # already inside the pane (e.g. the pane focused its own prompt)
         focusable = [w for w in pane.query("*") if w.focusable]
         if focusable:
             focusable[0].focus()
+        elif pane.focusable:
+            pane.focus()
 
     def action_help(self) -> None:
         from tui.help import HelpScreen
@@ -112,7 +146,7 @@ class DeepdiveApp(App):
     def action_save_screenshot(self) -> None:
         """An SVG of the screen into the current folder; the notice says where."""
         try:
-            path = self.save_screenshot(path="./")
+            path = self.save_screenshot(path=os.getcwd())
         except OSError as e:
             self.notify(f"Could not save the screenshot: {e}", severity="error")
             return
@@ -129,22 +163,29 @@ class DeepdiveApp(App):
                             self.action_cycle_theme)
         yield SystemCommand("Screenshot", "Save an SVG of the screen into the current folder "
                             "(ctrl+s)", self.action_save_screenshot)
-        for i, (key, title, pane_cls) in enumerate(PANES):
+        for i, (key, title, _) in enumerate(PANES):
             yield SystemCommand(f"Go to {title}", f"Switch to the {title} pane (F{i + 2})",
                                 lambda key=key: self.action_show_tab(key))
-            yield from self._pane_commands(key, title, pane_cls)
+            yield from self._pane_commands(key, title)
 
-    def _pane_commands(self, key: str, title: str, pane_cls) -> Iterable[SystemCommand]:
+    def _pane_commands(self, key: str, title: str) -> Iterable[SystemCommand]:
         """Each pane's own key bindings, as palette commands that open the pane and act."""
-        for binding in pane_bindings(pane_cls):
+        for binding in pane_bindings(pane_class(key)):
             keys = binding.key.split(",")[0]
 
             def run(key: str = key, action: str = binding.action) -> None:
                 self.action_show_tab(key)
-                pane = self.query_one(f"#{key}-pane")
-                self.call_later(pane.run_action, action)
+                # after the pane (perhaps just built) has mounted its children
+                self.call_after_refresh(self.pane(key).run_action, action)
 
             yield SystemCommand(f"{title}: {binding.description}", f"({keys})", run)
+
+
+def pane_class(key: str) -> type[Widget]:
+    """The pane class for key, imported now (the first frame imports only the first pane)."""
+    spec = next(spec for k, _, spec in PANES if k == key)
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def pane_bindings(pane_cls) -> list[Binding]:

@@ -47,10 +47,11 @@ def _key_label(key: str) -> str:
 
 
 def help_markdown() -> str:
-    from tui.app import PANES, pane_bindings
+    from tui.app import PANES, pane_bindings, pane_class
 
     parts = ["# deepdive\n", APP_KEYS]
-    for i, (key, title, pane_cls) in enumerate(PANES):
+    for i, (key, title, _) in enumerate(PANES):
+        pane_cls = pane_class(key)
         module = sys.modules.get(pane_cls.__module__)
         text = getattr(pane_cls, "HELP", None) or getattr(module, "HELP", None) or ABOUT[key]
         parts.append(f"\n## {title} (F{i + 2})\n\n{text.strip()}\n")
