@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from textual import screen as textual_screen
@@ -64,6 +64,8 @@ class DeepdiveApp(App):
             self.animation_level = "none"
         self.start_tab = start_tab if start_tab in PANE_KEYS else "tokens"
         self.run_name = run
+        self._first_frame_done = False
+        self._after_first_frame: list[Callable[[], object]] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -77,6 +79,21 @@ class DeepdiveApp(App):
 
     def on_mount(self) -> None:
         self._check_size()
+
+    def on_ready(self) -> None:
+        # Textual posts Ready once the first frame is drawn
+        self._first_frame_done = True
+        callbacks, self._after_first_frame = self._after_first_frame, []
+        for callback in callbacks:
+            self.call_later(callback)
+
+    def after_first_frame(self, callback: Callable[[], object]) -> None:
+        """Run callback once the first frame is on screen (at once if it already is): panes
+        start loading tokenizers or models here, so the loading never delays first paint."""
+        if self._first_frame_done:
+            self.call_later(callback)
+        else:
+            self._after_first_frame.append(callback)
 
     def on_resize(self) -> None:
         self._check_size()

@@ -349,27 +349,26 @@ class TokensPane(Vertical):
         self.chat = False
         self.compare = False
         self._debounce: Timer | None = None
+        self._choices: list[tuple[str, str]] = []
 
     def compose(self) -> ComposeResult:
         text = TextArea(EXAMPLES[0][1], id="tok-text", soft_wrap=True)
         text.border_title = "text · ^n examples · ^r chat"
         yield text
-        form = ChatForm(id="tok-chat")
-        form.border_title = "conversation"
-        yield form
+        # The chat form and the second column are built when first asked for: fewer widgets
+        # before the first frame (a chat form costs about as much to build as the rest).
         with Horizontal(id="tok-cols"):
             yield TokenColumn("cl100k_base", id="tok-a")
-            yield TokenColumn(self._second_default(), id="tok-b")
 
     def _second_default(self) -> str:
         run = getattr(self.app, "run_name", None)
         return run or "o200k_base"
 
     def on_mount(self) -> None:
-        for column in self.query(TokenColumn):
-            column.view.set_chips([], placeholder=f"loading {column.encoding}…")
+        self.query_one("#tok-a", TokenColumn).view.set_chips([], placeholder="loading cl100k_base…")
         # after the first frame: loading cl100k takes ~1 s and must not delay the first paint
-        self.call_after_refresh(self._start)
+        # (the app says when its first frame is drawn; a test app without that: next refresh)
+        getattr(self.app, "after_first_frame", self.call_after_refresh)(self._start)
 
     def _start(self) -> None:
         self._push()
@@ -386,6 +385,7 @@ class TokensPane(Vertical):
         self.app.call_from_thread(self._set_choices, choices)
 
     def _set_choices(self, choices: list[tuple[str, str]]) -> None:
+        self._choices = choices
         for column in self.query(TokenColumn):
             column.set_choices(choices)
 
@@ -422,14 +422,23 @@ class TokensPane(Vertical):
         self._push()
         self.notify(f"Example: {name}", timeout=2)
 
-    def action_toggle_chat(self) -> None:
+    async def action_toggle_chat(self) -> None:
+        if not self.query(ChatForm):
+            form = ChatForm(id="tok-chat")
+            form.border_title = "conversation"
+            await self.mount(form, before="#tok-cols")
         self.chat = not self.chat
         self.set_class(self.chat, "-chat")
         target = "#chat-user" if self.chat else "#tok-text"
         self.query_one(target).focus()
         self._push()
 
-    def action_toggle_compare(self) -> None:
+    async def action_toggle_compare(self) -> None:
+        if not self.query("#tok-b"):
+            second = TokenColumn(self._second_default(), id="tok-b")
+            await self.query_one("#tok-cols").mount(second)
+            if self._choices:
+                second.set_choices(self._choices)
         self.compare = not self.compare
         self.set_class(self.compare, "-compare")
         second = self.query_one("#tok-b", TokenColumn)
