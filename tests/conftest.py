@@ -10,20 +10,10 @@ from pathlib import Path
 
 import pytest
 
-WORLD_MODULES = ("engine.world", "engine.tasks", "engine.evals")
-
-
-def require_world() -> None:
-    """Skip (saying why) while the embedded world's modules have not landed yet."""
-    for name in WORLD_MODULES:
-        pytest.importorskip(name, reason=f"{name} is not in the tree yet")
-
 
 @pytest.fixture(scope="session")
 def micro_run(tmp_path_factory) -> Path:
     from engine.train.pipeline import train
-
-    require_world()
 
     run_dir = tmp_path_factory.mktemp("runs") / "micro"
     train(run_dir, preset="micro", seed=0, device="cpu")

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import threading
-from pathlib import Path
 
 import pytest
 
 from tui.panes.compare_fewshot import fewshot_answer, fewshot_document
 from tui.panes.compare_runner import user_text
 
-RUN = "cmp"
 pytestmark = pytest.mark.anyio
-# the world and its verifier come from engine/world.py and engine/tasks.py (the world helper)
-pytest.importorskip("engine.world", reason="engine/world.py has not landed yet")
-pytest.importorskip("engine.tasks", reason="engine/tasks.py has not landed yet")
 
 
 @pytest.fixture
@@ -23,43 +17,10 @@ def anyio_backend():
     return "asyncio"
 
 
-def _random_run(root: Path) -> Path:
-    """A run folder with the real formats: a BPE tokenizer trained on world text and three
-    small random GPTs (base/sft/rl differ by seed). Used until the shared `micro_run` exists."""
-    import torch
-    from engine.world import build_world, pretrain_documents
-
-    from engine.chat import SPECIAL_TOKENS
-    from engine.checkpoint import save_checkpoint
-    from engine.model import GPT, GPTConfig
-    from engine.tokenizer import train_bpe
-
-    run = root / RUN
-    run.mkdir(parents=True)
-    tok = train_bpe(pretrain_documents(build_world(0))[:300], vocab_size=512)
-    assert all(s in tok.specials for s in SPECIAL_TOKENS)
-    tok.save(run / "tokenizer.json")
-    (run / "run.json").write_text(json.dumps({"seed": 0, "preset": "test"}))
-    for i, stage in enumerate(("base", "sft", "rl")):
-        torch.manual_seed(i)
-        config = GPTConfig(vocab_size=tok.n_vocab, block_size=256, n_layer=1, n_head=2, n_embd=32)
-        save_checkpoint(run / stage, GPT(config),
-                        {"config": config.to_dict(), "stage": stage, "step": i, "metrics": {}})
-    return run
-
-
-@pytest.fixture(scope="module")
-def run_dir(request, tmp_path_factory) -> Path:
-    try:
-        return Path(request.getfixturevalue("micro_run"))
-    except pytest.FixtureLookupError:
-        return _random_run(tmp_path_factory.mktemp("runs"))
-
-
 @pytest.fixture
-def app_factory(run_dir, monkeypatch):
+def app_factory(micro_run, monkeypatch):
     """DeepdiveApp opened on Compare for the test run, with a fresh model client."""
-    monkeypatch.setenv("DEEPDIVE_CHECKPOINTS", str(run_dir.parent))
+    monkeypatch.setenv("DEEPDIVE_CHECKPOINTS", str(micro_run.parent))
     from tui.app import DeepdiveApp
     from tui.client import ModelClient
 
@@ -67,10 +28,10 @@ def app_factory(run_dir, monkeypatch):
     monkeypatch.setattr("tui.client.shared_client", lambda: client)
 
     def make():
-        return DeepdiveApp(start_tab="compare", run=run_dir.name)
+        return DeepdiveApp(start_tab="compare", run=micro_run.name)
 
     make.client = client
-    make.run = run_dir.name
+    make.run = micro_run.name
     return make
 
 
@@ -177,7 +138,7 @@ async def test_times_n_shows_pass_rates_of_n_samples(app_factory, monkeypatch):
         pane.settings.max_tokens = 24
         # a verifier that passes about half of any model's answers, so the rate is not 0 or 1
         monkeypatch.setattr(tasks, "verify", lambda p, r: float(len(r) % 2 == 0))
-        await pilot.press("ctrl+t")
+        await pilot.press("ctrl+g")
         await _finished(app, pilot, pane)
         client, run = app_factory.client, app_factory.run
         tok = client.tokenizer(run)
@@ -246,3 +207,4 @@ def test_fewshot_answer_ends_at_the_next_question():
     assert fewshot_answer(" Par") == ("Par", False)
     doc = fewshot_document([("Who is A?", "A is a cat."), ("Q2?", "A2.")], "Who is B?")
     assert doc.endswith("Q: Q2?\nA: A2.\n\nQ: Who is B?\nA:")
+

@@ -317,7 +317,6 @@ async def test_token_view_layout_wraps_marks_newlines_and_held_bytes():
 
 async def test_a_trained_micro_run(request, monkeypatch):
     """The real trainer's micro run: every stage is listed and the tuned model chats."""
-    pytest.importorskip("engine.world", reason="the world generator (the trainer's data)")
     micro_run = request.getfixturevalue("micro_run")
     monkeypatch.setenv("DEEPDIVE_CHECKPOINTS", str(micro_run.parent))
     async with Host(run=micro_run.name).run_test(size=SIZE) as pilot:

@@ -88,7 +88,7 @@ class ComparePane(Vertical):
     BINDINGS = [
         Binding("ctrl+r", "run", "Run"),
         Binding("ctrl+n", "reroll", "Re-roll"),
-        Binding("ctrl+t", "sample_n", "×N pass rate"),
+        Binding("ctrl+g", "sample_n", "×N pass rate"),
         Binding("ctrl+o", "toggle_fewshot", "Few-shot base"),
     ]
 
@@ -135,6 +135,11 @@ class ComparePane(Vertical):
         if self.run_name is None:
             self._say_no_run()
             return
+        # The first frame is already painted when Show arrives; queue the heavy start (world,
+        # torch, three models) behind the app's pending messages so nothing else waits on it.
+        self.app.call_later(self._start_loading)
+
+    def _start_loading(self) -> None:
         self._prepare(self.run_name)
         for column in self.columns:
             self._load(column)
@@ -154,10 +159,9 @@ class ComparePane(Vertical):
     @work(thread=True, exclusive=True, group="compare-prepare", exit_on_error=False)
     def _prepare(self, run: str) -> None:
         """World of the run's seed -> curated prompts and few-shot examples (a worker thread)."""
+        from engine.runs import read_json, resolve_run
         from engine.tasks import curated_prompts
         from engine.world import build_world
-
-        from engine.runs import read_json, resolve_run
         from tui.panes.compare_fewshot import fewshot_examples
 
         try:
@@ -229,7 +233,8 @@ class ComparePane(Vertical):
 
     @on(CompareColumn.Picked)
     def _picked(self, event: CompareColumn.Picked) -> None:
-        self._load(event.column)
+        if self._started:  # a Select's first value arrives at mount: on_show loads those
+            self._load(event.column)
 
     # --- actions -----------------------------------------------------------------------------
 
