@@ -120,21 +120,45 @@ def train_merges(
 
 
 def _apply_merge(words, counts, pair_counts, where, heap, a: int, b: int, new: int) -> None:
-    """Merge (a, b) -> new in the chunks that have it; update only their pair counts."""
+    """Merge (a, b) -> new in the chunks that have it; update only their pair counts.
+
+    Only the pairs touching a merge site change: (prev, a) -> (prev, new) and (b, next) ->
+    (new, next). ``prev`` is read from the already-merged output, so back-to-back sites
+    ("abab" -> "NN") and runs of one byte ("aaaa" with a == b) come out exactly as a full
+    recount of the word would (checked against ``train_merges_reference`` by the tests).
+    """
     delta: dict[tuple[int, int], int] = defaultdict(int)
     for i in where.pop((a, b)):
         w = words[i]
-        out = merge_word(w, a, b, new)
-        if len(out) == len(w):  # stale index entry: an earlier merge took the pair away
+        n = len(w)
+        j = w.index(a) if a in w else n
+        if j >= n - 1:  # stale index entry: an earlier merge took the pair away
             continue
         c = counts[i]
-        for p in zip(w, w[1:], strict=False):
-            delta[p] -= c
-        for p in zip(out, out[1:], strict=False):
-            delta[p] += c
-            if new in p:
-                where[p].add(i)
-        words[i] = out
+        out = w[:j]
+        changed = False
+        while j < n:
+            x = w[j]
+            if x == a and j + 1 < n and w[j + 1] == b:
+                changed = True
+                if out:
+                    prev = out[-1]
+                    delta[(prev, a)] -= c
+                    delta[(prev, new)] += c
+                    where[(prev, new)].add(i)
+                delta[(a, b)] -= c
+                if j + 2 < n:
+                    nxt = w[j + 2]
+                    delta[(b, nxt)] -= c
+                    delta[(new, nxt)] += c
+                    where[(new, nxt)].add(i)
+                out.append(new)
+                j += 2
+            else:
+                out.append(x)
+                j += 1
+        if changed:
+            words[i] = out
     for p, d in delta.items():
         if d:
             c = pair_counts[p] + d
