@@ -5,6 +5,8 @@
 - hf_seconds: HF ``tokenizers`` ByteLevel BPE, same text, same vocab size (null if not installed).
   It also splits text (GPT-2's pattern) and counts words first, so the work is comparable.
 - ratio: seconds / hf_seconds. Goal <= 3.
+- cpu_seconds, hf_cpu_seconds: CPU time of each (HF's counts all its threads): on a shared
+  machine wall times swing with the load, CPU time much less.
 - naive_est_seconds: a recount-everything trainer (every chunk occurrence kept, all pairs
   recounted and every sequence rewritten per merge, the way a first BPE is usually written) timed
   for --naive-merges merges on a 1 MB slice, extrapolated linearly to all merges on all the text.
@@ -100,7 +102,7 @@ def naive_merges(texts: list[str], n_merges: int) -> float:
     return (time.perf_counter() - t0) / n_merges
 
 
-def hf_train(texts: list[str], vocab_size: int) -> float | None:
+def hf_train(texts: list[str], vocab_size: int) -> tuple[float, float] | None:
     try:
         from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     except ImportError:
@@ -109,11 +111,11 @@ def hf_train(texts: list[str], vocab_size: int) -> float | None:
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     tk.train_from_iterator(texts, trainer)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert tk.get_vocab_size() >= vocab_size * 0.9, tk.get_vocab_size()
-    return seconds
+    return seconds, cpu
 
 
 def main() -> None:
@@ -138,18 +140,18 @@ def main() -> None:
     equal = bpe.train_merges(counts, 150) == bpe.train_merges_reference(counts, 150)
 
     profiler = cProfile.Profile() if args.profile else None
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if profiler:
         profiler.enable()
     tok = train_bpe(texts, args.vocab_size)
     if profiler:
         profiler.disable()
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     print(f"ours: {seconds:.2f} s, vocab {tok.n_vocab}", file=sys.stderr)
     if profiler:
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(20)
 
-    hf_seconds = hf_train(texts, args.vocab_size)
+    hf_seconds, hf_cpu = hf_train(texts, args.vocab_size) or (None, None)
     print(f"hf: {hf_seconds} s", file=sys.stderr)
 
     # the naive trainer on a 1 MB slice (or all of it, if smaller), extrapolated
@@ -169,6 +171,8 @@ def main() -> None:
         "hf_seconds": round(hf_seconds, 2) if hf_seconds is not None else None,
         "ratio": round(seconds / hf_seconds, 2) if hf_seconds else None,
         "naive_est_seconds": round(naive_est, 1),
+        "cpu_seconds": round(cpu, 2),
+        "hf_cpu_seconds": round(hf_cpu, 2) if hf_cpu is not None else None,
         "mb": round(n_bytes / 1e6, 2),
         "vocab_size": args.vocab_size,
         "merges_equal_reference": equal,
