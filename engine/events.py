@@ -6,7 +6,8 @@ Every event has ``t`` (unix seconds) and ``type``; most have ``stage`` and ``ste
 Types and their usual fields (extra fields are allowed and shown where a pane knows them):
 
 - ``run_start``   pid, preset, stages (list), seed, resumed (bool)
-- ``stage_start`` stage ("tokenizer" | "pretrain" | "sft" | "rl" | "eval"), total_steps, step (start)
+- ``stage_start`` stage ("tokenizer" | "pretrain" | "sft" | "rl" | "control" | "eval"),
+                  total_steps, step (start)
 - ``step``        stage, step, total_steps, loss, lr, tok_s, mfu, elapsed_s;
                   RL adds reward, pass1, resp_len
 - ``eval``        stage, step, and metric fields (val_loss, pass1, ...)
@@ -32,7 +33,8 @@ EVENTS_FILE = "events.jsonl"
 
 
 class EventWriter:
-    """Appends events; each line is written with one ``write`` and flushed, so readers see whole lines."""
+    """Appends events; each line goes out in one ``write`` and is flushed: readers see whole
+    lines."""
 
     def __init__(self, run_dir: str | Path, enabled: bool = True):
         self.path = Path(run_dir) / EVENTS_FILE

@@ -3,7 +3,8 @@
 ```
 checkpoints/<run>/
   run.json  tokenizer.json  events.jsonl  report.json
-  base/ sft/ rl/   model.safetensors + meta.json (+ optimizer.safetensors while a stage is unfinished)
+  base/ sft/ rl/   model.safetensors + meta.json
+                   (+ optimizer.safetensors while a stage is unfinished)
 ```
 """
 
