@@ -1,8 +1,10 @@
 """Compare pane figures on a trained run (default: the demo's tiny run).
 
-- three_vs_one_ratio: wall time of three columns (base, sft, rl) streaming together, one worker
-  thread each as the pane runs them, over the time of one column (sft) alone; every column makes
-  exactly --tokens tokens (stop tokens off) so the work is equal. Goal <= 1.5.
+- three_vs_one_ratio: wall time of three columns (base, sft, rl) streaming together through
+  ModelClient.stream_many (one batched forward per step over the stacked models), over the time
+  of one column (sft) alone; every column makes exactly --tokens tokens (stop tokens off) so the
+  work is equal. Goal <= 1.5. threads_ratio: the same with one thread per column calling
+  ModelClient.stream (what stream_many did before batching).
 - p95_lag_ms: the app (headless) runs the Compare pane for real (three columns streaming, a few
   prompts) while a 10 ms timer on the app's loop records how late it fires. Goal < 50 ms.
 - demo_first_frame_s: `deepdive demo` in a fresh process, from spawn to the first frame (the
@@ -30,37 +32,43 @@ sys.path.insert(0, str(ROOT))
 STAGES = ("base", "sft", "rl")
 
 
-def time_columns(client, run: str, stages, prompt_ids, tokens: int, seed: int) -> float:
-    """Seconds until every column has streamed `tokens` tokens, one thread per column."""
+def time_columns(client, run: str, stages, prompt_ids, tokens: int, seed: int,
+                 threads: bool = False) -> float:
+    """Seconds until every column has streamed `tokens` tokens: through stream_many, or with
+    one thread per column calling stream (`threads`)."""
     from engine.sampler import SampleSettings
+    from tui.client import StreamRequest
 
     settings = SampleSettings(temperature=0.8, top_k=50, max_tokens=tokens, seed=seed,
                               n_alternatives=1)
-    counts = {}
+    counts = dict.fromkeys(range(len(stages)), 0)
 
-    def column(stage: str) -> None:
-        n = 0
+    def column(i: int, stage: str) -> None:
         for _ in client.stream(run, stage, prompt_ids, settings, (), threading.Event()):
-            n += 1
-        counts[stage] = n
+            counts[i] += 1
 
-    threads = [threading.Thread(target=column, args=(s,)) for s in stages]
     t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    if threads:
+        workers = [threading.Thread(target=column, args=(i, s)) for i, s in enumerate(stages)]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+    else:
+        for i, item in client.stream_many([StreamRequest(run, s, prompt_ids, settings)
+                                           for s in stages]):
+            assert not isinstance(item, Exception), item
+            counts[i] += 1
     elapsed = time.perf_counter() - t0
     assert all(n == tokens for n in counts.values()), f"short columns: {counts}"
     return elapsed
 
 
 def three_vs_one(run: str, tokens: int, repeats: int) -> dict:
-    from engine.tasks import curated_prompts
-    from engine.world import build_world
-
     from engine.chat import render_prompt
     from engine.runs import read_json, resolve_run
+    from engine.tasks import curated_prompts
+    from engine.world import build_world
     from tui.client import ModelClient
 
     client = ModelClient()
@@ -69,12 +77,17 @@ def three_vs_one(run: str, tokens: int, repeats: int) -> dict:
     tok = client.tokenizer(run)
     world = build_world(int(read_json(resolve_run(run) / "run.json").get("seed", 0)))
     ids = render_prompt(tok, curated_prompts(world)[0].messages)
-    time_columns(client, run, ["sft"], ids, 8, 0)  # warm-up (allocator, kernels)
-    one = [time_columns(client, run, ["sft"], ids, tokens, r) for r in range(repeats)]
-    three = [time_columns(client, run, STAGES, ids, tokens, r) for r in range(repeats)]
-    return {"one_column_s": round(statistics.median(one), 4),
-            "three_columns_s": round(statistics.median(three), 4),
-            "three_vs_one_ratio": round(statistics.median(three) / statistics.median(one), 3)}
+    time_columns(client, run, ["sft"], ids, 8, 0)  # warm-up (allocator, kernels, the stack)
+    time_columns(client, run, STAGES, ids, 8, 0)
+    one = statistics.median(time_columns(client, run, ["sft"], ids, tokens, r)
+                            for r in range(repeats))
+    three = statistics.median(time_columns(client, run, STAGES, ids, tokens, r)
+                              for r in range(repeats))
+    threads = statistics.median(time_columns(client, run, STAGES, ids, tokens, r, threads=True)
+                                for r in range(repeats))
+    return {"one_column_s": round(one, 4), "three_columns_s": round(three, 4),
+            "three_vs_one_ratio": round(three / one, 3),
+            "threads_three_columns_s": round(threads, 4), "threads_ratio": round(threads / one, 3)}
 
 
 async def ui_lag(run: str, prompts: int) -> dict:

@@ -10,8 +10,10 @@ later changes this file only.
   call them from worker threads, never from the UI thread.
 - Thread-safe: the cache sits behind a lock, and each (run, stage) loads once even when
   several threads ask at the same moment (the Compare pane's columns do).
-- Several streams at once: run one ``stream`` per thread (torch releases the GIL inside its
-  kernels, so they really overlap), or let ``stream_many`` do that and interleave the events.
+- Several streams at once: ``stream_many`` decodes columns whose models share a shape (base,
+  SFT, RL of one run) as one batch over stacked weights, and interleaves the events; one
+  ``stream`` per thread also works (torch releases the GIL inside its kernels) but on a small
+  CPU costs about one column's time per column.
 
 torch and the engine are imported inside methods so that importing this module is free: the
 app's first frame must never wait for torch.
@@ -57,6 +59,7 @@ class ModelClient:
         self._models: dict[tuple[str, str], _Loaded] = {}
         self._tokenizers: dict[str, tuple[Any, tuple]] = {}
         self._loading: dict[tuple[str, str], threading.Lock] = {}
+        self._stacked: tuple | None = None  # (the _Loaded models, their StackedGPT), the last one
 
     # ------------------------------------------------------------------ loading
 
@@ -100,6 +103,7 @@ class ModelClient:
     def forget(self, run: str | None = None) -> None:
         """Drop cached models (of one run, or all), e.g. to free memory."""
         with self._lock:
+            self._stacked = None  # it may hold weights of the models dropped here
             if run is None:
                 self._models.clear()
                 self._tokenizers.clear()
@@ -180,12 +184,21 @@ class ModelClient:
 
     def stream_many(self, requests: Sequence[StreamRequest],
                     cancel: threading.Event | None = None) -> Iterator[tuple[int, Any]]:
-        """Stream several models at once, one thread each; yields ``(column, item)`` as they come.
+        """Stream several models at once; yields ``(column, item)`` as they come.
 
         ``item`` is a TokenEvent, or the Exception that ended that column (the other columns go
         on). The iterator ends when every column has finished. Setting ``cancel`` (or closing
         the iterator) stops every column at its next token.
+
+        Columns whose models share a shape (base, SFT and RL of one run) decode together, one
+        forward per step over their stacked weights (engine.stacked): at batch 1 a small model
+        is bound by per-operation overhead, so three columns then cost about what one does.
+        Each column still samples with its own settings, seed and stop ids, and gets the
+        events ``stream`` would give it alone. A column whose model has a shape of its own
+        streams in a thread of its own. Models load here, in the caller's thread, first.
         """
+        from engine.stacked import stack_key
+
         cancel = cancel or threading.Event()
         events: queue.Queue = queue.Queue(maxsize=4096)  # bounded: a slow reader slows the models
         done = object()
@@ -199,18 +212,31 @@ class ModelClient:
                 except queue.Full:
                     continue
 
-        def column(i: int, req: StreamRequest) -> None:
+        groups: dict[tuple, list[int]] = {}
+        loaded: dict[int, tuple[_Loaded, Any]] = {}
+        for i, req in enumerate(requests):
             try:
-                for event in self.stream(req.run, req.stage, req.prompt_ids, req.settings,
-                                         req.stop_ids, cancel):
-                    put((i, event))
-            except Exception as e:  # reported to the reader as that column's item
-                put((i, e))
-            finally:
-                put((i, done))
+                if not req.prompt_ids:
+                    raise ValueError("empty prompt: give at least one token (e.g. <|bos|>)")
+                loaded[i] = self._get(req.run, req.stage), self.tokenizer(req.run)
+            except Exception as e:  # reported as that column's item; the others go on
+                yield i, e
+                continue
+            groups.setdefault(stack_key(loaded[i][0].model), []).append(i)
 
-        threads = [threading.Thread(target=column, args=(i, r), daemon=True,
-                                    name=f"stream-{i}") for i, r in enumerate(requests)]
+        def group(columns: list[int]) -> None:
+            try:
+                for i, event in self._stream_group(columns, requests, loaded, cancel):
+                    put((i, event))
+            except Exception as e:  # the group decodes as one: every column of it failed
+                for i in columns:
+                    put((i, e))
+            finally:
+                put((columns, done))
+
+        threads = [threading.Thread(target=group, args=(cols,), daemon=True,
+                                    name=f"stream-{'-'.join(map(str, cols))}")
+                   for cols in groups.values()]
         for t in threads:
             t.start()
         remaining = len(threads)
@@ -226,6 +252,37 @@ class ModelClient:
             cancel.set()
             for t in threads:
                 t.join(timeout=5)
+
+    def _stream_group(self, columns: list[int], requests: Sequence[StreamRequest],
+                      loaded: dict, cancel: threading.Event) -> Iterator[tuple[int, Any]]:
+        """(column, TokenEvent) of same-shape columns: plain ``stream`` for one, stacked for
+        several (the stacked weights are kept for the next prompt on the same models)."""
+        from engine.sampler import stream
+        from engine.stacked import StackedGPT, stream_stacked
+
+        reqs = [requests[i] for i in columns]
+        if len(columns) == 1:
+            (i,), req = columns, reqs[0]
+            model, tok = loaded[i][0].model, loaded[i][1]
+            for event in stream(model, tok, req.prompt_ids, req.settings,
+                                tuple(req.stop_ids), cancel):
+                yield i, event
+            return
+        parts = tuple(loaded[i][0] for i in columns)
+        with self._lock:
+            hit = self._stacked
+        if hit is not None and len(hit[0]) == len(parts) and all(
+                a is b for a, b in zip(hit[0], parts, strict=True)):
+            stacked = hit[1]
+        else:  # stacking copies every weight: keep the last stack (the Compare pane re-runs it)
+            stacked = StackedGPT([p.model for p in parts])
+            with self._lock:
+                self._stacked = (parts, stacked)
+        for row, event in stream_stacked([p.model for p in parts],
+                                         [loaded[i][1] for i in columns],
+                                         [r.prompt_ids for r in reqs], [r.settings for r in reqs],
+                                         [r.stop_ids for r in reqs], cancel, stacked=stacked):
+            yield columns[row], event
 
 
 def _stamp(path: Path) -> tuple | None:
