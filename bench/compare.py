@@ -10,7 +10,7 @@
 - demo_first_frame_s: `deepdive demo` in a fresh process, from spawn to the first frame (the
   app's Ready event), and whether torch was imported by then. Goal < 0.5 s, torch not loaded.
 
-Usage: python bench/compare.py [--run tiny] [--tokens 64] [--repeats 3]
+Usage: python bench/compare.py [--run tiny] [--tokens 64] [--repeats 5]
 The last line is one JSON object.
 """
 
@@ -79,12 +79,13 @@ def three_vs_one(run: str, tokens: int, repeats: int) -> dict:
     ids = render_prompt(tok, curated_prompts(world)[0].messages)
     time_columns(client, run, ["sft"], ids, 8, 0)  # warm-up (allocator, kernels, the stack)
     time_columns(client, run, STAGES, ids, 8, 0)
-    one = statistics.median(time_columns(client, run, ["sft"], ids, tokens, r)
-                            for r in range(repeats))
-    three = statistics.median(time_columns(client, run, STAGES, ids, tokens, r)
-                              for r in range(repeats))
-    threads = statistics.median(time_columns(client, run, STAGES, ids, tokens, r, threads=True)
-                                for r in range(repeats))
+    # Interleaved, so that a change in the (shared) machine's load hits every figure alike.
+    one, three, threads = [], [], []
+    for r in range(repeats):
+        one.append(time_columns(client, run, ["sft"], ids, tokens, r))
+        three.append(time_columns(client, run, STAGES, ids, tokens, r))
+        threads.append(time_columns(client, run, STAGES, ids, tokens, r, threads=True))
+    one, three, threads = (statistics.median(x) for x in (one, three, threads))
     return {"one_column_s": round(one, 4), "three_columns_s": round(three, 4),
             "three_vs_one_ratio": round(three / one, 3),
             "threads_three_columns_s": round(threads, 4), "threads_ratio": round(threads / one, 3)}
@@ -168,7 +169,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", default="tiny")
     parser.add_argument("--tokens", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--prompts", type=int, default=3)
     parser.add_argument("--torch-threads", type=int, default=0,
                         help="torch.set_num_threads for this process (0: torch's default)")

@@ -117,13 +117,16 @@ class StackedGPT:
         if cfg.arch == "gpt2":
             x = x + self.w["transformer.wpe.weight"][rows[:, None], pos.expand(M, T)]
         else:
-            rope = self.rope_cos[pos][:, None], self.rope_sin[pos][:, None]
+            rope = self.rope_cos[pos][:, None, None], self.rope_sin[pos][:, None, None]
         for layer in range(cfg.n_layer):
             p = f"transformer.h.{layer}."
-            q, k, v = self._linear(self._norm(x, p + "ln_1"), p + "attn.c_attn").split(C, dim=2)
-            q, k, v = (t.view(M, T, H, C // H).transpose(1, 2) for t in (q, k, v))
-            if rope is not None:
-                q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+            qkv = self._linear(self._norm(x, p + "ln_1"), p + "attn.c_attn")
+            qkv = qkv.view(M, T, 3, H, C // H).permute(0, 2, 3, 1, 4)  # (M, q|k|v, H, T, D)
+            if rope is not None:  # q and k rotated in one go: half the small operations
+                qk = apply_rotary(qkv[:, :2], *rope)
+                q, k, v = qk[:, 0], qk[:, 1], qkv[:, 2]
+            else:
+                q, k, v = qkv.unbind(1)
             k, v = cache.update(layer, k, v)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal)
             x = x + self._linear(y.transpose(1, 2).reshape(M, T, C), p + "attn.c_proj")
