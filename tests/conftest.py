@@ -18,3 +18,17 @@ def micro_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("runs") / "micro"
     train(run_dir, preset="micro", seed=0, device="cpu")
     return run_dir
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"  # the async UI tests (Textual's Pilot) run on asyncio
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch) -> Path:
+    """An empty checkpoints folder, made the runs root through DEEPDIVE_CHECKPOINTS."""
+    root = tmp_path / "checkpoints"
+    root.mkdir()
+    monkeypatch.setenv("DEEPDIVE_CHECKPOINTS", str(root))
+    return root

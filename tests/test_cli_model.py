@@ -43,12 +43,6 @@ def tiny(block=64) -> GPT:
 
 
 @pytest.fixture
-def root(tmp_path, monkeypatch):
-    monkeypatch.setenv("DEEPDIVE_CHECKPOINTS", str(tmp_path))
-    return tmp_path
-
-
-@pytest.fixture
 def fake_run(root, monkeypatch):
     """A run whose model is real but whose tokenizer is the byte stand-in."""
     model = tiny()

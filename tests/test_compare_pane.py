@@ -13,11 +13,6 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
 def app_factory(micro_run, monkeypatch):
     """DeepdiveApp opened on Compare for the test run, with a fresh model client."""
     monkeypatch.setenv("DEEPDIVE_CHECKPOINTS", str(micro_run.parent))

@@ -19,11 +19,6 @@ SIZES = [(80, 24), (160, 48)]
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 class Host(App):
     def __init__(self, run: str | None = None):
         super().__init__()
@@ -31,14 +26,6 @@ class Host(App):
 
     def compose(self) -> ComposeResult:
         yield ReportPane(id="report-pane")
-
-
-@pytest.fixture
-def root(tmp_path, monkeypatch) -> Path:
-    root = tmp_path / "checkpoints"
-    root.mkdir()
-    monkeypatch.setenv("DEEPDIVE_CHECKPOINTS", str(root))
-    return root
 
 
 def write_report(run_dir: Path, shift: float = 0.0, with_reading: bool = True) -> dict:

@@ -18,11 +18,6 @@ SIZE = (80, 24)
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def runs_root(tmp_path_factory) -> Path:
     return make_toy_runs(tmp_path_factory.mktemp("runs"))

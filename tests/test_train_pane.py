@@ -31,11 +31,6 @@ SIZES = [(80, 24), (160, 48)]
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 class Host(App):
     def __init__(self, run: str | None = None):
         super().__init__()
@@ -43,14 +38,6 @@ class Host(App):
 
     def compose(self) -> ComposeResult:
         yield TrainPane(id="train-pane")
-
-
-@pytest.fixture
-def root(tmp_path, monkeypatch) -> Path:
-    root = tmp_path / "checkpoints"
-    root.mkdir()
-    monkeypatch.setenv("DEEPDIVE_CHECKPOINTS", str(root))
-    return root
 
 
 def plain(app: App, selector: str) -> str:
