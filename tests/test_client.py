@@ -169,3 +169,28 @@ def test_stream_many_cancel_stops_every_column(client):
         if n == 10:
             cancel.set()
     assert n < 100
+
+
+def test_stream_many_stacks_same_shape_columns_and_runs_others_alone(client):
+    from tui.client import StreamRequest
+
+    tok = client.tokenizer("toy")
+    prompt = [tok.special_id("<|bos|>"), *tok.encode("The old owl")]
+    short = [tok.special_id("<|bos|>")]
+    # toy/base and toy/sft share a shape (one stack); long/base has a context of its own.
+    requests = [StreamRequest("toy", "base", prompt, settings(max_tokens=10, seed=1)),
+                StreamRequest("long", "base", short, settings(max_tokens=6)),
+                StreamRequest("toy", "sft", short, settings(max_tokens=7, temperature=0))]
+    got: dict[int, list] = {0: [], 1: [], 2: []}
+    for column, item in client.stream_many(requests):
+        assert not isinstance(item, Exception), item
+        got[column].append(item)
+    for i, r in enumerate(requests):
+        want = list(client.stream(r.run, r.stage, r.prompt_ids, r.settings, []))
+        assert [(e.id, e.text, e.top[0][0]) for e in got[i]] == [
+            (e.id, e.text, e.top[0][0]) for e in want]
+        assert len(got[i]) == r.settings.max_tokens
+    stacked = client._stacked
+    assert stacked is not None and stacked[1].n_models == 2
+    list(client.stream_many([requests[0], requests[2]]))
+    assert client._stacked[1] is stacked[1]  # the same models again: no new copy of the weights
