@@ -17,7 +17,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane, TextArea
 
 # (key, title, "module:class"): pane classes are imported on first use (see pane_class).
 PANES = [
@@ -32,10 +32,48 @@ THEMES = ["textual-dark", "textual-light", "nord", "gruvbox", "tokyo-night", "so
 MIN_SIZE = (60, 20)  # below this the panes cannot show anything useful
 
 
+class PaneTabs(TabbedContent):
+    """Tabs that only change when asked (a pane key, a click, the palette).
+
+    Textual's TabbedContent switches to any tab whose widget gets focus. Here that only ever
+    happens when a pane hidden a moment ago focuses its own widget late (on Show, after a
+    refresh), which would yank the user back to the pane they just left. Such focus is sent
+    back to the shown pane instead."""
+
+    def _on_tab_pane_focused(self, event: TabPane.Focused) -> None:
+        event.stop()
+        event.prevent_default()  # not TabbedContent's handler, which switches tabs
+        if event.tab_pane.id != self.active and isinstance(self.app, DeepdiveApp):
+            self.app.call_later(self.app.refocus)
+
+
+class TooSmall(Static):
+    """The "make the terminal larger" notice. The screen's breakpoint classes (see
+    HORIZONTAL_BREAKPOINTS) show it in place of the panes; it keeps its size figure current."""
+
+    def on_show(self) -> None:
+        self._say()
+
+    def on_resize(self) -> None:
+        self._say()
+
+    def _say(self) -> None:
+        (w, h), size = MIN_SIZE, self.app.size
+        self.update(f"Make the terminal larger.\ndeepdive needs at least {w}×{h} "
+                    f"(now {size.width}×{size.height}).")
+
+
 class DeepdiveApp(App):
     TITLE = "deepdive"
     SUB_TITLE = "how a chat model is made"
     CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses live elsewhere
+    # Textual sets these classes on the screen as the terminal resizes (app.tcss uses them)
+    # No auto focus: the app focuses the shown pane's text box itself. Textual's would focus
+    # the tab bar at start, and after the palette closes could focus a widget of another pane,
+    # which switches the tab back to that pane.
+    AUTO_FOCUS = None
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (MIN_SIZE[0], "-wide-enough")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (MIN_SIZE[1], "-tall-enough")]
     # F-keys and alt+digits switch panes, as priority bindings so that a focused text input
     # never swallows them (ctrl+digits, and ctrl+enter, never reach most terminals).
     BINDINGS = [
@@ -45,7 +83,7 @@ class DeepdiveApp(App):
             for i, (key, title, _) in enumerate(PANES)
         ],
         Binding("f1", "help", "Help", priority=True),
-        # not priority: the Sample and Compare panes use ctrl+t for their own action
+        # not priority: the Sample pane uses ctrl+t for its own action (chat/raw)
         Binding("ctrl+t", "cycle_theme", "Theme", show=False),
         Binding("ctrl+s", "save_screenshot", "Screenshot", show=False, priority=True),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
@@ -69,22 +107,19 @@ class DeepdiveApp(App):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with TabbedContent(initial=self.start_tab):
+        with PaneTabs(initial=self.start_tab):
             for key, title, _ in PANES:
                 with TabPane(title, id=key):
                     if key == self.start_tab:  # the others are built on their first visit
                         yield pane_class(key)(id=f"{key}-pane")
-        yield Static(self._too_small_text(), id="too-small")
+        yield TooSmall(id="too-small")
         yield Footer()
-
-    def on_mount(self) -> None:
-        self._check_size()
-        # into the opened pane, not the tab bar (Textual's auto focus): its keys work at once
-        self.call_after_refresh(self._focus_first, self.start_tab, self.pane(self.start_tab))
 
     def on_ready(self) -> None:
         # Textual posts Ready once the first frame is drawn
         self._first_frame_done = True
+        # into the opened pane, not the tab bar (Textual's auto focus): its keys work at once
+        self._focus_first(self.start_tab, self.pane(self.start_tab))
         callbacks, self._after_first_frame = self._after_first_frame, []
         for callback in callbacks:
             self.call_later(callback)
@@ -96,9 +131,6 @@ class DeepdiveApp(App):
             self.call_later(callback)
         else:
             self._after_first_frame.append(callback)
-
-    def on_resize(self) -> None:
-        self._check_size()
 
     # --- panes ----------------------------------------------------------------------------
 
@@ -117,19 +149,6 @@ class DeepdiveApp(App):
         if key in PANE_KEYS:
             self.pane(key)
 
-    # --- small terminals ------------------------------------------------------------------
-
-    def _too_small_text(self) -> str:
-        w, h = MIN_SIZE
-        return (f"Make the terminal larger: deepdive needs at least {w}×{h} "
-                f"(now {self.size.width}×{self.size.height}).")
-
-    def _check_size(self) -> None:
-        small = self.size.width < MIN_SIZE[0] or self.size.height < MIN_SIZE[1]
-        self.screen.set_class(small, "-too-small")
-        if small:
-            self.query_one("#too-small", Static).update(self._too_small_text())
-
     # --- actions --------------------------------------------------------------------------
 
     def action_show_tab(self, tab: str) -> None:
@@ -141,6 +160,12 @@ class DeepdiveApp(App):
         # pane has composed its children)
         self.call_after_refresh(self._focus_first, tab, pane)
 
+    def refocus(self) -> None:
+        """Focus back into the shown pane (see PaneTabs)."""
+        tab = self.query_one(TabbedContent).active
+        if tab in PANE_KEYS:
+            self._focus_first(tab, self.pane(tab))
+
     def _focus_first(self, tab: str, pane: Widget) -> None:
         if self.query_one(TabbedContent).active != tab:
             return  # another pane key came first: focusing here would switch back
@@ -148,8 +173,12 @@ class DeepdiveApp(App):
         if focused is not None and pane in focused.ancestors_with_self:
             return  # already inside the pane (e.g. the pane focused its own prompt)
         focusable = [w for w in pane.query("*") if w.focusable]
-        if focusable:
-            focusable[0].focus()
+        # the pane's main text box first (typing goes there: a TextArea, else an Input), else
+        # its first control, else the pane itself
+        areas = [w for w in focusable if isinstance(w, TextArea)]
+        inputs = [w for w in focusable if isinstance(w, Input)]
+        if areas or inputs or focusable:
+            (areas or inputs or focusable)[0].focus()
         elif pane.focusable:
             pane.focus()
 

@@ -20,7 +20,7 @@ APP_KEYS = """\
 | F2–F6 or alt+1–5 | Tokens, Sample, Train, Compare, Report |
 | F1 | this help (Esc or q closes it) |
 | ctrl+p | command palette: every action below, and themes |
-| ctrl+t | next colour theme |
+| ctrl+t | next colour theme (in Sample it switches chat/raw; the palette has themes too) |
 | ctrl+s | save an SVG screenshot in the current folder |
 | tab / shift+tab | move between inputs |
 | ctrl+q | quit |
