@@ -238,3 +238,23 @@ async def test_empty_states_say_what_to_do(empty_root):
 
         await go(pilot, "f6", "report")
         await until(pilot, lambda: "Pick a run" in screen_text(app), "Report's hint")
+
+
+def test_python_m_tui_is_the_deepdive_command():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-m", "tui", "--help"], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parent.parent, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "Usage: deepdive" in out.stdout and "tokenize" in out.stdout
+
+
+def test_no_command_opens_the_app(monkeypatch):
+    from tui.cli import app as cli
+
+    opened = []
+    monkeypatch.setattr(DeepdiveApp, "run", lambda self, *a, **k: opened.append(self.start_tab))
+    cli([], standalone_mode=False)
+    assert opened == ["tokens"]
