@@ -159,3 +159,14 @@ def test_policy_gradient_pushes_up_better_answers_and_down_worse(tok):
     loss.backward()
     opt.step()
     assert logp(good) > before[0] and logp(bad) < before[1]
+
+
+def test_val_documents_are_never_trained_on_even_when_texts_repeat():
+    from engine.train.pretrain import split_documents
+
+    docs = [f"entry {i}" for i in range(40)] * 3 + [f"story {i}" for i in range(60)]
+    train, val = split_documents(docs, 0.1, seed=0)
+    assert val and not set(val) & set(train)
+    assert len(train) + 3 * sum(d.startswith("entry") for d in val) + sum(
+        d.startswith("story") for d in val) == len(docs)  # every copy kept, on one side
+    assert split_documents(docs, 0.1, seed=0) == (train, val)

@@ -94,9 +94,16 @@ def _tiny() -> Preset:
         # RL's lr is ~20x below SFT's: at 3e-4 a probe's pass rate wandered, at 1e-3 it
         # collapsed to 0 in one step (Adam's first steps move every weight by ~lr, and most of
         # a small batch's gradient is noise); 3e-5..1e-4 took it from 17% to ~90% in 40 steps.
+        # max_tokens covers the longest worked answer (shop sums ~107 tokens, decimals ~118):
+        # a cut-off answer scores 0 however right its work was.
         rl=RLConfig(steps=40, batch_size=8, seq_len=256, lr=5e-5, warmup=0, decay="linear",
-                    min_lr_frac=0.0, weight_decay=0.0, group=8, max_tokens=80,
+                    min_lr_frac=0.0, weight_decay=0.0, group=8, max_tokens=120,
                     log_every=1, eval_every=10, sample_every=10, ckpt_every=10),
+        # Labelers who drop carries on 55% of carry sums (59% of their arithmetic is right): a
+        # greedy SFT model imitates the majority habit and drops carries; the exact verifier is
+        # what teaches RL to carry. Measured from this base (seed 0): at 0.3 SFT 53%, RL 55%,
+        # control 62% (more imitation wins); at 0.55 SFT 13%, RL 31%, control 13%.
+        labeler_error_rate=0.55,
         eval_n_per_family=100,
     )
 

@@ -23,13 +23,14 @@ def step_generator(seed: int, salt: int, step: int) -> torch.Generator:
 
 
 def split_documents(docs: list[str], val_frac: float, seed: int) -> tuple[list[str], list[str]]:
-    """(train, val) documents: a seeded shuffle, the last ``val_frac`` of it held back."""
-    order = list(range(len(docs)))
-    random.Random(seed).shuffle(order)
-    n_val = max(1, int(len(docs) * val_frac)) if len(docs) > 1 else 0
-    val = [docs[i] for i in order[len(docs) - n_val:]]
-    train = [docs[i] for i in order[: len(docs) - n_val]]
-    return train, val
+    """(train, val) documents: a seeded shuffle of the distinct texts, the last ``val_frac`` of
+    them held back. Copies of one text land on one side, so the val loss never scores text the
+    model trained on (the world repeats its encyclopedia entries)."""
+    distinct = list(dict.fromkeys(docs))
+    random.Random(seed).shuffle(distinct)
+    n_val = max(1, int(len(distinct) * val_frac)) if len(distinct) > 1 else 0
+    held = set(distinct[len(distinct) - n_val:])
+    return [d for d in docs if d not in held], [d for d in distinct if d in held]
 
 
 def pack_documents(tok, docs: list[str]) -> torch.Tensor:
