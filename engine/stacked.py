@@ -103,21 +103,13 @@ class StackedGPT:
             return F.layer_norm(x, (C,), eps=1e-5) * w + self.w[name + ".bias"][:, None]
         return F.rms_norm(x, (C,), eps=1e-6) * w
 
-    def forward(self, idx: Tensor, cache: KVCache, last_only: bool = False,
-                pad_bias: Tensor | None = None) -> Tensor:
-        """idx (M, T): row m is model m's new tokens -> logits (M, T or 1, V) float32.
-
-        ``pad_bias`` (from ``pad_bias``) stands in for the cache's mask when one token per row
-        is decoded.
-        """
+    def forward(self, idx: Tensor, cache: KVCache, last_only: bool = False) -> Tensor:
+        """idx (M, T): row m is model m's new tokens -> logits (M, T or 1, V) float32."""
         cfg = self.config
         M, T = idx.shape
         C, H = cfg.n_embd, cfg.n_head
         pos = cache.positions(T)
-        if T == 1 and pad_bias is not None:
-            mask, is_causal = pad_bias[..., : cache.pos + 1], False
-        else:
-            mask, is_causal = cache.attn_mask(T)
+        mask, is_causal = cache.attn_mask(T)
         wte = self.w["transformer.wte.weight"]  # (M, V, C)
         rows = torch.arange(M, device=idx.device)
         x = wte[rows[:, None], idx]  # (M, T, C)
@@ -153,18 +145,6 @@ def _probs(logits: Tensor, settings: Sequence[SampleSettings]) -> Tensor:
     if len(set(shape)) == 1:  # the usual case: every column shares one set of settings
         return sampling_probs(logits, settings[0])
     return torch.cat([sampling_probs(logits[r : r + 1], s) for r, s in enumerate(settings)])
-
-
-def pad_bias(cache: KVCache) -> Tensor | None:
-    """What a padded cache's mask is while decoding one token per row, as an additive float
-    mask (B, 1, 1, max_len): every slot but the row's padding. Made once and sliced each step,
-    it saves building a boolean mask per step and converting it in every layer (a padded
-    batch decoded ~20% slower without it)."""
-    if cache.pad is None:
-        return None
-    real = cache.slots[None] >= cache.pad[:, None]
-    bias = torch.zeros(real.shape, device=cache.device).masked_fill(~real, float("-inf"))
-    return bias[:, None, None]
 
 
 def _keep_rows(cache: KVCache, rows: Sequence[int]) -> None:
@@ -220,7 +200,6 @@ def stream_stacked(models: Sequence, toks: Sequence, prompts: Sequence[Sequence[
         cache = stacked.new_cache(width + steps, pad)
         idx = torch.tensor([[0] * p + r for p, r in zip(pad, ids, strict=True)], device=device)
         logits = stacked.forward(idx, cache, last_only=True)[:, -1]  # (rows, V)
-        bias = pad_bias(cache)
         while rows:
             if cancel is not None and cancel.is_set():
                 return
@@ -249,7 +228,6 @@ def stream_stacked(models: Sequence, toks: Sequence, prompts: Sequence[Sequence[
                     return
                 stacked = stacked.select(keep)
                 _keep_rows(cache, keep)
-                bias = pad_bias(cache)
                 rows = [rows[r] for r in keep]
             idx = torch.tensor([tokens[r] for r in keep], device=device)[:, None]
-            logits = stacked.forward(idx, cache, pad_bias=bias)[:, -1]
+            logits = stacked.forward(idx, cache)[:, -1]
