@@ -238,6 +238,7 @@ async def test_empty_states_say_what_to_do(empty_root):
 
         await go(pilot, "f6", "report")
         await until(pilot, lambda: "Pick a run" in screen_text(app), "Report's hint")
+        assert "deepdive train" in " ".join(screen_text(app).split())
 
 
 def test_python_m_tui_is_the_deepdive_command():

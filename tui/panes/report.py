@@ -219,7 +219,10 @@ class ReportPane(Vertical):
             else:
                 self.reports.append((d.name, report))
         message = self.query_one("#report-message", Static)
-        if not dirs:
+        if not dirs and not run_names(checkpoints_root()):
+            message.update("Pick a run to see its report card. No run has one yet: "
+                           "`deepdive train --preset tiny` makes a run and its report.")
+        elif not dirs:
             message.update("Pick a run to see its report card (a: run, b: compare with).")
         else:
             lines = [self._header(name, r) for name, r in self.reports]
