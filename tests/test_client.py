@@ -194,3 +194,13 @@ def test_stream_many_stacks_same_shape_columns_and_runs_others_alone(client):
     assert stacked is not None and stacked[1].n_models == 2
     list(client.stream_many([requests[0], requests[2]]))
     assert client._stacked[1] is stacked[1]  # the same models again: no new copy of the weights
+
+
+def test_stream_many_read_to_the_end_leaves_the_callers_cancel_unset(client):
+    from tui.client import StreamRequest
+
+    prompt = [client.tokenizer("toy").special_id("<|bos|>")]
+    cancel = threading.Event()
+    items = list(client.stream_many([StreamRequest("toy", "base", prompt, settings())] * 2,
+                                    cancel=cancel))
+    assert len(items) == 24 and not cancel.is_set()  # a caller may test it to tell a cancel

@@ -249,7 +249,8 @@ class ModelClient:
                     yield i, item
         finally:
             reader_gone.set()
-            cancel.set()
+            if remaining:  # the reader left early: stop the columns (a full read leaves cancel be)
+                cancel.set()
             for t in threads:
                 t.join(timeout=5)
 
