@@ -1,6 +1,6 @@
 """`python -m tui` is the `deepdive` command (for a checkout without the console script)."""
 
-from tui.cli import app
+from tui.cli import main
 
 if __name__ == "__main__":
-    app(prog_name="deepdive")
+    main()

@@ -33,4 +33,8 @@ for module in (cmd_tokens, cmd_model, cmd_train, cmd_eval, cmd_demo):
 
 
 def main() -> None:
-    app()
+    app(prog_name="deepdive")
+
+
+if __name__ == "__main__":  # torchrun ... -m tui.cli train ...
+    main()

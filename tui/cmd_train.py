@@ -1,10 +1,10 @@
 """``deepdive train``: run the pipeline (tokenizer -> pretrain -> sft -> rl -> control -> eval)
 into a run folder, with a live progress display for people who do not open the app.
 
-Data-parallel: ``torchrun --nproc_per_node=N $(which deepdive) train --name RUN ...`` (torchrun
-runs the ``deepdive`` script once per process; rank 0 draws the display and writes the run
+Data-parallel: ``torchrun --nproc_per_node=N -m tui.cli train --name RUN ...`` (torchrun
+runs the ``deepdive`` command once per process; rank 0 draws the display and writes the run
 folder). Spell the run ``--name`` there: torchrun's own parser takes ``--run`` as an ambiguous
-abbreviation of its ``--run-path``. (``-m tui.cli`` does not work: tui/cli.py has no __main__.)
+abbreviation of its ``--run-path``.
 """
 
 from __future__ import annotations
