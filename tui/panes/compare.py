@@ -10,6 +10,7 @@ pass rate instead of an anecdote. Models load in the background on first view.
 from __future__ import annotations
 
 import random
+import threading
 from functools import partial
 
 from rich.text import Text
@@ -33,7 +34,7 @@ from tui.panes.compare_runner import (
     CompareSettings,
     load_model,
     sample_column,
-    stream_column,
+    stream_columns,
     user_text,
 )
 
@@ -249,13 +250,14 @@ class ComparePane(Vertical):
         self.gen += 1
         self.problem = problem
         self.jobs = []
+        cancel = threading.Event()  # one per run: its columns stream (and stop) together
         for column in self.columns:
             if column.key is None:
                 continue
             run, stage = split_key(column.key)
             fewshot = self.examples if (self.fewshot and stage == "base") else None
             self.jobs.append(ColumnJob(column.index, self.gen, run, stage, problem, fewshot,
-                                       self.settings))
+                                       self.settings, cancel))
         return self.jobs
 
     def _start(self, target, note: str) -> None:
@@ -269,8 +271,16 @@ class ComparePane(Vertical):
                             group=f"column-{job.index}", exit_on_error=False)
 
     def action_run(self) -> None:
-        """Stream one answer per column, all at the same time."""
-        self._start(stream_column, "starting…")
+        """Stream one answer per column, all at the same time (one batch where models share
+        a shape)."""
+        jobs = self._new_jobs()
+        if not jobs:
+            return
+        for job in jobs:
+            column = self.columns[job.index]
+            column.begin(("few-shot document · " if job.is_fewshot else "") + "starting…")
+        self.run_worker(partial(stream_columns, self.client, jobs, self.post_message),
+                        thread=True, group="columns", exit_on_error=False)
 
     def action_reroll(self) -> None:
         """A new seed for every column, then run again."""

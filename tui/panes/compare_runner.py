@@ -148,39 +148,78 @@ def verdict_of(problem, answer: str) -> float | None:
     return verify(problem, answer)
 
 
-def stream_column(client, job: ColumnJob, post: Callable[[Message], object]) -> None:
-    """Stream one column's answer, posting batched chunks and one ColumnDone."""
-    try:
-        load_model(client, job.index, job.gen, job.run, job.stage, post)
-        tok = client.tokenizer(job.run)
-        ids, stops = prompt_ids(tok, job), stop_ids(tok)
-        settings = job.settings.sample_settings()
-        t0 = last = time.perf_counter()
-        text, pending, n, stopped = "", [], 0, False
-        post(ColumnStatus(job.index, job.gen, "thinking…"))
-        for event in client.stream(job.run, job.stage, ids, settings, stops, job.cancel):
-            n += 1
-            if event.id in stops:
-                stopped = True
-                break
-            text += event.text
-            pending.append(event.text)
-            if job.is_fewshot and answer_of(job, text)[1]:
-                stopped = True  # the model moved on to the next "Q:": its answer is complete
-                break
-            now = time.perf_counter()
-            if now - last >= FLUSH_S:
-                post(ColumnChunk(job.index, job.gen, "".join(pending), n, now - t0))
-                pending.clear()
-                last = now
-        if job.cancel.is_set():
+class _Column:
+    """One column's answer while the columns stream together."""
+
+    def __init__(self, job: ColumnJob, stops: list[int]):
+        self.job, self.stops = job, stops
+        self.text, self.pending, self.n, self.stopped, self.done = "", [], 0, False, False
+        self.t0 = self.last = time.perf_counter()
+
+    def add(self, event, post: Callable[[Message], object]) -> None:
+        """Take one token; the column is done at its stop id or a complete few-shot answer."""
+        job = self.job
+        self.n += 1
+        if event.id in self.stops:
+            self.stopped = self.done = True
             return
-        answer = answer_of(job, text)[0]
-        elapsed = time.perf_counter() - t0
-        post(ColumnDone(job.index, job.gen, answer, n, elapsed, verdict_of(job.problem, answer),
-                        stopped))
-    except Exception as e:  # a broken checkpoint must not take the pane down: say what happened
-        post(ColumnError(job.index, job.gen, f"{type(e).__name__}: {e}"))
+        self.text += event.text
+        self.pending.append(event.text)
+        if job.is_fewshot and answer_of(job, self.text)[1]:
+            self.stopped = self.done = True  # the model moved on to the next "Q:": complete
+            return
+        now = time.perf_counter()
+        if now - self.last >= FLUSH_S:
+            post(ColumnChunk(job.index, job.gen, "".join(self.pending), self.n, now - self.t0))
+            self.pending.clear()
+            self.last = now
+
+    def finish(self, post: Callable[[Message], object]) -> None:
+        self.done = True
+        job = self.job
+        answer = answer_of(job, self.text)[0]
+        post(ColumnDone(job.index, job.gen, answer, self.n, time.perf_counter() - self.t0,
+                        verdict_of(job.problem, answer), self.stopped))
+
+
+def stream_columns(client, jobs: list[ColumnJob], post: Callable[[Message], object]) -> None:
+    """Stream every column's answer together: client.stream_many decodes the columns whose
+    models share a shape (base, SFT, RL of one run) as one batch. The jobs share one cancel
+    event. Each column posts batched chunks and one ColumnDone (or a ColumnError)."""
+    from tui.client import StreamRequest
+
+    columns, requests = [], []
+    for job in jobs:
+        try:
+            load_model(client, job.index, job.gen, job.run, job.stage, post)
+            tok = client.tokenizer(job.run)
+            stops = stop_ids(tok)
+            requests.append(StreamRequest(job.run, job.stage, prompt_ids(tok, job),
+                                          job.settings.sample_settings(), stops))
+            columns.append(_Column(job, stops))
+            post(ColumnStatus(job.index, job.gen, "thinking…"))
+        except Exception as e:  # a broken checkpoint must not take the pane down
+            post(ColumnError(job.index, job.gen, f"{type(e).__name__}: {e}"))
+    if not columns:
+        return
+    cancel = jobs[0].cancel
+    for c in columns:
+        c.t0 = c.last = time.perf_counter()
+    for i, item in client.stream_many(requests, cancel):
+        column = columns[i]
+        if isinstance(item, Exception):
+            column.done = True
+            post(ColumnError(column.job.index, column.job.gen,
+                             f"{type(item).__name__}: {item}"))
+        elif not column.done:  # a finished few-shot column's later tokens are dropped
+            column.add(item, post)
+            if column.done:
+                column.finish(post)
+    if cancel.is_set():
+        return
+    for column in columns:
+        if not column.done:
+            column.finish(post)
 
 
 def sample_column(client, job: ColumnJob, post: Callable[[Message], object]) -> None:
