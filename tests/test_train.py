@@ -170,3 +170,23 @@ def test_val_documents_are_never_trained_on_even_when_texts_repeat():
     assert len(train) + 3 * sum(d.startswith("entry") for d in val) + sum(
         d.startswith("story") for d in val) == len(docs)  # every copy kept, on one side
     assert split_documents(docs, 0.1, seed=0) == (train, val)
+
+
+def test_sft_rehearsal_mixes_documents_into_training_rows_only(tok):
+    from engine.chat import render_document
+    from engine.train.sft import SftTask
+    from engine.world import build_world, pretrain_documents, sft_conversations
+
+    world = build_world(0)
+    convs, docs = sft_conversations(world, n=100), pretrain_documents(world)
+    cfg = get_preset("micro").sft
+    plain = SftTask(tok, convs, cfg, 0, 0.1, torch.device("cpu"))
+    mixed = SftTask(tok, convs, cfg, 0, 0.1, torch.device("cpu"), documents=docs, doc_frac=0.25)
+    extra = mixed.train[len(plain.train):]
+    assert mixed.train[: len(plain.train)] == plain.train and mixed.val == plain.val
+    assert len(extra) == round(len(plain.train) / 3)  # a quarter of all training rows
+    ids, mask = extra[0]
+    assert ids == render_document(tok, docs[0])[: cfg.seq_len + 1]
+    assert mask == [0] + [1] * (len(ids) - 1)  # the whole document is learned, not its <|bos|>
+    rows = [r for step in range(40) for r in mixed.global_rows(step)]
+    assert any(r in extra for r in rows) and any(r not in extra for r in rows)

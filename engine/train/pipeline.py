@@ -302,11 +302,13 @@ def _make_task(stage: str, p: Preset, world, tok, cfg, seed: int, dev: torch.dev
         return PretrainTask(tok, pretrain_documents(world), cfg, seed, p.val_frac, dev, info)
     if stage in ("sft", "control"):
         from engine.train.sft import SftTask
-        from engine.world import sft_conversations
+        from engine.world import pretrain_documents, sft_conversations
 
         convs = sft_conversations(world, labeler_error_rate=p.labeler_error_rate,
                                   include_idk=p.include_idk)
-        return SftTask(tok, convs, cfg, seed, p.val_frac, dev, info)
+        docs = pretrain_documents(world) if p.sft_doc_frac > 0 else None
+        return SftTask(tok, convs, cfg, seed, p.val_frac, dev, info, documents=docs,
+                       doc_frac=p.sft_doc_frac)
     from engine.tasks import rl_problems
     from engine.train.rl import RlTask
 
