@@ -4,7 +4,8 @@
 from syllables, so no copied text). Pretraining documents describe *every* entity; SFT data
 asks only about the "known" ones, so ~20% of the entities (``World.heldout``) are knowledge the
 base model saw but the chat model was never drilled on. ``World.unknown_people`` exist nowhere:
-the honest answer about them is "I don't know".
+the honest answer about them is "I don't know" (SFT teaches it on other made-up names,
+``nobody_names``, so the eval's unknown people are unknown to every stage).
 
 SFT solutions come from simulated labelers who slip at ``labeler_error_rate``, systematically:
 on additions with a carry they drop the carry (every digit stays consistent with that slip).
@@ -384,16 +385,28 @@ def idk_answer(name: str) -> str:
     return f"{IDK} who {name} is. Answer: {IDK}"
 
 
+# The SFT mix: chat kinds and their weights. "I don't know" at about one chat in nine: at one in
+# fifteen the tiny SFT model still invented an answer for a third of the unknown people.
+SFT_MIX = {"fact": 28, "add": 25, "shop": 12, "count": 12, "dec": 12, "identity": 4, "idk": 12}
+
+
+def nobody_names(world: World, n: int = 500) -> list[str]:
+    """Names of people who exist nowhere, for the "I don't know" chats: many, each in a chat or
+    two, so what is learned is "a name I never read about" rather than a list of 15 names. They
+    differ from every name in the world, ``unknown_people`` (kept for evals) included."""
+    taken = {n for c in world.countries for n in (c.name, c.capital, c.river)}
+    taken |= {c.name for c in world.cities} | {p.name for p in world.people}
+    taken |= {a.name for a in world.animals} | set(world.unknown_people)
+    return _names(random.Random(f"{world.seed}:nobody"), n, taken)
+
+
 def sft_conversations(world: World, labeler_error_rate: float = 0.3, include_idk: bool = True,
                       n: int = 3000, seed: int | None = None) -> list[list[Message]]:
     """Single-turn chats; labelers slip (drop carries) at labeler_error_rate on carry problems."""
     rng = random.Random((world.seed if seed is None else seed) + 1)
     known = [f for f in facts(world) if f[0] not in world.heldout]
-    unknown = world.unknown_people[: len(world.unknown_people) // 2]  # the rest stay for evals
-    # "I don't know" at about one chat in nine: at one in fifteen the tiny SFT model still
-    # invented an answer for a third of the unknown people (refusal 66%).
-    kinds = ["fact"] * 28 + ["add"] * 25 + ["shop"] * 12 + ["count"] * 12 + ["dec"] * 12 \
-        + ["identity"] * 4 + (["idk"] * 12 if include_idk else [])
+    unknown = nobody_names(world)
+    kinds = [k for k, w in SFT_MIX.items() for _ in range(w) if include_idk or k != "idk"]
     convs = []
     for _ in range(n):
         kind = rng.choice(kinds)

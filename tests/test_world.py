@@ -81,3 +81,13 @@ def test_solutions_are_right():
     assert W.count_solution("strawberry", "r")[1] == 3
     assert W.dec_solution("9.11", "9.9")[1] == "9.9"
     assert W.dec_solution("3.5", "12.25")[1] == "12.25"
+
+
+def test_i_dont_know_chats_are_about_many_people_who_exist_nowhere(world, sft):
+    docs = "\n".join(W.pretrain_documents(world))
+    asked = [re.search(r"who (\w+) is", c[1]["content"]).group(1) for c in sft
+             if c[1]["content"].startswith(W.IDK)]
+    assert len(asked) > 150 and len(set(asked)) > 100  # not a short list learned by heart
+    for name in set(asked):
+        assert not re.search(rf"\b{name}\b", docs), name  # nobody read about them
+        assert name not in world.unknown_people  # and the eval's unknown people stay unseen
