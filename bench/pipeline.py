@@ -70,7 +70,9 @@ def main() -> None:
         total = time.perf_counter() - t0
         events = read_events(run_dir / "events.jsonl")
         if args.summarize:
-            total = events[-1]["t"] - events[0]["t"]
+            # Time spent in stages, not first-to-last event: a resumed run (or one whose later
+            # stages were retrained another day) must not count the hours in between.
+            total = sum(stage_walls(events).values())
             record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
             args.preset, args.seed = record["preset"], record["seed"]
         report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
