@@ -394,7 +394,7 @@ def nobody_names(world: World, n: int = 500) -> list[str]:
     """Names of people who exist nowhere, for the "I don't know" chats: many, each in a chat or
     two, so what is learned is "a name I never read about" rather than a list of 15 names. They
     differ from every name in the world, ``unknown_people`` (kept for evals) included."""
-    taken = {n for c in world.countries for n in (c.name, c.capital, c.river)}
+    taken = {name for c in world.countries for name in (c.name, c.river)}
     taken |= {c.name for c in world.cities} | {p.name for p in world.people}
     taken |= {a.name for a in world.animals} | set(world.unknown_people)
     return _names(random.Random(f"{world.seed}:nobody"), n, taken)
@@ -405,7 +405,7 @@ def sft_conversations(world: World, labeler_error_rate: float = 0.3, include_idk
     """Single-turn chats; labelers slip (drop carries) at labeler_error_rate on carry problems."""
     rng = random.Random((world.seed if seed is None else seed) + 1)
     known = [f for f in facts(world) if f[0] not in world.heldout]
-    unknown = nobody_names(world)
+    unknown = nobody_names(world) if include_idk else []
     kinds = [k for k, w in SFT_MIX.items() for _ in range(w) if include_idk or k != "idk"]
     convs = []
     for _ in range(n):
