@@ -260,27 +260,21 @@ class ComparePane(Vertical):
                                        self.settings, cancel))
         return self.jobs
 
-    def _start(self, target, note: str) -> None:
-        jobs = self._new_jobs()
-        if not jobs:
-            return
+    def _begin(self, note: str) -> list[ColumnJob]:
+        """New jobs for the filled columns, each column cleared and showing ``note``."""
+        jobs = self._new_jobs() or []
         for job in jobs:
             column = self.columns[job.index]
             column.begin(("few-shot document · " if job.is_fewshot else "") + note)
-            self.run_worker(partial(target, self.client, job, self.post_message), thread=True,
-                            group=f"column-{job.index}", exit_on_error=False)
+        return jobs
 
     def action_run(self) -> None:
         """Stream one answer per column, all at the same time (one batch where models share
         a shape)."""
-        jobs = self._new_jobs()
-        if not jobs:
-            return
-        for job in jobs:
-            column = self.columns[job.index]
-            column.begin(("few-shot document · " if job.is_fewshot else "") + "starting…")
-        self.run_worker(partial(stream_columns, self.client, jobs, self.post_message),
-                        thread=True, group="columns", exit_on_error=False)
+        jobs = self._begin("starting…")
+        if jobs:
+            self.run_worker(partial(stream_columns, self.client, jobs, self.post_message),
+                            thread=True, group="columns", exit_on_error=False)
 
     def action_reroll(self) -> None:
         """A new seed for every column, then run again."""
@@ -290,7 +284,9 @@ class ComparePane(Vertical):
 
     def action_sample_n(self) -> None:
         """Sample N answers per column and show each column's pass rate."""
-        self._start(sample_column, f"sampling ×{self.settings.n_samples}…")
+        for job in self._begin(f"sampling ×{self.settings.n_samples}…"):
+            self.run_worker(partial(sample_column, self.client, job, self.post_message),
+                            thread=True, group=f"column-{job.index}", exit_on_error=False)
 
     def action_toggle_fewshot(self) -> None:
         """The base column answers a few-shot Q/A document instead of the chat prompt."""

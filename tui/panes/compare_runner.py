@@ -154,7 +154,7 @@ class _Column:
     def __init__(self, job: ColumnJob, stops: list[int]):
         self.job, self.stops = job, stops
         self.text, self.pending, self.n, self.stopped, self.done = "", [], 0, False, False
-        self.t0 = self.last = time.perf_counter()
+        self.t0 = self.last = 0.0  # set when the streaming starts, after every model loaded
 
     def add(self, event, post: Callable[[Message], object]) -> None:
         """Take one token; the column is done at its stop id or a complete few-shot answer."""
