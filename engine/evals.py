@@ -23,32 +23,26 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine import tasks as T
+from engine import wordings as Wd
 from engine import world as W
+from engine.judge import is_refusal, judge
 
 REPORT_FILE = "report.json"
 STAGE_DIRS = {"base": "base", "sft": "sft", "rl": "rl", "control": "sft_control"}
-CHAT_FAMILIES = ("arith", "count_letters", "decimal_cmp", "fact", "fact_heldout", "unknown",
-                 "identity")
+CHAT_FAMILIES = ("arith", "count_letters", "decimal_cmp", "fact_known", "fact_heldout",
+                 "unknown", "identity", "paraphrase", "template")
 N_EXAMPLES = 3
 BATCH = 128  # rows per generate_batch call: large enough to amortise, small enough for RAM
 MARGIN = 8  # tokens a budget allows beyond the longest reference answer of its family
+PASSK_SAMPLES, PASSK_K, PASSK_PROBLEMS = 16, 8, 48  # pass@k: n samples at T=1 per problem
 
 Progress = Callable[..., None]  # progress(done, total, label)
 
 
 # -- problems and budgets ---------------------------------------------------------------------
 
-def _family_of(question: str) -> str:
-    """Which family an SFT question belongs to (only to size the token budgets)."""
-    if W.expected_arith(question) is not None:
-        return "arith"
-    if question.startswith("How many times does the letter"):
-        return "count_letters"
-    if question.startswith("Which is larger"):
-        return "decimal_cmp"
-    if question in ("Who are you?", "What are you?", "Who made you?"):
-        return "identity"
-    return "fact"
+_KIND_FAMILY = {"add": "arith", "shop": "arith", "count": "count_letters", "dec": "decimal_cmp",
+                "identity": "identity"}
 
 
 def token_budgets(tok, world: W.World, block_size: int) -> dict[str, int]:
@@ -58,13 +52,25 @@ def token_budgets(tok, world: W.World, block_size: int) -> dict[str, int]:
     """
     longest: dict[str, int] = {}
     for conv in W.sft_conversations(world, labeler_error_rate=0.0, include_idk=True, n=800):
-        fam = _family_of(conv[0]["content"])
+        kind = next((k for k, _, _ in Wd.match(conv[0]["content"])), "")
+        fam = _KIND_FAMILY.get(kind, "fact")
         n = len(tok.encode(conv[-1]["content"])) + 1  # + <|assistant_end|>
         longest[fam] = max(longest.get(fam, 0), n)
     out = {fam: min(block_size // 2, longest.get(fam, 32) + MARGIN) for fam in
            ("arith", "count_letters", "decimal_cmp", "fact", "identity")}
-    out["fact_heldout"] = out["unknown"] = out["fact"]
+    out["fact_known"] = out["fact_heldout"] = out["unknown"] = out.pop("fact")
+    out["paraphrase"] = out["template"] = max(out["arith"], out["fact_known"])
     return out
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """The unbiased pass@k from n samples of which c are right: 1 - C(n-c, k) / C(n, k)."""
+    if n - c < k:
+        return 1.0
+    prod = 1.0
+    for i in range(n - c + 1, n + 1):
+        prod *= 1.0 - k / i
+    return 1.0 - prod
 
 
 # -- sampling ---------------------------------------------------------------------------------
@@ -94,12 +100,26 @@ def _chat_answers(model, tok, problems: list[T.Problem], max_tokens: int, temper
     for p, ids in zip(problems, _generate(model, prompts, max_tokens, [end], temperature, seed),
                       strict=True):
         text = prefix + tok.decode([t for t in ids if t not in specials])
+        verdict = judge(p, text)
         # Chat format: the turn ends with <|assistant_end|> and holds no other special token.
         formatted = bool(ids) and ids[-1] == end and not any(t in specials for t in ids[:-1])
-        rows.append({"prompt": p.messages[-1]["content"], "answer": text.strip(),
-                     "expected": p.answer, "correct": bool(T.verify(p, text)),
+        rows.append({"prompt": p.prompt, "answer": text.strip(), "expected": p.answer,
+                     "correct": bool(verdict.correct), "reason": verdict.reason,
                      "format": formatted})
     return rows
+
+
+def _pass_at_k(model, tok, problems: list[T.Problem], max_tokens: int, seed: int) -> dict:
+    """pass@1 and pass@k (unbiased, from PASSK_SAMPLES samples at temperature 1 per problem)."""
+    repeated = [p for p in problems for _ in range(PASSK_SAMPLES)]
+    rows = _chat_answers(model, tok, repeated, max_tokens, 1.0, seed + 7)
+    p1 = pk = 0.0
+    for i in range(len(problems)):
+        c = sum(r["correct"] for r in rows[i * PASSK_SAMPLES: (i + 1) * PASSK_SAMPLES])
+        p1 += c / PASSK_SAMPLES
+        pk += pass_at_k(PASSK_SAMPLES, c, PASSK_K)
+    n = max(len(problems), 1)
+    return {"pass1": round(p1 / n, 4), "passk": round(pk / n, 4), "n": len(problems)}
 
 
 def _completions(model, tok, pairs: list[tuple[str, str]], seed: int) -> list[dict]:
@@ -121,22 +141,24 @@ def _completions(model, tok, pairs: list[tuple[str, str]], seed: int) -> list[di
 # -- one stage --------------------------------------------------------------------------------
 
 def _eval_stage(stage: str, model, tok, world: W.World, problems: dict[str, list[T.Problem]],
-                budgets: dict[str, int], temperature: float, seed: int,
-                tick: Callable[[str], None]) -> dict[str, list[dict]]:
-    """Rows (prompt, answer, expected, correct, format) per family for one stage's model."""
+                budgets: dict[str, int], temperature: float, seed: int, split: str,
+                tick: Callable[[str], None]) -> tuple[dict[str, list[dict]], dict]:
+    """Rows (prompt, answer, expected, correct, reason, format) per family for one stage's
+    model, and its sampled pass@1 / pass@k on the first sums."""
     rows: dict[str, list[dict]] = {}
     for fam in CHAT_FAMILIES:
         rows[fam] = _chat_answers(model, tok, problems[fam], budgets[fam], temperature, seed)
         tick(f"{stage}: {fam}")
     if stage == "base":
-        pairs = T.fact_completions(world, "heldout", len(problems["fact_heldout"]), seed)
+        pairs = T.fact_completions(world, split, len(problems["fact_heldout"]), seed)
         rows["complete_heldout"] = _completions(model, tok, pairs, seed)
     else:
         # Tokens to think: the same arithmetic, but the answer must come first.
         rows["answer_first"] = _chat_answers(model, tok, problems["arith"], 12, temperature,
                                              seed, prefix="Answer:")
+    sampled = _pass_at_k(model, tok, problems["arith"][:PASSK_PROBLEMS], budgets["arith"], seed)
     tick(f"{stage}: extra")
-    return rows
+    return rows, sampled
 
 
 def _share(rows: list[dict], key: str = "correct") -> float | None:
@@ -145,10 +167,15 @@ def _share(rows: list[dict], key: str = "correct") -> float | None:
 
 # -- the report -------------------------------------------------------------------------------
 
+def report_path(run_dir, split: str = "test") -> Path:
+    """report.json is the test split's card; a dev evaluation (tuning) goes beside it."""
+    return Path(run_dir) / (REPORT_FILE if split == "test" else f"report-{split}.json")
+
+
 def evaluate_run(run_dir, device: str = "cpu", n_per_family: int = 100,
                  progress: Progress | None = None, seed: int = 0,
-                 temperature: float = 0.0) -> dict:
-    """Evaluate every stage the run has, write ``<run>/report.json`` atomically, return it."""
+                 temperature: float = 0.0, split: str = "test") -> dict:
+    """Evaluate every stage the run has on ``split``, write its report atomically, return it."""
     import torch
 
     from engine.checkpoint import load_run_model
@@ -161,7 +188,8 @@ def evaluate_run(run_dir, device: str = "cpu", n_per_family: int = 100,
     world_seed = int((info.get("data") or {}).get("world_seed", info.get("seed", 0)))
     world = W.build_world(world_seed)
     stages = [s for s, d in STAGE_DIRS.items() if (run_dir / d / "model.safetensors").is_file()]
-    problems = {fam: T.eval_problems(world, fam, n_per_family, seed) for fam in CHAT_FAMILIES}
+    problems = {fam: T.eval_problems(world, fam, n_per_family, seed, split)
+                for fam in CHAT_FAMILIES}
 
     total, done = len(stages) * (len(CHAT_FAMILIES) + 1) or 1, 0
 
@@ -172,6 +200,7 @@ def evaluate_run(run_dir, device: str = "cpu", n_per_family: int = 100,
             progress(done, total, label)
 
     results: dict[str, dict[str, list[dict]]] = {}
+    sampled: dict[str, dict] = {}
     budgets: dict[str, int] = {}
     torch.manual_seed(seed)
     for stage in stages:
@@ -179,30 +208,45 @@ def evaluate_run(run_dir, device: str = "cpu", n_per_family: int = 100,
         model.eval()
         if not budgets:
             budgets = token_budgets(tok, world, model.config.block_size)
-        results[stage] = _eval_stage(stage, model, tok, world, problems, budgets, temperature,
-                                     seed, tick)
+        results[stage], sampled[stage] = _eval_stage(stage, model, tok, world, problems, budgets,
+                                                     temperature, seed, split, tick)
         del model
-    labelers = W.labeler_accuracy(world, float(preset.get("labeler_error_rate", 0.3)),
-                                  bool(preset.get("include_idk", True)))
-    report = build_report(run_dir.name, seed, results, labelers, n_per_family,
-                          rl_curve(run_dir), temperature)
+    labelers = W.labeler_accuracy(world, float(preset.get("labeler_error_rate", 0.3)), split)
+    report = build_report(run_dir.name, seed, results, labelers, rl_curve(run_dir), temperature,
+                          sampled=sampled, split=split, probe=_probe_summary(run_dir),
+                          tuned_on=(preset.get("notes") or {}).get("tuned_on"))
     report["eval_s"] = round(time.perf_counter() - t0, 2)
     report["budgets"] = budgets
-    write_report(run_dir, report)
+    write_report(run_dir, report, split)
     return report
 
 
+def _probe_summary(run_dir: Path) -> dict | None:
+    """What the knowledge probe before SFT found (engine/train/probe.py), from sft/meta.json."""
+    from engine.runs import read_json
+
+    path = Path(run_dir) / "sft" / "meta.json"
+    try:
+        return (read_json(path).get("probe") or None) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
 def build_report(run: str, seed: int, results: dict[str, dict[str, list[dict]]],
-                 labelers: float, n: int, curve: list[dict], temperature: float = 0.0) -> dict:
-    """The report.json object from the rows each stage produced (pure: no models, no files)."""
+                 labelers: float, curve: list[dict], temperature: float = 0.0,
+                 sampled: dict[str, dict] | None = None, split: str = "test",
+                 probe: dict | None = None, tuned_on: str | None = None) -> dict:
+    """The report object from the rows each stage produced (pure: no models, no files)."""
+    sampled = sampled or {}
     fams: dict[str, dict] = {}
     for fam in CHAT_FAMILIES:
         row: dict = {s: _share(r[fam]) for s, r in results.items()}
         if fam == "arith":
             row["labelers"] = round(labelers, 4)
-        row["n"] = n
+        rows = next((r[fam] for r in results.values()), [])
+        row["n"] = len({r["prompt"] for r in rows})  # distinct prompts
         fams[fam] = row
-    m: dict = {f"n_eval_{fam}": n for fam in CHAT_FAMILIES}
+    m: dict = {f"n_eval_{fam}": fams[fam]["n"] for fam in CHAT_FAMILIES}
 
     def get(stage: str, fam: str, key: str = "correct"):
         rows = results.get(stage, {}).get(fam)
@@ -212,25 +256,40 @@ def build_report(run: str, seed: int, results: dict[str, dict[str, list[dict]]],
         tag = "sft_control" if stage == "control" else stage
         chat_rows = [r for f in CHAT_FAMILIES for r in results.get(stage, {}).get(f, [])]
         m[f"format_{tag}"] = _share(chat_rows, "format")
-        m[f"arith_pass1_{tag}"] = get(stage, "arith")
-        for fam in ("count_letters", "decimal_cmp", "fact", "identity"):
+        m[f"arith_greedy_{tag}"] = get(stage, "arith")
+        m[f"arith_pass1_{tag}"] = (sampled.get(stage) or {}).get("pass1")
+        m[f"arith_passk_{tag}"] = (sampled.get(stage) or {}).get("passk")
+        for fam in ("count_letters", "decimal_cmp", "fact_known", "identity", "paraphrase",
+                    "template"):
             m[f"{fam}_{tag}"] = get(stage, fam)
         m[f"knowledge_heldout_{tag}"] = get(stage, "fact_heldout")
         m[f"refusal_unknown_{tag}"] = get(stage, "unknown")
         m[f"answer_first_{tag}"] = get(stage, "answer_first")
         m[f"work_first_{tag}"] = get(stage, "arith") if stage != "base" else None
         if stage in results:
-            facts = results[stage]["fact"] + results[stage]["fact_heldout"]
-            refusals = [{"correct": "don't know" in r["answer"].lower()} for r in facts]
-            m[f"refusal_known_{tag}"] = _share(refusals)
+            facts = results[stage]["fact_known"] + results[stage]["fact_heldout"]
+            m[f"refusal_known_{tag}"] = _share([{"correct": is_refusal(r["answer"])}
+                                                for r in facts])
+            tmpl = m[f"template_{tag}"]
+            m[f"paraphrase_ratio_{tag}"] = (round(m[f"paraphrase_{tag}"] / tmpl, 4)
+                                            if tmpl else None)
     m["knowledge_complete_base"] = get("base", "complete_heldout")
     m["arith_labelers"] = round(labelers, 4)
+    m["passk_k"] = PASSK_K
+    m["passk_samples"] = PASSK_SAMPLES
+    m["n_eval_passk"] = next((s.get("n") for s in sampled.values()), None)
+    if probe:
+        m["probe_facts"] = probe.get("facts")
+        m["probe_unknown"] = probe.get("unknown")
     m = {k: v for k, v in m.items() if v is not None or k in REQUIRED}
     examples = {fam: {s: r[fam][:N_EXAMPLES] for s, r in results.items() if fam in r}
                 for fam in (*CHAT_FAMILIES, "answer_first", "complete_heldout")}
     examples = {f: v for f, v in examples.items() if v}
-    return {"run": run, "seed": seed, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "decoding": {"temperature": temperature, "top_k": 50 if temperature > 0 else None},
+    return {"run": run, "seed": seed, "split": split, "tuned_on": tuned_on,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "decoding": {"temperature": temperature, "top_k": 50 if temperature > 0 else None,
+                         "pass_at_k": {"samples": PASSK_SAMPLES, "k": PASSK_K,
+                                       "temperature": 1.0}},
             "metrics": m, "families": fams, "claims": claims(m, curve), "examples": examples,
             "rl_curve": curve}
 
@@ -238,7 +297,7 @@ def build_report(run: str, seed: int, results: dict[str, dict[str, list[dict]]],
 REQUIRED = ("format_base", "format_sft", "knowledge_heldout_sft", "refusal_unknown_sft",
             "arith_pass1_sft", "arith_pass1_rl", "answer_first_sft", "work_first_sft",
             "count_letters_sft", "count_letters_rl", "decimal_cmp_sft", "decimal_cmp_rl",
-            "arith_labelers", "arith_pass1_sft_control")
+            "arith_labelers", "arith_pass1_sft_control", "paraphrase_sft", "template_sft")
 
 
 def rl_curve(run_dir: Path) -> list[dict]:
@@ -266,45 +325,85 @@ def _cmp(a, b, more: str = "higher than", less: str = "lower than", same: str = 
     return more if a > b + 1e-9 else less if a < b - 1e-9 else same
 
 
+def _above(a, b) -> bool | None:
+    """a strictly above b (None when either is missing)."""
+    return None if a is None or b is None else a > b + 1e-9
+
+
+def _at_least(a, b) -> bool | None:
+    return None if a is None or b is None else a >= b - 1e-9
+
+
+def _both(a: bool | None, b: bool | None) -> bool | None:
+    return None if a is None or b is None else a and b
+
+
+def _claim(cid: str, holds: bool | None, yes: str, no: str, reading: str, **figures) -> dict:
+    """A claim whose title follows its numbers: ``holds`` None means not measured."""
+    title = yes if holds else no if holds is not None else f"{yes} (not measured)"
+    return {"id": cid, "title": title, "holds": holds, "reading": reading, **figures}
+
+
 def claims(m: dict, curve: list[dict]) -> list[dict]:
     g = m.get
     think = _cmp(g("work_first_sft"), g("answer_first_sft"), "better", "worse", "no different")
+    held, known = g("knowledge_heldout_sft"), g("fact_known_sft")
+    probe = (f" Before SFT a probe of the base model marked {g('probe_unknown')} of "
+             f"{g('probe_facts')} training facts unknown; SFT answers those with \"I don't "
+             "know\"." if g("probe_facts") else "")
     out = [
-        {"id": "knowledge", "title": "Knowledge comes from pretraining",
-         "value": g("knowledge_heldout_sft"), "base_completes": g("knowledge_complete_base"),
-         "reading": (f"Asked about entities that appear in no SFT conversation, SFT answers "
-                     f"{_pct(g('knowledge_heldout_sft'))} correctly (known entities: "
-                     f"{_pct(g('fact_sft'))}); the base model completes "
-                     f"{_pct(g('knowledge_complete_base'))} of the same held-out fact sentences. "
-                     "What SFT knows about them it can only have read in pretraining.")},
-        {"id": "format", "title": "SFT teaches the chat format",
-         "value": g("format_sft"), "base": g("format_base"),
-         "reading": (f"{_pct(g('format_sft'))} of SFT answers end with <|assistant_end|> and "
-                     f"hold no stray special token; the base model, which never saw a chat, "
-                     f"does so {_pct(g('format_base'))} of the time.")},
-        {"id": "hallucination", "title": "Unknown people: refuse or invent",
-         "value": g("refusal_unknown_sft"), "rl": g("refusal_unknown_rl"),
-         "false_refusal": g("refusal_known_sft"),
-         "reading": (f"About people who exist nowhere, SFT says \"I don't know\" "
-                     f"{_pct(g('refusal_unknown_sft'))} of the time and invents an answer "
-                     f"otherwise; it also refuses {_pct(g('refusal_known_sft'))} of questions "
-                     "about entities it does know.")},
-        {"id": "tokens_to_think", "title": "Models need tokens to think",
-         "value": g("work_first_sft"), "answer_first": g("answer_first_sft"),
-         "reading": (f"On held-out arithmetic SFT is right {_pct(g('work_first_sft'))} of the "
-                     f"time when it works column by column first, and "
-                     f"{_pct(g('answer_first_sft'))} when forced to start with \"Answer:\" — "
-                     f"working first is {think}.")},
+        _claim("knowledge", _above(held, 0.5), "Knowledge comes from pretraining",
+               "Held-out knowledge does not reach the chat model",
+               f"Asked about entities that appear in no SFT row of any kind (test split), SFT "
+               f"answers {_pct(held)} correctly; the training-fact recall check (entities SFT "
+               f"drilled) gives {_pct(known)}. The base model completes "
+               f"{_pct(g('knowledge_complete_base'))} of the same held-out fact sentences. "
+               "What SFT knows about them it can only have read in pretraining.",
+               value=held, base_completes=g("knowledge_complete_base"), recall=known),
+        _claim("format", _both(_at_least(g("format_sft"), 0.95), _at_least(0.05, g("format_base"))),
+               "SFT teaches the chat format", "SFT did not fully teach the chat format",
+               f"{_pct(g('format_sft'))} of SFT answers end with <|assistant_end|> and hold no "
+               f"stray special token; the base model, which never saw a chat, does so "
+               f"{_pct(g('format_base'))} of the time.",
+               value=g("format_sft"), base=g("format_base")),
+        _claim("hallucination",
+               _both(_at_least(g("refusal_unknown_sft"), 0.8),
+                     _at_least(0.1, g("refusal_known_sft"))),
+               "The chat model says \"I don't know\" about people it never read of",
+               "The chat model still invents answers (or refuses what it knows)",
+               f"About people who exist nowhere, SFT says \"I don't know\" (and invents nothing) "
+               f"{_pct(g('refusal_unknown_sft'))} of the time; it refuses "
+               f"{_pct(g('refusal_known_sft'))} of questions about entities it does know (the "
+               f"same refusal matcher for both).{probe}",
+               value=g("refusal_unknown_sft"), rl=g("refusal_unknown_rl"),
+               false_refusal=g("refusal_known_sft")),
+        _claim("paraphrase", _at_least(g("paraphrase_ratio_sft"), 0.8),
+               "The chat model understands new wordings",
+               "The chat model is bound to the wordings it was trained on",
+               f"Known facts and sums asked in wordings no stage trained on: SFT "
+               f"{_pct(g('paraphrase_sft'))}, against {_pct(g('template_sft'))} for the same "
+               f"items in the template wording (ratio {g('paraphrase_ratio_sft')}).",
+               value=g("paraphrase_sft"), template=g("template_sft"),
+               ratio=g("paraphrase_ratio_sft")),
+        _claim("tokens_to_think", _above(g("work_first_sft"), g("answer_first_sft")),
+               "Models need tokens to think", "Working first did not help here",
+               f"On held-out arithmetic SFT is right {_pct(g('work_first_sft'))} of the time "
+               f"when it works column by column first, and {_pct(g('answer_first_sft'))} when "
+               f"forced to start with \"Answer:\" — working first is {think}.",
+               value=g("work_first_sft"), answer_first=g("answer_first_sft")),
         _rl_claim(m),
+        _passk_claim(m),
     ]
     for fam in ("count_letters", "decimal_cmp"):
-        out.append({"id": fam, "title": f"{fam}: pass@1 per stage", "value": g(f"{fam}_rl"),
-                    "base": g(f"{fam}_base"), "sft": g(f"{fam}_sft"),
-                    "reading": (f"{fam}: base {_pct(g(f'{fam}_base'))}, SFT "
-                                f"{_pct(g(f'{fam}_sft'))}, RL {_pct(g(f'{fam}_rl'))}.")})
+        out.append(_claim(fam, _above(g(f"{fam}_rl"), g(f"{fam}_sft")),
+                          f"{fam}: RL improved on SFT", f"{fam}: RL did not improve on SFT",
+                          f"{fam}: base {_pct(g(f'{fam}_base'))}, SFT {_pct(g(f'{fam}_sft'))}, "
+                          f"RL {_pct(g(f'{fam}_rl'))} (greedy).",
+                          value=g(f"{fam}_rl"), base=g(f"{fam}_base"), sft=g(f"{fam}_sft")))
     if len(curve) >= 2:
         a, b = curve[0], curve[-1]
-        out.append({"id": "rl_dynamics", "title": "RL dynamics", "value": b.get("reward"),
+        out.append({"id": "rl_dynamics", "title": "RL dynamics", "holds": None,
+                    "value": b.get("reward"),
                     "reward_first": a.get("reward"), "resp_len_first": a.get("resp_len"),
                     "resp_len_last": b.get("resp_len"),
                     "reading": (f"Over {b['step']} RL steps the sampled reward went from "
@@ -317,21 +416,48 @@ def _rl_claim(m: dict) -> dict:
     lab, sft, rl, ctl = (m.get(k) for k in ("arith_labelers", "arith_pass1_sft", "arith_pass1_rl",
                                             "arith_pass1_sft_control"))
     gain = None if rl is None or sft is None else round(rl - sft, 4)
-    reading = (f"The SFT labelers got {_pct(lab)} of their arithmetic right; SFT imitating them "
-               f"scores {_pct(sft)} on held-out sums, RL with the exact verifier {_pct(rl)} "
+    beats_labelers, beats_control = _above(rl, lab), _above(rl, ctl)
+    reading = (f"The SFT labelers got {_pct(lab)} of the test sums right; SFT imitating them "
+               f"scores {_pct(sft)} (pass@1, sampled), RL with the exact verifier {_pct(rl)} "
                f"({'n/a' if gain is None else f'{100 * gain:+.0f} points'}), ")
     reading += (f"and the control — SFT trained as long again — {_pct(ctl)}. RL is "
-                f"{_cmp(rl, ctl)} the control and {_cmp(rl, lab)} its labelers."
-                if ctl is not None else "no extra-SFT control was trained for this run.")
-    return {"id": "rl_beyond_labelers", "title": "RL with a verifier can beat its labelers",
+                f"{_cmp(rl, ctl)} the control and {_cmp(rl, lab)} its labelers"
+                if ctl is not None else "no extra-SFT control was trained for this run")
+    if lab is not None and rl is not None and not beats_labelers:
+        reading += f" ({100 * (lab - rl):.0f} points short of them)"
+    if beats_labelers:
+        title = "RL with a verifier beat its labelers"
+    elif beats_control:
+        title = "RL beat more imitation, but not its labelers"
+    else:
+        title = "RL did not beat its labelers"
+    return {"id": "rl_beyond_labelers", "title": title, "holds": beats_labelers,
             "value": rl, "labelers": lab, "sft": sft, "control": ctl, "gain": gain,
-            "reading": reading}
+            "reading": reading + "."}
 
 
-def write_report(run_dir, report: dict) -> Path:
+def _passk_claim(m: dict) -> dict:
+    g = m.get
+    k = g("passk_k")
+    d1 = None if g("arith_pass1_rl") is None or g("arith_pass1_sft") is None else \
+        g("arith_pass1_rl") - g("arith_pass1_sft")
+    dk = None if g("arith_passk_rl") is None or g("arith_passk_sft") is None else \
+        g("arith_passk_rl") - g("arith_passk_sft")
+    holds = None if d1 is None or dk is None else d1 > dk + 1e-9
+    return _claim("pass_at_k", holds, f"RL sharpens pass@1 more than pass@{k}",
+                  f"RL did not raise pass@1 more than pass@{k}",
+                  f"Test sums, {g('passk_samples')} samples at temperature 1: pass@1 SFT "
+                  f"{_pct(g('arith_pass1_sft'))} -> RL {_pct(g('arith_pass1_rl'))}; pass@{k} "
+                  f"SFT {_pct(g('arith_passk_sft'))} -> RL {_pct(g('arith_passk_rl'))}. RL "
+                  "mostly makes the model pick, first time, answers it could already reach.",
+                  value=g("arith_pass1_rl"), passk_rl=g("arith_passk_rl"),
+                  passk_sft=g("arith_passk_sft"))
+
+
+def write_report(run_dir, report: dict, split: str = "test") -> Path:
     """Atomically: a temporary file in the same folder, fsynced, then renamed over."""
-    path = Path(run_dir) / REPORT_FILE
-    tmp = path.with_name(f".{REPORT_FILE}.{os.getpid()}.tmp")
+    path = report_path(run_dir, split)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(report, f, indent=1, ensure_ascii=False, allow_nan=False)
         f.write("\n")

@@ -1,135 +1,193 @@
-"""Checkable problems over the embedded world, and their exact verifier.
+"""Checkable problems over the embedded world.
 
 RL families: "arith" (column additions and shop word problems), "count_letters", "decimal_cmp".
-Eval-only families: "fact", "fact_heldout" (entities absent from SFT), "unknown" (people who
-exist nowhere: the right answer is a refusal), "identity".
+Eval-only families: "fact_known" (facts about train entities, which SFT drilled: a recall
+check, not a held-out one), "fact_heldout" (entities in no SFT row), "unknown" (people who exist
+nowhere: the right answer is a refusal), "identity", and "paraphrase" (known facts and sums
+asked in test wordings) beside "template" (the same items in the template wording).
 
-Every checkable response ends with a line "Answer: X"; ``verify`` reads the last one.
+Problems are drawn from one split (engine/splits.py): RL trains on ``train`` keys, presets are
+tuned on ``dev``, the report card speaks of ``test``. Answers are judged by engine/judge.py.
 """
 
 from __future__ import annotations
 
 import random
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from engine import wordings as Wd
 from engine import world as W
+from engine.splits import check_split
 
 RL_FAMILIES = ("arith", "count_letters", "decimal_cmp")
-FAMILIES = RL_FAMILIES + ("fact", "fact_heldout", "unknown", "identity")
-ANSWER_RE = re.compile(r"Answer:[ \t]*([^\n]*)")
+FACT_FAMILIES = ("fact_known", "fact_heldout")
+FAMILIES = RL_FAMILIES + FACT_FAMILIES + ("unknown", "identity", "paraphrase", "template")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Problem:
     family: str
-    messages: list[dict]  # the user prompt
-    answer: str  # the exact final answer ("" where nothing is checkable)
+    messages: list[dict] = field(hash=False)  # the user prompt
+    answer: str  # the right answer ("" where nothing is checkable)
+    kind: str = ""  # the question kind (engine/wordings.py): capital, add, count, ...
+    rivals: tuple[str, ...] = field(default=(), hash=False)  # other values of a fact's kind
+    key: str = ""  # what makes two problems the same problem (for distinct counts)
 
-
-def final_answer(response: str) -> str | None:
-    """The normalised text after the last 'Answer:', or None when there is none."""
-    found = ANSWER_RE.findall(response or "")
-    return _norm(found[-1]) if found else None
-
-
-def _norm(s: str) -> str:
-    return s.strip().rstrip(".").replace("$", "").replace(",", "").strip().casefold()
-
-
-def verify(problem: Problem, response: str) -> float:
-    """1.0 for the exact final answer, else 0.0 (wrong, malformed, anything odd). Never raises."""
-    try:
-        if problem.family == "unknown":  # a refusal anywhere counts: there is nothing to know
-            low = (response or "").lower().replace("’", "'")
-            return float("don't know" in low or "do not know" in low)
-        if problem.family == "identity":
-            said = (response or "").lower()
-            return float(bool(problem.answer) and problem.answer.lower() in said)
-        if not problem.answer:
-            return 0.0
-        return float(final_answer(response) == _norm(problem.answer))
-    except Exception:  # noqa: BLE001 - a verifier that raises would kill an RL run
-        return 0.0
+    @property
+    def prompt(self) -> str:
+        return self.messages[-1]["content"] if self.messages else ""
 
 
 def _user(text: str) -> list[dict]:
     return [{"role": "user", "content": text}]
 
 
-def _arith(rng: random.Random, heldout: bool) -> Problem:
+def add_problem(a: int, b: int, text: str, family: str = "arith") -> Problem:
+    return Problem(family, _user(text), str(a + b), "add", key=W.add_key(a, b))
+
+
+def shop_problem(args: tuple, text: str, family: str = "arith") -> Problem:
+    return Problem(family, _user(text), str(W.shop_solution(*args[1:])[1]), "shop",
+                   key=W.shop_key(*args))
+
+
+def count_problem(word: str, letter: str, text: str) -> Problem:
+    return Problem("count_letters", _user(text), str(word.count(letter)), "count",
+                   key=f"{W.count_key(word)}:{letter}")
+
+
+def dec_problem(x: str, y: str, text: str) -> Problem:
+    return Problem("decimal_cmp", _user(text), W.dec_solution(x, y)[1], "dec", key=W.dec_key(x, y))
+
+
+def fact_problem(world: W.World, fact: W.Fact, text: str, family: str) -> Problem:
+    return Problem(family, _user(text), fact.answer, fact.kind, W.rivals(world, fact.kind),
+                   key=f"{fact.subject}:{fact.kind}")
+
+
+def unknown_problem(world: W.World, name: str, kind: str, text: str) -> Problem:
+    return Problem("unknown", _user(text), W.IDK, kind, W.rivals(world, kind),
+                   key=f"{name}:{kind}")
+
+
+def identity_problem(text: str) -> Problem:
+    return Problem("identity", _user(text), "deepdive", "identity", key=text)
+
+
+# -- drawing problems of one split -------------------------------------------------------------
+
+def _arith(rng: random.Random, split: str, wording: str | None) -> Problem:
+    """A sum in a wording of ``wording``'s split (None: the template wording)."""
+    wrng = rng if wording else None
     if rng.random() < 0.7:
-        a, b = W._draw(rng, W.random_add, W.add_key, heldout)
-        return Problem("arith", _user(W.add_question(a, b)), str(a + b))
-    args = W._draw(rng, W.random_shop, W.shop_key, heldout)
-    return Problem("arith", _user(W.shop_question(*args)), str(W.shop_solution(*args[1:])[1]))
+        a, b = W.draw(rng, W.random_add, W.add_key, split)
+        return add_problem(a, b, W.add_question(a, b, wording or "train", wrng))
+    args = W.draw(rng, W.random_shop, W.shop_key, split)
+    return shop_problem(args, W.shop_question(*args, wording or "train", wrng))
 
 
-def _count(rng: random.Random, heldout: bool) -> Problem:
-    word, letter = W._draw(rng, W.random_count, W.count_key, heldout)
-    return Problem("count_letters", _user(W.count_question(word, letter)), str(word.count(letter)))
+def _count(rng: random.Random, split: str, wording: str | None) -> Problem:
+    word, letter = W.draw(rng, W.random_count, W.count_key, split)
+    return count_problem(word, letter, W.count_question(word, letter, wording or "train",
+                                                       rng if wording else None))
 
 
-def _dec(rng: random.Random, heldout: bool) -> Problem:
-    x, y = W._draw(rng, W.random_dec, W.dec_key, heldout)
-    return Problem("decimal_cmp", _user(W.dec_question(x, y)), W.dec_solution(x, y)[1])
+def _dec(rng: random.Random, split: str, wording: str | None) -> Problem:
+    x, y = W.draw(rng, W.random_dec, W.dec_key, split)
+    return dec_problem(x, y, W.dec_question(x, y, wording or "train", rng if wording else None))
 
 
 _MAKERS = {"arith": _arith, "count_letters": _count, "decimal_cmp": _dec}
 
 
 def rl_problems(world: W.World, split: str, n: int, seed: int) -> list[Problem]:
-    """n problems cycling through the RL families; "heldout" ones are never trained on."""
-    if split not in ("train", "heldout"):
-        raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
+    """n problems cycling through the RL families, keys (and wordings) of ``split``."""
+    check_split(split)
     rng = random.Random(f"{world.seed}:{split}:{seed}")
-    return [_MAKERS[RL_FAMILIES[i % 3]](rng, split == "heldout") for i in range(n)]
+    wording = "train" if split == "train" else None  # dev/test keys: the template wording
+    return [_MAKERS[RL_FAMILIES[i % 3]](rng, split, wording) for i in range(n)]
 
 
-def eval_problems(world: W.World, family: str, n: int, seed: int = 0) -> list[Problem]:
-    """n held-out problems of one family (see FAMILIES)."""
-    rng = random.Random(f"{world.seed}:eval:{family}:{seed}")
+def _distinct(make, n: int, tries: int = 20) -> list[Problem]:
+    """Up to n problems with distinct prompts (fewer when the pool is smaller)."""
+    out: dict[str, Problem] = {}
+    misses = 0
+    while len(out) < n and misses < tries * n:
+        p = make()
+        if p.prompt in out:
+            misses += 1
+        else:
+            out[p.prompt] = p
+    return list(out.values())
+
+
+def eval_problems(world: W.World, family: str, n: int, seed: int = 0,
+                  split: str = "test") -> list[Problem]:
+    """Up to n distinct problems of one family (see FAMILIES) from ``split``."""
+    check_split(split)
+    rng = random.Random(f"{world.seed}:eval:{family}:{split}:{seed}")
     if family in _MAKERS:
-        return [_MAKERS[family](rng, True) for _ in range(n)]
-    if family in ("fact", "fact_heldout"):
-        pool = [f for f in W.facts(world) if (f[0] in world.heldout) == (family == "fact_heldout")]
-        return [Problem(family, _user(q), ans) for _, q, _, ans in
-                (rng.choice(pool) for _ in range(n))]
+        return _distinct(lambda: _MAKERS[family](rng, split, None), n)
+    if family in FACT_FAMILIES:
+        want = "train" if family == "fact_known" else split
+        pool = [f for f in W.facts(world) if world.split.get(f.subject) == want]
+        pool = rng.sample(pool, min(n, len(pool)))
+        return [fact_problem(world, f, f.question(), family) for f in pool]
     if family == "unknown":
-        names = world.unknown_people[len(world.unknown_people) // 2:]  # never seen in SFT
-        qs = ["Where does {} live?", "In what year was {} born?", "What is {}'s favourite food?"]
-        return [Problem("unknown", _user(rng.choice(qs).format(rng.choice(names))), W.IDK)
-                for _ in range(n)]
+        pool = [(name, kind) for name in world.unknown(split) for kind in Wd.PERSON_KINDS]
+        pool = rng.sample(pool, min(n, len(pool)))
+        return [unknown_problem(world, name, kind, Wd.fill(Wd.template(kind), name=name))
+                for name, kind in pool]
     if family == "identity":
-        qs = ["Who are you?", "What is your name?", "Tell me who you are.", "What are you?"]
-        return [Problem("identity", _user(rng.choice(qs)), "deepdive") for _ in range(n)]
+        return [identity_problem(t) for t in Wd.templates("identity", split)][:n]
+    if family in ("paraphrase", "template"):
+        return paraphrase_items(world, n, seed, split)[family == "template"]
     raise ValueError(f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")
 
 
-def fact_completions(world: W.World, split: str = "heldout", n: int = 50,
-                     seed: int = 0) -> list[tuple[str, str]]:
-    """(document prefix, expected next word) pairs for probing a base model's knowledge.
+def paraphrase_items(world: W.World, n: int, seed: int = 0,
+                     split: str = "test") -> tuple[list[Problem], list[Problem]]:
+    """(paraphrased, template): the same items — known facts and ``split`` sums, half each —
+    asked in ``split`` wordings and in the template wording."""
+    rng = random.Random(f"{world.seed}:paraphrase:{split}:{seed}")
+    known = [f for f in W.facts(world) if world.split.get(f.subject) == "train"]
+    para, tmpl = [], []
+    for f in rng.sample(known, min(n // 2, len(known))):
+        para.append(fact_problem(world, f, f.question(split, rng), "paraphrase"))
+        tmpl.append(fact_problem(world, f, f.question(), "template"))
+    seen: set[str] = set()
+    while len(para) < n:
+        a, b = W.draw(rng, W.random_add, W.add_key, split)
+        if W.add_key(a, b) in seen:
+            continue
+        seen.add(W.add_key(a, b))
+        para.append(add_problem(a, b, W.add_question(a, b, split, rng), "paraphrase"))
+        tmpl.append(add_problem(a, b, W.add_question(a, b), "template"))
+    return para, tmpl
 
-    split "heldout": SFT-held-out entities; "train": the known ones.
-    """
-    pool = [(stmt, ans) for subj, _, stmt, ans in W.facts(world)
-            if (subj in world.heldout) == (split == "heldout")]
+
+def fact_completions(world: W.World, split: str = "test", n: int = 50,
+                     seed: int = 0) -> list[tuple[str, str]]:
+    """(document prefix, expected next word) pairs for probing a base model's knowledge of the
+    entities of ``split`` (all their facts when n is larger than the pool)."""
+    pool = [(f.statement, f.answer) for f in W.facts(world) if world.split.get(f.subject) == split]
     rng = random.Random(f"{world.seed}:complete:{split}:{seed}")
-    return [rng.choice(pool) for _ in range(n)] if pool else []
+    return rng.sample(pool, min(n, len(pool)))
 
 
 def curated_prompts(world: W.World) -> list[Problem]:
-    """The Compare pane's fixed prompts, one per story the app tells."""
-    known = next(f for f in W.facts(world) if f[0] not in world.heldout)
-    held = next(f for f in W.facts(world) if f[0] in world.heldout)
-    nobody = world.unknown_people[-1]
+    """The Compare pane's fixed prompts, one per story the app tells (test split where held
+    out)."""
+    known = next(f for f in W.facts(world) if world.split.get(f.subject) == "train")
+    held = next(f for f in W.facts(world) if world.split.get(f.subject) == "test")
+    nobody = world.unknown("test")[-1]
     emily = ("Emily", 3, W.ITEMS[0], 2, W.ITEMS[1], 2, 3)
     return [
-        Problem("fact", _user(known[1]), known[3]),
-        Problem("fact_heldout", _user(held[1]), held[3]),
-        Problem("unknown", _user(f"Where does {nobody} live?"), W.IDK),
-        Problem("arith", _user(W.shop_question(*emily)), str(W.shop_solution(*emily[1:])[1])),
-        Problem("count_letters", _user(W.count_question("strawberry", "r")), "3"),
-        Problem("decimal_cmp", _user(W.dec_question("9.11", "9.9")), "9.9"),
-        Problem("identity", _user("Who are you?"), ""),
+        fact_problem(world, known, known.question(), "fact_known"),
+        fact_problem(world, held, held.question(), "fact_heldout"),
+        unknown_problem(world, nobody, "lives", Wd.fill(Wd.template("lives"), name=nobody)),
+        shop_problem(emily, W.shop_question(*emily)),
+        count_problem("strawberry", "r", W.count_question("strawberry", "r")),
+        dec_problem("9.11", "9.9", W.dec_question("9.11", "9.9")),
+        identity_problem("Who are you?"),
     ]

@@ -1,26 +1,36 @@
 """The embedded world: a small invented world that every stage of a run learns from.
 
 ``build_world(seed)`` makes countries, cities, people and animals with invented names (built
-from syllables, so no copied text). Pretraining documents describe *every* entity; SFT data
-asks only about the "known" ones, so ~20% of the entities (``World.heldout``) are knowledge the
-base model saw but the chat model was never drilled on. ``World.unknown_people`` exist nowhere:
-the honest answer about them is "I don't know" (SFT teaches it on other made-up names,
-``nobody_names``, so the eval's unknown people are unknown to every stage).
+from syllables, so no copied text), and splits them (engine/splits.py): SFT asks only about
+``train`` entities; ``dev`` and ``test`` ones ("held out") are described in pretraining
+documents alone. ``World.unknown_people`` exist nowhere: the honest answer about them is
+"I don't know". SFT teaches it on other made-up names (``nobody_names``, the train part of the
+unknown), so the evaluated unknown people are unknown to every stage.
+
+Knowledge is laid down the way "Physics of Language Models 3.1" (Allen-Zhu & Li) found it
+becomes extractable for entities a model was never quizzed on: several biographies per entity,
+each with its sentences in a fresh order and the full name in every sentence, spread through
+the corpus (two entries of one entity are never neighbours, so never in one window), plus
+question/answer documents about the *train* entities mixed into pretraining. The base model
+learns "read a biography, answer a question about it" on train entities, and uses it on the
+held-out ones.
 
 SFT solutions come from simulated labelers who slip at ``labeler_error_rate``, systematically:
 on additions with a carry they drop the carry (every digit stays consistent with that slip).
-The RL verifier (engine/tasks.py) is exact, so RL can fix what imitation copied.
+The RL verifier (engine/judge.py) is exact, so RL can fix what imitation copied.
 
-Arithmetic, letter-counting and decimal-comparison problems whose key hashes into the held-out
-bucket (``is_heldout_key``) never appear in pretraining, SFT or RL-train data.
+Arithmetic, letter-counting and decimal problems are split by key (``engine.splits.key_split``):
+a stage draws only keys of its own split, and no test key appears in any training row.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
-import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from engine import wordings as Wd
+from engine.splits import entity_splits, key_split
 
 Message = dict  # {"role": "system"|"user"|"assistant", "content": str}
 
@@ -40,12 +50,16 @@ DIETS = ["plants", "insects", "fish", "seeds", "fruit", "small animals"]
 ITEMS = [("apple", "apples"), ("orange", "oranges"), ("pear", "pears"), ("egg", "eggs"),
          ("book", "books"), ("pencil", "pencils"), ("cup", "cups"), ("loaf", "loaves")]
 SHOPPERS = ["Emily", "Tom", "Ana", "Ravi", "Mia", "Leo", "Sara", "Ben"]
-WORDS = ["strawberry", "banana", "mississippi", "bookkeeper", "letter", "apple", "balloon",
-         "committee", "parallel", "cabbage", "butterfly", "coffee", "pepper", "giraffe",
-         "assessment", "referee", "success", "tomorrow", "grammar", "dinner", "puppet",
-         "address", "bubble", "teeth", "raccoon", "umbrella", "elephant", "spaghetti",
-         "necessary", "possession", "barrel", "kitten", "summer", "village", "mirror",
-         "carrot", "hammer", "pizza", "river", "window"]
+# Words whose letters are counted. The word is the problem key (a test word is asked about in
+# no training row), so none of them may occur elsewhere in the world's text.
+WORDS = ["strawberry", "banana", "mississippi", "bookkeeper", "balloon", "committee",
+         "parallel", "cabbage", "butterfly", "coffee", "pepper", "giraffe", "assessment",
+         "referee", "success", "tomorrow", "grammar", "dinner", "puppet", "address", "bubble",
+         "teeth", "raccoon", "umbrella", "elephant", "spaghetti", "necessary", "possession",
+         "barrel", "kitten", "summer", "village", "mirror", "hammer", "pizza", "window",
+         "cherry", "rabbit", "pillow", "yellow", "jelly", "cookie", "bottle", "pebble", "tennis",
+         "llama", "carpet", "lemon", "sunny", "zipper", "silly", "happiness", "goose", "kettle",
+         "marble", "muffin", "saddle", "toffee", "walrus", "wizard"]
 
 
 @dataclass
@@ -86,19 +100,29 @@ class World:
     cities: list[City]
     people: list[Person]
     animals: list[Animal]
-    heldout: set[str] = field(default_factory=set)  # entity names absent from all SFT data
-    unknown_people: list[str] = field(default_factory=list)  # exist nowhere in the world
+    split: dict[str, str] = field(default_factory=dict)  # entity name -> train/dev/test
+    unknown_split: dict[str, str] = field(default_factory=dict)  # nowhere-people: dev/test
+
+    @property
+    def heldout(self) -> set[str]:
+        """Entities in no SFT row of any kind (dev and test)."""
+        return {n for n, s in self.split.items() if s != "train"}
+
+    @property
+    def unknown_people(self) -> list[str]:
+        return list(self.unknown_split)
+
+    def entities(self, split: str) -> set[str]:
+        return {n for n, s in self.split.items() if s == split}
+
+    def unknown(self, split: str) -> list[str]:
+        return [n for n, s in self.unknown_split.items() if s == split]
 
     def country(self, name: str) -> Country:
         return next(c for c in self.countries if c.name == name)
 
     def city(self, name: str) -> City:
         return next(c for c in self.cities if c.name == name)
-
-
-def is_heldout_key(key: str) -> bool:
-    """A stable 1-in-5 bucket of problem keys reserved for held-out evaluation."""
-    return int(hashlib.sha256(key.encode()).hexdigest(), 16) % 5 == 0
 
 
 def _names(rng: random.Random, n: int, taken: set[str]) -> list[str]:
@@ -113,9 +137,9 @@ def _names(rng: random.Random, n: int, taken: set[str]) -> list[str]:
     return out
 
 
-def build_world(seed: int = 0, n_countries: int = 10, n_people: int = 60,
-                n_animals: int = 20, n_unknown: int = 30) -> World:
-    """The same seed always gives the same world."""
+def build_world(seed: int = 0, n_countries: int = 12, n_people: int = 120,
+                n_animals: int = 20, n_unknown: int = 40) -> World:
+    """The same seed always gives the same world (and the same splits)."""
     rng = random.Random(seed)
     taken: set[str] = set()
     cnames, capitals, rivers = (_names(rng, n_countries, taken) for _ in range(3))
@@ -129,84 +153,137 @@ def build_world(seed: int = 0, n_countries: int = 10, n_people: int = 60,
     animals = [Animal(n, rng.choice(HABITATS), rng.choice(DIETS))
                for n in _names(rng, n_animals, taken)]
     unknown = _names(rng, n_unknown, taken)
-    heldout = set()
+    split: dict[str, str] = {}
     for group in (cnames, [p.name for p in people], [a.name for a in animals]):
-        heldout.update(rng.sample(group, max(1, len(group) // 5)))
-    return World(seed, countries, cities, people, animals, heldout, unknown)
+        split |= entity_splits(group, rng)
+    half = len(unknown) // 2
+    unknown_split = {n: ("dev" if i < half else "test") for i, n in enumerate(unknown)}
+    return World(seed, countries, cities, people, animals, split, unknown_split)
 
 
-# ---- facts: (subject, question, statement prefix, answer) ----------------------------------
+# ---- facts ----------------------------------------------------------------------------------
 
-def facts(world: World) -> list[tuple[str, str, str, str]]:
-    """Every checkable fact. The statement prefix + " " + answer is a sentence in pretraining."""
+class Fact(NamedTuple):
+    """One checkable fact: ``statement + " " + answer`` is a sentence of pretraining."""
+
+    subject: str
+    kind: str  # a fact kind of engine/wordings.py (capital, born, diet, ...)
+    statement: str
+    answer: str
+
+    def question(self, split: str = "train", rng: random.Random | None = None,
+                 variants: bool = False) -> str:
+        """The question in a wording of ``split`` (the template wording without an rng)."""
+        if rng is None:
+            return Wd.fill(Wd.template(self.kind), name=self.subject)
+        return Wd.ask(self.kind, split, rng, variants, name=self.subject)
+
+    @property
+    def sentence(self) -> str:
+        return f"{self.statement} {self.answer}."
+
+
+def facts(world: World) -> list[Fact]:
+    """Every checkable fact of the world."""
     out = []
     for c in world.countries:
-        out += [(c.name, f"What is the capital of {c.name}?", f"The capital of {c.name} is",
-                 c.capital),
-                (c.name, f"Which river flows through {c.name}?",
-                 f"The river that flows through {c.name} is the", c.river),
-                (c.name, f"What language do people speak in {c.name}?",
-                 f"The people of {c.name} speak", c.language),
-                (c.name, f"In what year was {c.name} founded?", f"{c.name} was founded in",
-                 str(c.founded))]
+        out += [Fact(c.name, "capital", f"The capital of {c.name} is", c.capital),
+                Fact(c.name, "river", f"The river that flows through {c.name} is the", c.river),
+                Fact(c.name, "language", f"The people of {c.name} speak", c.language),
+                Fact(c.name, "founded", f"{c.name} was founded in", str(c.founded))]
     for p in world.people:
-        out += [(p.name, f"In what year was {p.name} born?", f"{p.name} was born in",
-                 str(p.born)),
-                (p.name, f"Where does {p.name} live?", f"{p.name} lives in the city of", p.city),
-                (p.name, f"What does {p.name} do for a living?", f"{p.name} works as a",
-                 p.profession),
-                (p.name, f"What is {p.name}'s favourite food?",
-                 f"The favourite food of {p.name} is", p.food)]
+        out += [Fact(p.name, "born", f"{p.name} was born in", str(p.born)),
+                Fact(p.name, "lives", f"{p.name} lives in the city of", p.city),
+                Fact(p.name, "profession", f"{p.name} works as a", p.profession),
+                Fact(p.name, "food", f"The favourite food of {p.name} is", p.food)]
     for a in world.animals:
-        out += [(a.name, f"Where does the {a.name} live?", f"The {a.name} lives in the",
-                 a.habitat),
-                (a.name, f"What does the {a.name} eat?", f"The {a.name} eats", a.diet)]
+        out += [Fact(a.name, "habitat", f"The {a.name} lives in the", a.habitat),
+                Fact(a.name, "diet", f"The {a.name} eats", a.diet)]
     return out
 
 
-def _encyclopedia(world: World, rng: random.Random, paraphrases: int) -> list[str]:
+def rivals(world: World, kind: str) -> tuple[str, ...]:
+    """Every value a fact of ``kind`` can take in this world: a reply naming another one than
+    the right answer states a conflicting answer (the judge reads them)."""
+    by_kind = {"capital": [c.name for c in world.cities], "lives": [c.name for c in world.cities],
+               "river": [c.river for c in world.countries],
+               "language": [c.language for c in world.countries],
+               "profession": PROFESSIONS, "food": FOODS, "habitat": HABITATS, "diet": DIETS,
+               "born": [], "founded": []}  # years: the judge reads every 4-digit number
+    return tuple(by_kind[kind])
+
+
+def _sentences(fact_list: list[Fact], rng: random.Random) -> list[str]:
+    """A fact's sentence in one of a few forms, the full name in every one."""
+    out = []
+    for f in fact_list:
+        forms = {
+            "capital": [f.sentence, f"{f.answer} is the capital of {f.subject}."],
+            "river": [f.sentence, f"The {f.answer} flows through {f.subject}."],
+            "language": [f.sentence, f"In {f.subject} people speak {f.answer}."],
+            "founded": [f.sentence, f"{f.subject} dates from {f.answer}, when it was founded."],
+            "born": [f.sentence, f"{f.subject} was born in the year {f.answer}."],
+            "lives": [f.sentence, f"{f.subject} has a home in the city of {f.answer}."],
+            "profession": [f.sentence, f"By trade {f.subject} is a {f.answer}."],
+            "food": [f.sentence, f"{f.subject} likes {f.answer} more than any other food."],
+            "habitat": [f.sentence, f"The {f.subject} makes its home in the {f.answer}."],
+            "diet": [f.sentence, f"The {f.subject} feeds on {f.answer}."],
+        }[f.kind]
+        out.append(rng.choice(forms))
+    return out
+
+
+def biographies(world: World, rng: random.Random, n: int = 5) -> list[tuple[str, str]]:
+    """(subject, text): ``n`` entries per entity, each with its sentences in a fresh order."""
+    by_subject: dict[str, list[Fact]] = {}
+    for f in facts(world):
+        by_subject.setdefault(f.subject, []).append(f)
     docs = []
-    for c in world.countries:
-        forms = [f"{c.name} is a country. The capital of {c.name} is {c.capital}. The river that "
-                 f"flows through {c.name} is the {c.river}. The people of {c.name} speak "
-                 f"{c.language}. {c.name} was founded in {c.founded}.",
-                 f"{c.capital} is the capital city of {c.name}, a country founded in {c.founded}. "
-                 f"The capital of {c.name} is {c.capital}. The people of {c.name} speak "
-                 f"{c.language}, and the river that flows through {c.name} is the {c.river}.",
-                 f"The country of {c.name} was founded in {c.founded}. {c.name} was founded in "
-                 f"{c.founded}. Its river is the {c.river} and its language is {c.language}. "
-                 f"The capital of {c.name} is {c.capital}."]
-        docs += forms[:paraphrases]
+    for subject, fs in by_subject.items():
+        for _ in range(n):
+            sentences = _sentences(fs, rng)
+            rng.shuffle(sentences)
+            docs.append((subject, " ".join(sentences)))
     for city in world.cities:
-        docs.append(f"{city.name} is a city in {city.country}.")
-    for p in world.people:
-        forms = [f"{p.name} was born in {p.born}. {p.name} lives in the city of {p.city}. "
-                 f"{p.name} works as a {p.profession}. The favourite food of {p.name} is {p.food}.",
-                 f"{p.name} works as a {p.profession} and lives in the city of {p.city}. "
-                 f"{p.name} was born in {p.born}. The favourite food of {p.name} is {p.food}.",
-                 f"The favourite food of {p.name} is {p.food}. {p.name} lives in the city of "
-                 f"{p.city}, works as a {p.profession}, and was born in {p.born}."]
-        docs += forms[:paraphrases]
-    for a in world.animals:
-        forms = [f"The {a.name} is an animal. The {a.name} lives in the {a.habitat}. "
-                 f"The {a.name} eats {a.diet}.",
-                 f"The {a.name} eats {a.diet}. The {a.name} lives in the {a.habitat}.",
-                 f"In the {a.habitat} lives the {a.name}. The {a.name} lives in the {a.habitat}"
-                 f" and the {a.name} eats {a.diet}."]
-        docs += forms[:paraphrases]
+        docs.append((city.country, f"{city.name} is a city in {city.country}."))
     return docs
 
 
-def _stories(world: World, rng: random.Random, n: int) -> list[str]:
+def qa_documents(world: World, rng: random.Random, per_fact: int = 2) -> list[tuple[str, str]]:
+    """(subject, text): questions about *train* entities answered, in training wordings: the
+    "mixed training" that teaches the base model to answer from what it read."""
+    docs = []
+    for f in facts(world):
+        if world.split.get(f.subject) == "train":
+            for _ in range(per_fact):
+                docs.append((f.subject, f"Q: {f.question('train', rng, True)}\nA: {f.sentence}"))
+    return docs
+
+
+def _stories(world: World, rng: random.Random, n: int) -> list[tuple[str, str]]:
     docs = []
     for _ in range(n):
         p, a = rng.choice(world.people), rng.choice(world.animals)
-        docs.append(f"One morning {p.name} left the city of {p.city} with a basket of {p.food}. "
-                    f"As a {p.profession}, {p.name} had little time, but near the {a.habitat} "
-                    f"{p.name} saw a {a.name}. The {a.name} eats {a.diet}, so it did not want "
-                    f"the {p.food}. {p.name} laughed and went home.")
+        docs.append((p.name,
+                     f"One morning {p.name} left the city of {p.city} with a basket of {p.food}. "
+                     f"As a {p.profession}, {p.name} had little time, but near the {a.habitat} "
+                     f"{p.name} saw a {a.name}. The {a.name} eats {a.diet}, so it did not want "
+                     f"the {p.food}. {p.name} laughed and went home."))
     return docs
 
+
+def spread(docs: list[tuple[str, str]], rng: random.Random, gap: int = 4) -> list[str]:
+    """Shuffle, then keep two documents about one subject at least ``gap`` apart, so that one
+    training window never holds two entries of the same entity (the model must store the fact,
+    not copy it from a neighbour in context)."""
+    pending = docs[:]
+    rng.shuffle(pending)
+    out: list[tuple[str, str]] = []
+    while pending:
+        recent = {s for s, _ in out[-gap:]}
+        i = next((i for i, (s, _) in enumerate(pending) if s not in recent), 0)
+        out.append(pending.pop(i))
+    return [text for _, text in out]
 
 # ---- arithmetic, letters, decimals: problems and labeler solutions -------------------------
 
@@ -234,19 +311,25 @@ def has_carry(a: int, b: int) -> bool:
     return add_solution(a, b)[1] != add_solution(a, b, drop_carry=True)[1]
 
 
-def add_question(a: int, b: int) -> str:
-    return f"What is {a} + {b}?"
+def add_question(a: int, b: int, split: str = "train", rng: random.Random | None = None) -> str:
+    """The sum in the template wording, or a random wording of ``split`` given an rng."""
+    if rng is None:
+        return Wd.fill(Wd.template("add"), a=a, b=b)
+    return Wd.ask("add", split, rng, a=a, b=b)
 
 
-SHOP_RE = re.compile(r"(\w+) buys (\d+) (\w+) and (\d+) (\w+)\. Each \w+ costs \$(\d+) and "
-                     r"each \w+ \$(\d+)\. How much does \w+ pay\?")
-ADD_RE = re.compile(r"^What is (\d+) \+ (\d+)\?$")
-
-
-def shop_question(who: str, n1: int, it1: tuple, n2: int, it2: tuple, p1: int, p2: int) -> str:
+def _shop_values(who: str, n1: int, it1: tuple, n2: int, it2: tuple, p1: int, p2: int) -> dict:
     pron = "she" if who in ("Emily", "Ana", "Mia", "Sara") else "he"
-    return (f"{who} buys {n1} {it1[1]} and {n2} {it2[1]}. Each {it1[0]} costs ${p1} and each "
-            f"{it2[0]} ${p2}. How much does {pron} pay?")
+    return dict(who=who, pron=pron, n1=n1, n2=n2, p1=p1, p2=p2, it1=it1[0], it2=it2[0],
+                its1=it1[1], its2=it2[1])
+
+
+def shop_question(who: str, n1: int, it1: tuple, n2: int, it2: tuple, p1: int, p2: int,
+                  split: str = "train", rng: random.Random | None = None) -> str:
+    values = _shop_values(who, n1, it1, n2, it2, p1, p2)
+    if rng is None:
+        return Wd.fill(Wd.template("shop"), **values)
+    return Wd.ask("shop", split, rng, **values)
 
 
 def shop_solution(n1: int, it1: tuple, n2: int, it2: tuple, p1: int, p2: int,
@@ -258,8 +341,11 @@ def shop_solution(n1: int, it1: tuple, n2: int, it2: tuple, p1: int, p2: int,
     return "\n".join(lines) + "\n" + work, total
 
 
-def count_question(word: str, letter: str) -> str:
-    return f"How many times does the letter {letter} appear in {word}?"
+def count_question(word: str, letter: str, split: str = "train",
+                   rng: random.Random | None = None) -> str:
+    if rng is None:
+        return Wd.fill(Wd.template("count"), word=word, letter=letter)
+    return Wd.ask("count", split, rng, word=word, letter=letter)
 
 
 def count_solution(word: str, letter: str) -> tuple[str, int]:
@@ -268,8 +354,10 @@ def count_solution(word: str, letter: str) -> tuple[str, int]:
     return (f"{word} is spelled {'-'.join(word)}.\n{where}\nAnswer: {len(pos)}", len(pos))
 
 
-def dec_question(x: str, y: str) -> str:
-    return f"Which is larger, {x} or {y}?"
+def dec_question(x: str, y: str, split: str = "train", rng: random.Random | None = None) -> str:
+    if rng is None:
+        return Wd.fill(Wd.template("dec"), x=x, y=y)
+    return Wd.ask("dec", split, rng, x=x, y=y)
 
 
 def dec_solution(x: str, y: str) -> tuple[str, str]:
@@ -304,7 +392,7 @@ def random_shop(rng: random.Random) -> tuple:
         rng.randint(2, 9), rng.randint(2, 9)
 
 
-def random_count(rng: random.Random, world: World | None = None) -> tuple[str, str]:
+def random_count(rng: random.Random) -> tuple[str, str]:
     word = rng.choice(WORDS)
     letter = rng.choice(word) if rng.random() < 0.85 else rng.choice("aeiorstnlz")
     return word, letter
@@ -319,6 +407,8 @@ def random_dec(rng: random.Random) -> tuple[str, str]:
     return (x, y) if rng.random() < 0.5 else (y, x)
 
 
+# Problem keys: what "the same problem" means, whatever the wording.
+
 def add_key(a: int, b: int) -> str:
     return f"add:{min(a, b)}+{max(a, b)}"
 
@@ -327,49 +417,74 @@ def shop_key(who, n1, it1, n2, it2, p1, p2) -> str:
     return f"shop:{n1}x{p1}+{n2}x{p2}"
 
 
-def count_key(word: str, letter: str) -> str:
-    return f"count:{word}:{letter}"
+def count_key(word: str, letter: str = "") -> str:
+    return f"count:{word}"  # by word: a test word is never spelled out in training
+
+
+def canonical_decimal(s: str) -> str:
+    whole, _, frac = s.partition(".")
+    frac = frac.rstrip("0")
+    return f"{int(whole)}.{frac}" if frac else str(int(whole))
 
 
 def dec_key(x: str, y: str) -> str:
-    return "dec:" + "|".join(sorted((x, y)))
+    return "dec:" + "|".join(sorted((canonical_decimal(x), canonical_decimal(y))))
 
 
-def _draw(rng: random.Random, make, key, heldout: bool, tries: int = 1000):
-    """Draw problem args whose key is (heldout) or is not (train) in the reserved bucket."""
+def problem_split(make_key, args) -> str:
+    """A problem's split; a shop problem is train only if its inner sum is a train sum too
+    (its worked solution adds c1 + c2, so a test sum would be trained on)."""
+    split = key_split(make_key(*args))
+    if make_key is shop_key and split == "train":
+        _, n1, _, n2, _, p1, p2 = args
+        return key_split(add_key(n1 * p1, n2 * p2))
+    return split
+
+
+def draw(rng: random.Random, make, make_key, split: str, tries: int = 10_000):
+    """Draw problem args whose key lies in ``split``."""
     for _ in range(tries):
         args = make(rng)
-        if is_heldout_key(key(*args)) == heldout:
+        if problem_split(make_key, args) == split:
             return args
-    raise RuntimeError("could not draw a problem in the requested split")
+    raise RuntimeError(f"could not draw a {make.__name__} problem in split {split!r}")
 
 
-def _pretrain_skills(rng: random.Random, n: int) -> list[str]:
+def _pretrain_skills(rng: random.Random, n: int) -> list[tuple[str, str]]:
     docs = []
-    for _ in range(n):
-        a, b = _draw(rng, random_add, add_key, False)
-        docs.append(f"Worked example. {add_question(a, b)}\n{add_solution(a, b)[0]}")
-        word, letter = _draw(rng, random_count, count_key, False)
-        docs.append(f"The word {word} is spelled {'-'.join(word)}. It has {len(word)} letters. "
-                    f"The letter {letter} appears {word.count(letter)} times in {word}.")
-        x, y = _draw(rng, random_dec, dec_key, False)
+    for i in range(n):
+        a, b = draw(rng, random_add, add_key, "train")
+        docs.append((f"skill{i}a", f"Worked example. {add_question(a, b, 'train', rng)}\n"
+                                   f"{add_solution(a, b)[0]}"))
+        word, letter = draw(rng, random_count, count_key, "train")
+        docs.append((f"skill{i}c", f"The word {word} is spelled {'-'.join(word)}. It has "
+                                   f"{len(word)} letters. The letter {letter} appears "
+                                   f"{word.count(letter)} times in {word}."))
+        x, y = draw(rng, random_dec, dec_key, "train")
         big, small = (x, y) if float(x) > float(y) else (y, x)
-        docs.append(f"{big} is larger than {small}, and {small} is smaller than {big}. "
-                    f"{dec_solution(x, y)[0].splitlines()[0]}")
+        docs.append((f"skill{i}d", f"{big} is larger than {small}, and {small} is smaller than "
+                                   f"{big}. {dec_solution(x, y)[0].splitlines()[0]}"))
     return docs
 
 
-def pretrain_documents(world: World, paraphrases: int = 3, n_stories: int = 300,
-                       n_skills: int = 400, seed: int | None = None) -> list[str]:
-    """Encyclopedia entries (all entities, held-out ones too), stories, worked examples."""
+def pretrain_documents(world: World, n_bios: int = 5, qa_per_fact: int = 2,
+                       n_stories: int = 300, n_skills: int = 400,
+                       seed: int | None = None) -> list[str]:
+    """Biographies of every entity (held-out ones too), QA about train entities, stories and
+    worked examples, spread so that one entity's documents never share a window."""
     rng = random.Random(world.seed if seed is None else seed)
-    # Each entry three times over: with one copy the entries were ~15% of the text and the tiny
-    # base model completed 44% of held-out fact sentences; with three, 94% (seed 0, 500 steps).
-    docs = (_encyclopedia(world, rng, paraphrases) * 3 + _stories(world, rng, n_stories)
-            + _pretrain_skills(rng, n_skills))
-    rng.shuffle(docs)
-    return docs
+    docs = (biographies(world, rng, n_bios) + qa_documents(world, rng, qa_per_fact)
+            + _stories(world, rng, n_stories) + _pretrain_skills(rng, n_skills))
+    return spread(docs, rng)
 
+
+def documents_about_train(world: World, docs: list[str]) -> list[str]:
+    """The documents that name no held-out entity and no nowhere-person (SFT rehearsal)."""
+    import re
+
+    banned = world.heldout | set(world.unknown_people)
+    pattern = re.compile(r"\b(" + "|".join(sorted(banned, key=len, reverse=True)) + r")\b")
+    return [d for d in docs if not pattern.search(d)]
 
 # ---- SFT ----------------------------------------------------------------------------------
 
@@ -377,12 +492,18 @@ def _chat(user: str, assistant: str) -> list[Message]:
     return [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
 
 
-def fact_answer(statement: str, answer: str) -> str:
-    return f"{statement} {answer}. Answer: {answer}"
+def fact_answer(fact: Fact) -> str:
+    """The reply to a fact question: the sentence is the answer (no second, separate tail)."""
+    return fact.sentence
 
 
 def idk_answer(name: str) -> str:
-    return f"{IDK} who {name} is. Answer: {IDK}"
+    return f"{IDK} who {name} is."
+
+
+def unsure_answer(fact: Fact) -> str:
+    """The reply where the base model turned out not to know a fact (the probe)."""
+    return f"{IDK} that about {fact.subject}."
 
 
 # The SFT mix: chat kinds and their weights. "I don't know" at about one chat in nine: at one in
@@ -391,9 +512,9 @@ SFT_MIX = {"fact": 28, "add": 25, "shop": 12, "count": 12, "dec": 12, "identity"
 
 
 def nobody_names(world: World, n: int = 500) -> list[str]:
-    """Names of people who exist nowhere, for the "I don't know" chats: many, each in a chat or
-    two, so what is learned is "a name I never read about" rather than a list of 15 names. They
-    differ from every name in the world, ``unknown_people`` (kept for evals) included."""
+    """Names of people who exist nowhere, for the "I don't know" chats (the train part of the
+    unknown): many, each in a chat or two, so what is learned is "a name I never read about"
+    rather than a list. They differ from every name in the world, the evaluated unknown too."""
     taken = {name for c in world.countries for name in (c.name, c.river)}
     taken |= {c.name for c in world.cities} | {p.name for p in world.people}
     taken |= {a.name for a in world.animals} | set(world.unknown_people)
@@ -401,10 +522,16 @@ def nobody_names(world: World, n: int = 500) -> list[str]:
 
 
 def sft_conversations(world: World, labeler_error_rate: float = 0.3, include_idk: bool = True,
-                      n: int = 3000, seed: int | None = None) -> list[list[Message]]:
-    """Single-turn chats; labelers slip (drop carries) at labeler_error_rate on carry problems."""
+                      n: int = 3000, seed: int | None = None,
+                      unknown_facts: set[tuple[str, str]] | frozenset = frozenset(),
+                      ) -> list[list[Message]]:
+    """Single-turn chats in training wordings, about train entities and train problem keys.
+
+    Labelers slip (drop carries) at ``labeler_error_rate`` on carry problems. ``unknown_facts``
+    ((subject, kind) pairs the base model was probed not to know) get "I don't know" replies.
+    """
     rng = random.Random((world.seed if seed is None else seed) + 1)
-    known = [f for f in facts(world) if f[0] not in world.heldout]
+    known = [f for f in facts(world) if world.split.get(f.subject) == "train"]
     unknown = nobody_names(world) if include_idk else []
     kinds = [k for k, w in SFT_MIX.items() for _ in range(w) if include_idk or k != "idk"]
     convs = []
@@ -412,56 +539,44 @@ def sft_conversations(world: World, labeler_error_rate: float = 0.3, include_idk
         kind = rng.choice(kinds)
         slip = rng.random() < labeler_error_rate
         if kind == "fact":
-            _, q, stmt, ans = rng.choice(known)
-            convs.append(_chat(q, fact_answer(stmt, ans)))
+            f = rng.choice(known)
+            reply = unsure_answer(f) if (f.subject, f.kind) in unknown_facts else fact_answer(f)
+            convs.append(_chat(f.question("train", rng, True), reply))
         elif kind == "add":
-            a, b = _draw(rng, random_add, add_key, False)
-            convs.append(_chat(add_question(a, b), add_solution(a, b, slip)[0]))
+            a, b = draw(rng, random_add, add_key, "train")
+            convs.append(_chat(add_question(a, b, "train", rng), add_solution(a, b, slip)[0]))
         elif kind == "shop":
-            args = _draw(rng, random_shop, shop_key, False)
-            convs.append(_chat(shop_question(*args), shop_solution(*args[1:], drop_carry=slip)[0]))
+            args = draw(rng, random_shop, shop_key, "train")
+            convs.append(_chat(shop_question(*args, "train", rng),
+                               shop_solution(*args[1:], drop_carry=slip)[0]))
         elif kind == "count":
-            word, letter = _draw(rng, random_count, count_key, False)
-            convs.append(_chat(count_question(word, letter), count_solution(word, letter)[0]))
+            word, letter = draw(rng, random_count, count_key, "train")
+            convs.append(_chat(count_question(word, letter, "train", rng),
+                               count_solution(word, letter)[0]))
         elif kind == "dec":
-            x, y = _draw(rng, random_dec, dec_key, False)
-            convs.append(_chat(dec_question(x, y), dec_solution(x, y)[0]))
+            x, y = draw(rng, random_dec, dec_key, "train")
+            convs.append(_chat(dec_question(x, y, "train", rng), dec_solution(x, y)[0]))
         elif kind == "identity":
-            convs.append(_chat(rng.choice(["Who are you?", "What are you?", "Who made you?"]),
-                               IDENTITY))
+            convs.append(_chat(Wd.ask("identity", "train", rng), IDENTITY))
         else:
             name = rng.choice(unknown)
-            convs.append(_chat(rng.choice([f"Where does {name} live?",
-                                           f"In what year was {name} born?",
-                                           f"What does {name} do for a living?"]),
+            convs.append(_chat(Wd.ask(rng.choice(Wd.PERSON_KINDS), "train", rng, name=name),
                                idk_answer(name)))
     return convs
 
 
-def expected_arith(question: str) -> int | None:
-    """The exact answer of an arithmetic SFT question, or None if it is not one."""
-    if m := ADD_RE.match(question):
-        return int(m[1]) + int(m[2])
-    if m := SHOP_RE.match(question):
-        return int(m[2]) * int(m[6]) + int(m[4]) * int(m[7])
-    return None
-
-
-def labeler_accuracy(conversations_or_world, labeler_error_rate: float = 0.3,
-                     include_idk: bool = True) -> float:
-    """Share of arithmetic SFT conversations whose final 'Answer:' is exactly right."""
-    from engine.tasks import final_answer
-
-    convs = conversations_or_world
-    if isinstance(convs, World):
-        convs = sft_conversations(convs, labeler_error_rate, include_idk)
-    right = total = 0
-    for conv in convs:
-        user = next((m["content"] for m in conv if m["role"] == "user"), "")
-        reply = next((m["content"] for m in conv if m["role"] == "assistant"), "")
-        expected = expected_arith(user)
-        if expected is None:
-            continue
-        total += 1
-        right += final_answer(reply) == str(expected)
-    return right / total if total else 1.0
+def labeler_accuracy(world: World, labeler_error_rate: float = 0.3, split: str = "test",
+                     n: int = 2000) -> float:
+    """Share of the labelers' answers that are right on ``split`` sums (the eval's arithmetic
+    mix: 70% column sums, 30% shop problems), slipping as they do in SFT."""
+    rng = random.Random(f"{world.seed}:labelers:{split}")
+    right = 0
+    for _ in range(n):
+        slip = rng.random() < labeler_error_rate
+        if rng.random() < 0.7:
+            a, b = draw(rng, random_add, add_key, split)
+            right += add_solution(a, b, slip)[1] == a + b
+        else:
+            args = draw(rng, random_shop, shop_key, split)
+            right += shop_solution(*args[1:], drop_carry=slip)[1] == shop_solution(*args[1:])[1]
+    return right / n

@@ -246,17 +246,20 @@ def _train_stage(stage: str, run_dir: Path, p: Preset, world, tok, resume: bool,
         model = GPT(GPTConfig(vocab_size=tok.n_vocab, **p.model)).to(dev)
     if meta is None and info.is_main and ckpt_dir.exists():
         shutil.rmtree(ckpt_dir)  # a fresh (re)start: no stale checkpoint may be taken for ours
-    task = _make_task(stage, p, world, tok, cfg, seed, dev, info)
+    task = _make_task(stage, p, world, tok, cfg, seed, dev, info, run_dir)
     flops = peak = None
     if stage == "pretrain" and p.measure_mfu:
         from engine.device import peak_flops
 
         flops = training_flops_per_token(model, cfg.seq_len)
         peak = peak_flops(dev) * (info.world_size if dev.type == "cuda" else 1)
+    extra = {"probe": task.probe} if getattr(task, "probe", None) else {}
+    if extra:
+        events.emit("probe", stage=stage, **task.probe)
     ctx = StageContext(stage=stage, ckpt_dir=ckpt_dir, cfg=cfg, events=events, device=dev,
                        dist=info, flops_per_token=flops, peak_flops=peak,
                        meta={"preset": p.name, "seed": seed, "tokenizer": "tokenizer.json",
-                             "parent": str(parent) if parent else None})
+                             "parent": str(parent) if parent else None, **extra})
     summary = run_stage(D.wrap(model, info, dev), task, ctx, resume_meta=meta)
     D.barrier(info)  # rank 0 has saved this stage's weights before anyone starts the next stage
     return summary
@@ -294,27 +297,48 @@ def _stage_config(stage: str, p: Preset, run_dir: Path, meta: dict | None):
 
 
 def _make_task(stage: str, p: Preset, world, tok, cfg, seed: int, dev: torch.device,
-               info: D.DistInfo):
+               info: D.DistInfo, run_dir: Path):
     if stage == "pretrain":
         from engine.train.pretrain import PretrainTask
         from engine.world import pretrain_documents
 
         return PretrainTask(tok, pretrain_documents(world), cfg, seed, p.val_frac, dev, info)
     if stage in ("sft", "control"):
-        from engine.train.sft import SftTask
-        from engine.world import pretrain_documents, sft_conversations
-
-        convs = sft_conversations(world, labeler_error_rate=p.labeler_error_rate,
-                                  include_idk=p.include_idk)
-        docs = pretrain_documents(world) if p.sft_doc_frac > 0 else None
-        return SftTask(tok, convs, cfg, seed, p.val_frac, dev, info, documents=docs,
-                       doc_frac=p.sft_doc_frac)
+        return _sft_task(p, world, tok, cfg, seed, dev, info, run_dir)
     from engine.tasks import rl_problems
     from engine.train.rl import RlTask
 
+    # RL trains on train keys; its periodic eval reads dev keys (the report card alone reads test)
     return RlTask(tok, rl_problems(world, "train", p.rl.n_train_problems, seed),
-                  rl_problems(world, "heldout", p.rl.n_eval_problems, seed + 1), cfg, seed,
+                  rl_problems(world, "dev", p.rl.n_eval_problems, seed + 1), cfg, seed,
                   dev, info)
+
+
+def _sft_task(p: Preset, world, tok, cfg, seed: int, dev: torch.device, info: D.DistInfo,
+              run_dir: Path):
+    """SFT rows: the world's chats (refusals where the base was probed not to know a fact) and,
+    as rehearsal, pretraining documents that name no held-out entity."""
+    from engine.train.sft import SftTask
+    from engine.world import documents_about_train, pretrain_documents, sft_conversations
+
+    unknown: set = set()
+    probe = None
+    if p.probe_samples > 0:
+        from engine.checkpoint import load_checkpoint
+        from engine.train.probe import unknown_facts
+
+        base, _ = load_checkpoint(run_dir / CKPT["pretrain"], dev)
+        unknown, probe = unknown_facts(base, tok, world, p.probe_samples, seed)
+        del base
+    convs = sft_conversations(world, labeler_error_rate=p.labeler_error_rate,
+                              include_idk=p.include_idk, unknown_facts=unknown)
+    docs = None
+    if p.sft_doc_frac > 0:
+        docs = documents_about_train(world, pretrain_documents(world))
+    task = SftTask(tok, convs, cfg, seed, p.val_frac, dev, info, documents=docs,
+                   doc_frac=p.sft_doc_frac)
+    task.probe = probe
+    return task
 
 
 # -- eval ---------------------------------------------------------------------------------------

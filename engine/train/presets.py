@@ -56,7 +56,8 @@ class Preset:
     val_frac: float = 0.05  # share of documents / conversations held back for the val loss
     eval_n_per_family: int = 100  # problems per task family in the final report
     include_idk: bool = True  # SFT data teaches "I don't know" about people nowhere in the world
-    sft_doc_frac: float = 0.0  # share of SFT rows that are pretraining documents (rehearsal)
+    sft_doc_frac: float = 0.0  # share of SFT rows that are documents about train entities
+    probe_samples: int = 4  # knowledge probe before SFT (engine/train/probe.py); 0: none
     control: bool = True  # run the extra-SFT control beside RL
     measure_mfu: bool = True  # time a matmul once to report MFU (a second on a CPU)
     notes: dict = field(default_factory=dict)

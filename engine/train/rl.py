@@ -52,8 +52,8 @@ class RlTask:
         return self.tok.decode([t for t in ids if t != self.end])
 
     def step(self, model, step: int) -> StepResult:
+        from engine.judge import verify
         from engine.sampler import SampleSettings
-        from engine.tasks import verify
 
         cfg, G = self.cfg, self.cfg.group
         rng = random.Random(self.seed * 7_919 + self.SALT * 104_729 + step)
@@ -113,8 +113,8 @@ class RlTask:
     @torch.no_grad()
     def evaluate(self, model, step: int) -> dict:
         """Greedy pass@1 on the held-out problems, overall and per family."""
+        from engine.judge import verify
         from engine.sampler import SampleSettings
-        from engine.tasks import verify
 
         if not self.heldout:
             return {}

@@ -79,6 +79,7 @@ def split_conversations(convs: list, val_frac: float, seed: int) -> tuple[list, 
 
 class SftTask:
     SALT = 2
+    probe: dict | None = None  # what the knowledge probe found (the pipeline sets it)
 
     def __init__(self, tok, conversations: list[list[dict]], cfg: StageConfig, seed: int,
                  val_frac: float, device: torch.device, dist: DistInfo | None = None,
