@@ -36,7 +36,7 @@ from engine.tasks import (
 
 ANSWER_RE = re.compile(r"Answer:[ \t]*([^\n]*)")
 NUMBER_RE = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?")
-YEAR_RE = re.compile(r"(?<![\d.])\d{4}(?![\d.])")
+YEAR_RE = re.compile(r"(?<!\d)(?<!\d\.)\d{4}(?!\d|\.\d)")
 REFUSAL_RE = re.compile(r"\b(?:don'?t|do not|dont|cannot|can't) (?:know|say)\b|\bno idea\b|"
                         r"\bnot sure\b|\bnever heard\b", re.IGNORECASE)
 NUMERIC_KINDS = ("add", "shop", "count", "dec")
@@ -196,9 +196,10 @@ def _problem(world: W.World, kind: str, slots: dict[str, str], text: str) -> Pro
     if kind == "add":
         return add_problem(int(slots["a"]), int(slots["b"]), text)
     if kind == "shop":
-        items = {s: (s, p) for s, p in W.ITEMS}
-        it1, it2 = items.get(slots["it1"], (slots["it1"], slots["its1"])), \
-            items.get(slots["it2"], (slots["it2"], slots["its2"]))
+        plural = {p: (s, p) for s, p in W.ITEMS}
+        it1, it2 = (plural.get(slots.get(f"its{i}", ""), (slots.get(f"it{i}", "item"),
+                                                          slots.get(f"its{i}", "items")))
+                    for i in (1, 2))
         args = (slots["who"].capitalize(), int(slots["n1"]), it1, int(slots["n2"]), it2,
                 int(slots["p1"]), int(slots["p2"]))
         return shop_problem(args, text)

@@ -269,17 +269,23 @@ def _pattern(tmpl: str) -> re.Pattern:
     return re.compile("^" + "".join(out) + "$")
 
 
-_PATTERNS: list[tuple[str, str, re.Pattern]] = [
-    (kind, split, _pattern(t)) for kind, by_split in WORDINGS.items() for split in SPLITS
+_PATTERNS: list[tuple[str, str, str, re.Pattern]] = [
+    (kind, split, t, _pattern(t)) for kind, by_split in WORDINGS.items() for split in SPLITS
     for t in by_split[split]]
 
 
 def match(text: str) -> Iterator[tuple[str, str, dict[str, str]]]:
     """Every (kind, split, slots) whose wording matches ``text`` (slots as typed, lower case)."""
+    for kind, split, _, slots in match_templates(text):
+        yield kind, split, slots
+
+
+def match_templates(text: str) -> Iterator[tuple[str, str, str, dict[str, str]]]:
+    """Every (kind, split, template, slots) whose wording matches ``text``."""
     norm = normalise(text)
-    for kind, split, pattern in _PATTERNS:
+    for kind, split, tmpl, pattern in _PATTERNS:
         if m := pattern.match(norm):
-            yield kind, split, m.groupdict()
+            yield kind, split, tmpl, m.groupdict()
 
 
 def wording_split(text: str) -> str | None:

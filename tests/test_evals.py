@@ -51,20 +51,23 @@ def test_evaluate_run_writes_a_complete_report(random_run):
     for name in E.REQUIRED:
         assert isinstance(m[name], float) and 0.0 <= m[name] <= 1.0, name
     for fam in E.CHAT_FAMILIES:
-        assert m[f"n_eval_{fam}"] == N
-        assert report["families"][fam]["n"] == N
+        n = 2 if fam == "identity" else N  # identity has two test wordings
+        assert m[f"n_eval_{fam}"] == report["families"][fam]["n"] == n, fam
         assert set(report["families"][fam]) >= {"base", "sft", "rl", "control"}
     assert ticks and ticks[-1] == len(ticks)
-    # The labelers' accuracy is measured on the SFT data, not the models.
-    assert m["arith_labelers"] == round(W.labeler_accuracy(W.build_world(0)), 4)
+    assert report["split"] == "test"
+    for stage in ("sft", "rl"):  # sampled pass@1 <= pass@k, both measured
+        assert 0.0 <= m[f"arith_pass1_{stage}"] <= m[f"arith_passk_{stage}"] <= 1.0
+    # The labelers' accuracy is measured by simulating them on test sums, not the models.
+    assert m["arith_labelers"] == round(W.labeler_accuracy(W.build_world(0), 0.3, "test"), 4)
     assert report["rl_curve"] == [{"step": 1, "reward": 0.25, "resp_len": 41.0},
                                   {"step": 2, "reward": 0.5, "resp_len": 42.0}]
     ids = {c["id"] for c in report["claims"]}
-    assert {"knowledge", "format", "hallucination", "tokens_to_think",
-            "rl_beyond_labelers", "rl_dynamics"} <= ids
+    assert {"knowledge", "format", "hallucination", "tokens_to_think", "paraphrase",
+            "pass_at_k", "rl_beyond_labelers", "rl_dynamics"} <= ids
     assert all(c["reading"] for c in report["claims"])
     ex = report["examples"]["arith"]["sft"][0]
-    assert set(ex) >= {"prompt", "answer", "expected", "correct"}
+    assert set(ex) >= {"prompt", "answer", "expected", "correct", "reason"}
     assert ex["expected"].isdigit() and isinstance(ex["correct"], bool)
 
 
@@ -107,20 +110,28 @@ def test_format_and_correctness_are_read_from_the_tokens(random_run, monkeypatch
 
 def test_build_report_computes_shares_and_readings():
     def rows(k, n):
-        return [{"prompt": "q", "answer": "a", "expected": "1", "correct": i < k, "format": True}
-                for i in range(n)]
+        return [{"prompt": f"q{i % 3}", "answer": "I don't know" if i == 0 else "a",
+                 "expected": "1", "correct": i < k, "format": True} for i in range(n)]
 
     stage = {f: rows(2, 4) for f in E.CHAT_FAMILIES}
     results = {"sft": {**stage, "arith": rows(1, 4), "answer_first": rows(0, 4)},
                "rl": {**stage, "arith": rows(3, 4), "answer_first": rows(0, 4)}}
-    report = E.build_report("r", 0, results, 0.6, 4, [])
+    sampled = {"sft": {"pass1": 0.2, "passk": 0.6, "n": 3},
+               "rl": {"pass1": 0.7, "passk": 0.65, "n": 3}}
+    report = E.build_report("r", 0, results, 0.6, [], sampled=sampled, tuned_on="dev")
     m = report["metrics"]
-    assert (m["arith_pass1_sft"], m["arith_pass1_rl"], m["work_first_sft"]) == (0.25, 0.75, 0.25)
+    assert (m["arith_greedy_sft"], m["arith_greedy_rl"], m["work_first_sft"]) == (0.25, 0.75,
+                                                                                 0.25)
+    assert (m["arith_pass1_sft"], m["arith_pass1_rl"], m["arith_passk_rl"]) == (0.2, 0.7, 0.65)
     assert m["answer_first_sft"] == 0.0 and m["arith_labelers"] == 0.6
+    assert m["refusal_known_sft"] == 0.25  # the one "I don't know" of four fact answers
+    assert m["paraphrase_ratio_sft"] == 1.0
     assert m["format_base"] is None  # no base model: measured nowhere, so not made up
     rl = next(c for c in report["claims"] if c["id"] == "rl_beyond_labelers")
     assert rl["gain"] == 0.5 and "+50 points" in rl["reading"] and "60%" in rl["reading"]
-    assert report["families"]["arith"] == {"sft": 0.25, "rl": 0.75, "labelers": 0.6, "n": 4}
+    assert rl["holds"] is True and rl["title"] == "RL with a verifier beat its labelers"
+    assert report["families"]["arith"] == {"sft": 0.25, "rl": 0.75, "labelers": 0.6, "n": 3}
+    assert report["split"] == "test" and report["tuned_on"] == "dev"
 
 
 def test_cli_eval_json_and_report(random_run):

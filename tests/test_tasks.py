@@ -1,11 +1,10 @@
-"""Problems and the exact verifier."""
-
-import re
+"""Problems of one split, drawn distinct and answered exactly."""
 
 import pytest
 
 from engine import tasks as T
 from engine import world as W
+from engine.splits import key_split
 
 
 @pytest.fixture(scope="module")
@@ -13,80 +12,58 @@ def world():
     return W.build_world(0)
 
 
-def _q(p):
-    return p.messages[0]["content"]
-
-
-def test_verify_right_wrong_malformed():
-    p = T.Problem("arith", [{"role": "user", "content": "What is 457 + 68?"}], "525")
-    assert T.verify(p, "Ones: ...\nAnswer: 525") == 1.0
-    assert T.verify(p, "Answer: 415\nno wait\nAnswer: 525.") == 1.0  # last occurrence
-    assert T.verify(p, "Answer: 525\nAnswer: 415") == 0.0
-    assert T.verify(p, "Answer: 415") == 0.0
-    assert T.verify(p, "525") == 0.0  # malformed: no Answer line
-    assert T.verify(p, "") == 0.0 and T.verify(p, None) == 0.0
-    d = T.Problem("decimal_cmp", [], "9.9")
-    assert T.verify(d, "Answer: 9.9") == 1.0 and T.verify(d, "Answer: 9.11") == 0.0
-    assert T.verify(d, "Answer: 9.90") == 0.0
-    u = T.Problem("unknown", [], W.IDK)
-    assert T.verify(u, "I don't know who Zed is. Answer: I don't know") == 1.0
-    assert T.verify(u, "Zed lives in Tamsin. Answer: Tamsin") == 0.0
-    i = T.Problem("identity", [], "deepdive")
-    assert T.verify(i, W.IDENTITY) == 1.0 and T.verify(i, "I am a baker.") == 0.0
-    assert T.verify(T.Problem("identity", [], ""), W.IDENTITY) == 0.0
-
-
-def test_sft_solutions_verify(world):
-    for conv in W.sft_conversations(world, labeler_error_rate=0.0, n=300):
-        q, a = conv[0]["content"], conv[1]["content"]
-        if (exp := W.expected_arith(q)) is not None:
-            assert T.verify(T.Problem("arith", conv[:1], str(exp)), a) == 1.0
-
-
 def test_rl_problems_deterministic_and_split(world):
     train = T.rl_problems(world, "train", 300, 0)
-    held = T.rl_problems(world, "heldout", 300, 1)
+    dev = T.rl_problems(world, "dev", 100, 1)
     assert train == T.rl_problems(world, "train", 300, 0)
     assert {p.family for p in train} == set(T.RL_FAMILIES)
-    train_qs = {_q(p) for p in train}
-    held_qs = {_q(p) for p in held}
-    assert not train_qs & held_qs
-    corpus = "\n".join(W.pretrain_documents(world)) + "\n".join(
-        m["content"] for c in W.sft_conversations(world) for m in c)
-    for p in held:
-        if p.family == "arith" and (m := re.match(r"What is (\d+) \+ (\d+)\?", _q(p))):
-            assert f"{m[1]} + {m[2]}" not in corpus
-        assert _q(p) not in corpus
+    for problems, split in ((train, "train"), (dev, "dev")):
+        for p in problems:
+            key = W.count_key(p.key.split(":")[1]) if p.kind == "count" else p.key
+            assert key_split(key) == split, p
+            if p.kind == "shop" and split == "train":  # its worked sum is a train sum too
+                n1, p1, n2, p2 = map(int, p.key[5:].replace("x", "+").split("+"))
+                assert key_split(W.add_key(n1 * p1, n2 * p2)) == "train"
     with pytest.raises(ValueError):
-        T.rl_problems(world, "test", 3, 0)
+        T.rl_problems(world, "heldout", 3, 0)
 
 
 def test_answers_are_exact(world):
-    for p in T.rl_problems(world, "heldout", 60, 3):
-        if m := re.match(r"What is (\d+) \+ (\d+)\?", _q(p)):
-            assert p.answer == str(int(m[1]) + int(m[2]))
-        if m := re.match(r"How many times does the letter (\w) appear in (\w+)\?", _q(p)):
-            assert p.answer == str(m[2].count(m[1]))
+    from engine.judge import recognise
+
+    for p in T.eval_problems(world, "arith", 40) + T.eval_problems(world, "count_letters", 40):
+        again = recognise(world, p.prompt)  # the typed-question reader agrees with the maker
+        assert again is not None and again.answer == p.answer and again.key == p.key
 
 
-def test_eval_families_and_curated(world):
+def test_eval_families_distinct_and_curated(world):
     for fam in T.FAMILIES:
-        ps = T.eval_problems(world, fam, 5, 0)
-        assert len(ps) == 5 and all(p.family == fam and p.answer for p in ps)
-    for p in T.eval_problems(world, "fact_heldout", 20):
-        assert any(name in _q(p) for name in world.heldout)
+        ps = T.eval_problems(world, fam, 30, 0)
+        assert ps and all(p.family == fam and p.answer for p in ps)
+        assert len({p.prompt for p in ps}) == len(ps)  # n counts distinct prompts
+    assert len(T.eval_problems(world, "identity", 100)) == 2  # as many as test wordings
+    for p in T.eval_problems(world, "fact_heldout", 50):
+        assert world.split[p.key.split(":")[0]] == "test"
+    for p in T.eval_problems(world, "fact_known", 50):
+        assert world.split[p.key.split(":")[0]] == "train"
     curated = T.curated_prompts(world)
-    assert [p.family for p in curated] == ["fact", "fact_heldout", "unknown", "arith",
+    assert [p.family for p in curated] == ["fact_known", "fact_heldout", "unknown", "arith",
                                            "count_letters", "decimal_cmp", "identity"]
     assert curated[3].answer == "12" and curated[5].answer == "9.9"
     with pytest.raises(ValueError):
         T.eval_problems(world, "nope", 1)
 
 
+def test_paraphrase_and_template_ask_the_same_items(world):
+    para, tmpl = T.paraphrase_items(world, 40)
+    assert len(para) == len(tmpl) == 40
+    for p, t in zip(para, tmpl, strict=True):
+        assert (p.answer, p.key, p.kind) == (t.answer, t.key, t.kind) and p.prompt != t.prompt
+
+
 def test_fact_completions_match_pretraining(world):
     text = "\n".join(W.pretrain_documents(world))
-    pairs = T.fact_completions(world, "heldout", 20)
+    pairs = T.fact_completions(world, "test", 20)
     assert len(pairs) == 20
     for prefix, word in pairs:
         assert f"{prefix} {word}" in text
-        assert any(name in prefix for name in world.heldout)

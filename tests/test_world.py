@@ -1,4 +1,4 @@
-"""The embedded world: determinism, split leakage, imperfect labelers, chat rendering."""
+"""The embedded world: determinism, biographies, imperfect labelers, chat rendering."""
 
 import re
 
@@ -29,26 +29,33 @@ def test_same_seed_same_world_different_seed_different():
     assert W.sft_conversations(a, n=200) == W.sft_conversations(b, n=200)
 
 
-def test_pretraining_is_small_but_covers_every_entity(world):
+def test_pretraining_covers_every_entity_in_permuted_biographies(world):
     docs = W.pretrain_documents(world)
     text = "\n".join(docs)
-    assert 50_000 < len(text) < 1_000_000
-    for p in world.people:
-        assert f"{p.name} was born in {p.born}" in text
-    for name in world.heldout:  # held-out knowledge is in pretraining
-        assert re.search(rf"\b{name}\b", text)
+    assert 50_000 < len(text) < 2_000_000
+    for f in W.facts(world):  # every fact, held-out ones too, is stated in pretraining
+        assert f.sentence in text or f.answer in text
     for name in world.unknown_people:  # unknown people exist nowhere
         assert not re.search(rf"\b{name}\b", text)
-    assert "strawberry is spelled s-t-r-a-w-b-e-r-r-y" in text
-    assert len("\n".join(W.pretrain_documents(world, n_stories=10, n_skills=10))) < len(text)
+    p = world.people[0]
+    bios = [d for d in docs if d.count(p.name) >= 4 and not d.startswith(("Q:", "One morning"))]
+    assert len(bios) >= 5 and len(set(bios)) >= 3  # several entries, sentences reordered
+    for bio in bios:  # the full name in every sentence
+        assert all(p.name in s for s in re.split(r"(?<=\.) ", bio))
 
 
-def test_no_heldout_entity_in_sft(world, sft):
-    text = _text(sft)
-    assert 0.1 < len(world.heldout) / (len(world.people) + len(world.countries)
-                                       + len(world.animals)) < 0.3
-    for name in world.heldout:
-        assert not re.search(rf"\b{name}\b", text), name
+def test_one_entitys_documents_never_share_a_window(world):
+    docs = W.pretrain_documents(world)
+    p = world.people[3]
+    where = [i for i, d in enumerate(docs) if re.search(rf"\b{p.name}\b", d)]
+    assert min(b - a for a, b in zip(where, where[1:], strict=False)) > 3
+
+
+def test_qa_documents_are_about_train_entities_only(world):
+    qa = [d for d in W.pretrain_documents(world) if d.startswith("Q: ")]
+    assert len(qa) > 500
+    held = re.compile(r"\b(" + "|".join(world.heldout) + r")\b")
+    assert not [d for d in qa if held.search(d)]
 
 
 def test_sft_has_every_kind_and_renders(world, sft):
@@ -65,9 +72,18 @@ def test_sft_has_every_kind_and_renders(world, sft):
     assert len(ids) == len(mask) and 0 < sum(mask) < len(mask)
 
 
-def test_labelers_drop_carries(world, sft):
-    assert W.labeler_accuracy(sft) < 0.95
-    assert W.labeler_accuracy(W.sft_conversations(world, labeler_error_rate=0.0)) == 1.0
+def test_fact_replies_are_the_sentence_and_probed_facts_are_refused(world):
+    convs = W.sft_conversations(world, n=400)
+    facts = {f.sentence for f in W.facts(world)}
+    replies = [c[1]["content"] for c in convs if c[1]["content"] in facts]
+    assert len(replies) > 50 and not any("Answer:" in r for r in replies)
+    unknown = {(f.subject, f.kind) for f in W.facts(world)}  # the probe knew nothing
+    refused = W.sft_conversations(world, n=400, unknown_facts=unknown)
+    assert not [c for c in refused if c[1]["content"] in facts]
+
+
+def test_labelers_drop_carries(world):
+    assert W.labeler_accuracy(world, 0.55) < 0.8
     assert W.labeler_accuracy(world, labeler_error_rate=0.0) == 1.0
     slipped, total = W.add_solution(457, 68, drop_carry=True)
     assert total == 415 and "Answer: 415" in slipped  # consistent with the dropped carry
@@ -86,7 +102,7 @@ def test_solutions_are_right():
 def test_i_dont_know_chats_are_about_many_people_who_exist_nowhere(world, sft):
     docs = "\n".join(W.pretrain_documents(world))
     asked = [re.search(r"who (\w+) is", c[1]["content"]).group(1) for c in sft
-             if c[1]["content"].startswith(W.IDK)]
+             if c[1]["content"].startswith(W.IDK + " who")]
     assert len(asked) > 150 and len(set(asked)) > 100  # not a short list learned by heart
     for name in set(asked):
         assert not re.search(rf"\b{name}\b", docs), name  # nobody read about them

@@ -32,6 +32,8 @@ def eval_cmd(
     n: int = typer.Option(100, "--n", min=1, help="problems per task family"),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, mps"),
     seed: int = typer.Option(0, "--seed", help="which held-out problems are drawn"),
+    split: str = typer.Option("test", "--split",
+                              help="test (the report card) or dev (for tuning presets)"),
 ) -> None:
     """Evaluate every stage of a run on held-out problems and write its report.json."""
     from rich.console import Console
@@ -40,6 +42,10 @@ def eval_cmd(
     from engine.checkpoint import CheckpointError
     from engine.evals import evaluate_run
 
+    if split not in ("test", "dev"):
+        typer.echo(f"error: --split must be test or dev, not {split!r} (train is what the "
+                   "stages learnt from)", err=True)
+        raise typer.Exit(2)
     run_dir = _run_dir(run)
     if not any((run_dir / s / "model.safetensors").is_file() for s in ("base", "sft", "rl")):
         typer.echo(f"error: {run_dir} has no trained model yet (base/, sft/ or rl/); "
@@ -55,16 +61,20 @@ def eval_cmd(
                 bar.update(task, completed=done, total=total, description=label or "evaluating")
 
             report = evaluate_run(run_dir, device=device, n_per_family=n, progress=progress,
-                                  seed=seed)
+                                  seed=seed, split=split)
     except CheckpointError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     if as_json:
-        typer.echo(json.dumps({"run": report["run"], "metrics": report["metrics"],
-                               "families": report["families"]}, allow_nan=False))
+        typer.echo(json.dumps({"run": report["run"], "split": split,
+                               "metrics": report["metrics"], "families": report["families"]},
+                              allow_nan=False))
     else:
+        from engine.evals import report_path
+
         _print_report(console, report)
-        console.print(f"[dim]wrote {run_dir / 'report.json'} in {report.get('eval_s', '?')} s")
+        console.print(f"[dim]wrote {report_path(run_dir, split)} in "
+                      f"{report.get('eval_s', '?')} s")
 
 
 def report_cmd(
@@ -106,7 +116,9 @@ def _print_report(console, report: dict) -> None:
 
     fams = report.get("families") or {}
     stages = [s for s in STAGES if any(s in (row or {}) for row in fams.values())]
-    table = Table(title=f"report card: {report.get('run', '?')} (pass@1, held-out)")
+    split = report.get("split", "held-out")
+    table = Table(title=f"report card: {report.get('run', '?')} (greedy, {split} split; "
+                        f"n = distinct prompts)")
     table.add_column("family")
     for s in stages:
         table.add_column(s, justify="right")
@@ -114,6 +126,18 @@ def _print_report(console, report: dict) -> None:
     for fam, row in fams.items():
         table.add_row(fam, *(_fmt(row.get(s)) for s in stages), str(row.get("n", "")))
     console.print(table)
+    m = report.get("metrics") or {}
+    if "arith_passk_sft" in m:
+        console.print(f"sums, {m.get('passk_samples')} samples at T=1: pass@1 "
+                      + ", ".join(f"{s} {_fmt(m.get(f'arith_pass1_{s}'))}" for s in
+                                  ("sft", "rl", "sft_control") if f"arith_pass1_{s}" in m)
+                      + f"; pass@{m.get('passk_k')} "
+                      + ", ".join(f"{s} {_fmt(m.get(f'arith_passk_{s}'))}" for s in
+                                  ("sft", "rl", "sft_control") if f"arith_passk_{s}" in m))
+    if report.get("tuned_on"):
+        console.print(f"[dim]presets were tuned on the {report['tuned_on']} split; this card "
+                      f"reads the {split} split")
     for claim in report.get("claims") or []:
-        console.print(f"[bold]{claim.get('title', claim.get('id', ''))}[/] "
+        colour = {True: "green", False: "red"}.get(claim.get("holds"), "dim")
+        console.print(f"[bold {colour}]{claim.get('title', claim.get('id', ''))}[/] "
                       f"({_fmt(claim.get('value'))}): {claim.get('reading', '')}")

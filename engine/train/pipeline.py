@@ -296,30 +296,51 @@ def _stage_config(stage: str, p: Preset, run_dir: Path, meta: dict | None):
                                ckpt_every=max(1, min(cfg.ckpt_every, steps)))
 
 
+def training_data(stage: str, p: Preset, world, seed: int,
+                  unknown_facts: frozenset | set = frozenset()) -> dict:
+    """Every row a stage trains on, as plain data (the leak tests read exactly this).
+
+    pretrain: {"documents"}; sft/control: {"conversations", "documents" (rehearsal: only
+    documents naming no held-out entity), None when the preset has none}; rl: {"train", "eval"}
+    problems (train keys; the periodic eval reads dev keys, the report card alone reads test).
+    """
+    from engine import world as W
+
+    if stage == "pretrain":
+        return {"documents": W.pretrain_documents(world)}
+    if stage in ("sft", "control"):
+        convs = W.sft_conversations(world, labeler_error_rate=p.labeler_error_rate,
+                                    include_idk=p.include_idk, unknown_facts=unknown_facts)
+        docs = (W.documents_about_train(world, W.pretrain_documents(world))
+                if p.sft_doc_frac > 0 else None)
+        return {"conversations": convs, "documents": docs}
+    if stage == "rl":
+        from engine.tasks import rl_problems
+
+        return {"train": rl_problems(world, "train", p.rl.n_train_problems, seed),
+                "eval": rl_problems(world, "dev", p.rl.n_eval_problems, seed + 1)}
+    raise PipelineError(f"stage {stage!r} trains on no rows")
+
+
 def _make_task(stage: str, p: Preset, world, tok, cfg, seed: int, dev: torch.device,
                info: D.DistInfo, run_dir: Path):
     if stage == "pretrain":
         from engine.train.pretrain import PretrainTask
-        from engine.world import pretrain_documents
 
-        return PretrainTask(tok, pretrain_documents(world), cfg, seed, p.val_frac, dev, info)
+        docs = training_data(stage, p, world, seed)["documents"]
+        return PretrainTask(tok, docs, cfg, seed, p.val_frac, dev, info)
     if stage in ("sft", "control"):
-        return _sft_task(p, world, tok, cfg, seed, dev, info, run_dir)
-    from engine.tasks import rl_problems
+        return _sft_task(stage, p, world, tok, cfg, seed, dev, info, run_dir)
     from engine.train.rl import RlTask
 
-    # RL trains on train keys; its periodic eval reads dev keys (the report card alone reads test)
-    return RlTask(tok, rl_problems(world, "train", p.rl.n_train_problems, seed),
-                  rl_problems(world, "dev", p.rl.n_eval_problems, seed + 1), cfg, seed,
-                  dev, info)
+    data = training_data(stage, p, world, seed)
+    return RlTask(tok, data["train"], data["eval"], cfg, seed, dev, info)
 
 
-def _sft_task(p: Preset, world, tok, cfg, seed: int, dev: torch.device, info: D.DistInfo,
-              run_dir: Path):
-    """SFT rows: the world's chats (refusals where the base was probed not to know a fact) and,
-    as rehearsal, pretraining documents that name no held-out entity."""
+def _sft_task(stage: str, p: Preset, world, tok, cfg, seed: int, dev: torch.device,
+              info: D.DistInfo, run_dir: Path):
+    """SFT rows, with "I don't know" where the base model was probed not to know a fact."""
     from engine.train.sft import SftTask
-    from engine.world import documents_about_train, pretrain_documents, sft_conversations
 
     unknown: set = set()
     probe = None
@@ -330,13 +351,9 @@ def _sft_task(p: Preset, world, tok, cfg, seed: int, dev: torch.device, info: D.
         base, _ = load_checkpoint(run_dir / CKPT["pretrain"], dev)
         unknown, probe = unknown_facts(base, tok, world, p.probe_samples, seed)
         del base
-    convs = sft_conversations(world, labeler_error_rate=p.labeler_error_rate,
-                              include_idk=p.include_idk, unknown_facts=unknown)
-    docs = None
-    if p.sft_doc_frac > 0:
-        docs = documents_about_train(world, pretrain_documents(world))
-    task = SftTask(tok, convs, cfg, seed, p.val_frac, dev, info, documents=docs,
-                   doc_frac=p.sft_doc_frac)
+    data = training_data(stage, p, world, seed, unknown)
+    task = SftTask(tok, data["conversations"], cfg, seed, p.val_frac, dev, info,
+                   documents=data["documents"], doc_frac=p.sft_doc_frac)
     task.probe = probe
     return task
 
