@@ -469,8 +469,8 @@ def _pretrain_skills(rng: random.Random, n: int) -> list[tuple[str, str]]:
     return docs
 
 
-def pretrain_documents(world: World, n_bios: int = 5, qa_per_fact: int = 2,
-                       n_stories: int = 300, n_skills: int = 400,
+def pretrain_documents(world: World, n_bios: int = 8, qa_per_fact: int = 2,
+                       n_stories: int = 300, n_skills: int = 200,
                        seed: int | None = None) -> list[str]:
     """Biographies of every entity (held-out ones too), QA about train entities, stories and
     worked examples, spread so that one entity's documents never share a window."""
