@@ -200,10 +200,12 @@ class TokenView(ScrollView, can_focus=True):
 
     def _place(self, i: int) -> None:
         """Lay chip i after the last one: a token that does not fit moves whole to the next
-        line (unless it is wider than a line: then it is cut), the prompt wraps by character."""
+        line (unless it is wider than a line: then it is cut), a prompt given as one piece of
+        text wraps by character."""
         chip, width = self.chips[i], self._layout_width or self._width()
         text = chip.text
-        if chip.index >= 0 and 0 < self._line_width and self._line_width + cell_len(text) > width:
+        whole = chip.index >= 0 or chip.kind  # a token (sampled or of the prompt) moves whole
+        if whole and 0 < self._line_width and self._line_width + cell_len(text) > width:
             self._new_line()
         piece = ""
         for ch in text:

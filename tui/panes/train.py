@@ -177,7 +177,7 @@ class TrainPane(Vertical):
     TrainPane #train-controls Select { width: 1fr; min-width: 14; }
     TrainPane #train-controls #train-preset { width: 10; min-width: 10; }
     TrainPane #train-controls Input { width: 6; }
-    TrainPane #train-controls Label { padding: 0 0 0 1; color: $text-muted; }
+    TrainPane #train-controls Label { padding: 0 1; color: $text-muted; }
     TrainPane #train-controls Button { min-width: 8; margin-left: 1; }
     TrainPane #train-status { height: 1; }
     TrainPane #train-track { height: 2; margin-bottom: 1; }
