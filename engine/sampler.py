@@ -37,6 +37,9 @@ class TokenEvent:
     prob: float  # and emitted with the token that completes it
     # (id, text, prob) of the likeliest tokens at this step, likeliest first
     top: list[tuple[int, str, float]] = field(default_factory=list)
+    # the model's own probability (softmax at T=1, no top-k/top-p) of the drawn token and of
+    # each alternative in ``top``, by id: what the knobs reshaped. Empty when not reported.
+    raw: dict[int, float] = field(default_factory=dict)
 
 
 def fit_prompt(prompt_ids: Sequence[int], block_size: int,
@@ -130,13 +133,27 @@ def stream(model, tok, prompt_ids: Sequence[int], settings: SampleSettings,
                         or len(ids) + index + 1 >= block
                         or (cancel is not None and cancel.is_set()))
                 text = decoder.decode(tok.token_bytes(token), final=last)
-                yield TokenEvent(index, token, text, float(probs[0, token]),
-                                 _alternatives(tok, probs[0], settings.n_alternatives))
+                top = _alternatives(tok, probs[0], settings.n_alternatives)
+                yield TokenEvent(index, token, text, float(probs[0, token]), top,
+                                 _raw(logits[0, -1], probs[0], settings, token, top))
                 if last:
                     return
                 logits, _ = model(torch.tensor([[token]], device=device), cache=cache)
     finally:
         model.train(was_training)
+
+
+def _raw(logits: Tensor, probs: Tensor, settings: SampleSettings, token: int,
+         top: list[tuple[int, str, float]]) -> dict[int, float]:
+    """The T=1 probabilities of the drawn token and the alternatives (empty when none are
+    reported); the sampling distribution itself when the knobs leave it untouched."""
+    if settings.n_alternatives <= 0:
+        return {}
+    untouched = (settings.temperature == 1.0 and not settings.top_k
+                 and (settings.top_p is None or settings.top_p >= 1.0))
+    raw = probs if untouched else torch.softmax(logits.float(), dim=-1)
+    ids = [token, *(i for i, _, _ in top)]
+    return dict(zip(ids, raw[ids].tolist(), strict=True))
 
 
 def _alternatives(tok, probs: Tensor, n: int) -> list[tuple[int, str, float]]:

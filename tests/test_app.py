@@ -150,9 +150,14 @@ async def test_command_palette_has_the_apps_actions():
     app = DeepdiveApp()
     async with run(app) as pilot:
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        for title in ["Help", "Cycle theme", "Screenshot", "Go to Tokens", "Go to Report",
-                      "Tokens: Chat", "Tokens: Side by side", "Sample: Generate"]:
+        for title in ["Help", "Cycle theme", "Save screenshot", "Go to Tokens", "Go to Report",
+                      "Tokens: Chat", "Tokens: Side by side", "Sample: Generate",
+                      "Tokens: Copy token ids", "Tokens: Export tokens (JSON)",
+                      "Sample: Copy sample text", "Sample: Export sample (Markdown + JSON)"]:
             assert title in titles, title
+        # what a person types to find them: each word finds at least one entry
+        for word in ("copy", "export", "save", "screenshot"):
+            assert any(word in t.lower() for t in titles), word
         await open_palette(pilot)
         await pilot.press(*"go to report")
         await until(pilot, lambda: "Go to Report" in screen_text(app), "the palette to match")
@@ -169,27 +174,31 @@ async def test_command_palette_has_the_apps_actions():
                     and app.query_one("#tokens-pane").has_class("-chat"), "chat mode")
 
 
-async def test_theme_key_cycles_themes():
+async def test_palette_cycles_themes():
+    """Themes live in the palette: ctrl+t is chat ⇄ raw in every pane (one key, one verb)."""
     app = DeepdiveApp()
     async with run(app) as pilot:
         first = app.theme
-        await pilot.press("ctrl+t")
+        (command,) = [c for c in app.get_system_commands(app.screen) if c.title == "Cycle theme"]
+        command.callback()
         await pilot.pause(0.1)
         assert app.theme != first
         assert f"Theme: {app.theme}" in screen_text(app)
-        second = app.theme
-        await pilot.press("ctrl+t")
-        assert app.theme not in (first, second) or len({first, second, app.theme}) > 1
 
 
-async def test_ctrl_s_saves_an_svg_here_and_says_where(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+async def test_ctrl_s_saves_an_svg_into_the_export_folder_and_says_where(tmp_path, monkeypatch):
+    here, exports = tmp_path / "here", tmp_path / "exports"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    monkeypatch.setenv("DEEPDIVE_EXPORT_DIR", str(exports))
     app = DeepdiveApp()
     async with run(app) as pilot:
         await pilot.pause(0.2)
         await pilot.press("ctrl+s")
-        await until(pilot, lambda: list(tmp_path.glob("*.svg")), "the screenshot file")
-        (svg,) = tmp_path.glob("*.svg")
+        await until(pilot, lambda: exports.is_dir() and list(exports.glob("*.svg")),
+                    "the screenshot file")
+        assert not list(here.iterdir())  # never the current folder
+        (svg,) = exports.glob("*.svg")
         assert svg.read_text().lstrip().startswith("<svg") and "Tokens" in svg.read_text()
         await pilot.pause(0.1)
         notices = [n.message for n in app._notifications]
@@ -239,6 +248,52 @@ async def test_empty_states_say_what_to_do(empty_root):
         await go(pilot, "f6", "report")
         await until(pilot, lambda: "Pick a run" in screen_text(app), "Report's hint")
         assert "deepdive train" in " ".join(screen_text(app).split())
+
+
+def test_export_folder_is_configurable_and_never_overwrites(tmp_path, monkeypatch):
+    from tui.exports import export_dir, write_export
+
+    monkeypatch.setenv("DEEPDIVE_EXPORT_DIR", str(tmp_path / "out"))
+    assert export_dir() == (tmp_path / "out").resolve() and export_dir().is_dir()
+    first = write_export("report-tiny.md", "# one")
+    second = write_export("report-tiny.md", "# two")
+    assert first.name == "report-tiny.md" and second.name == "report-tiny-2.md"
+    assert first.read_text() == "# one" and second.read_text() == "# two"
+    assert write_export("../../escape.json", "{}").parent == export_dir()  # a name, not a path
+    monkeypatch.delenv("DEEPDIVE_EXPORT_DIR")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert export_dir(create=False) == (tmp_path / "home" / "deepdive-exports").resolve()
+
+
+def all_binding_classes():
+    return [DeepdiveApp] + [pane_class(key) for key, _, _ in PANES]
+
+
+def test_key_table_one_key_one_verb_in_the_panes_we_own():
+    """Every key means one verb across the app and the panes (Compare aside: next test)."""
+    from tui.help import KEY_TABLE, key_conflicts
+
+    classes = [c for c in all_binding_classes() if c.__name__ != "ComparePane"]
+    assert key_conflicts(classes) == []
+    assert len({k for k, _, _ in KEY_TABLE}) == len(KEY_TABLE)  # the table itself: one row a key
+
+
+@pytest.mark.xfail(reason="the Compare pane (another developer's room) still binds ctrl+r run, "
+                   "ctrl+n re-roll, ctrl+g ×N, ctrl+o few-shot; KEY_TABLE in tui/help.py asks "
+                   "for ctrl+g run, ctrl+r re-roll", strict=False)
+def test_key_table_one_key_one_verb_in_every_pane():
+    from tui.help import key_conflicts
+
+    assert key_conflicts(all_binding_classes()) == []
+
+
+def test_help_lists_the_key_table():
+    from tui.help import KEY_TABLE, help_markdown
+
+    text = help_markdown()
+    assert "One key, one verb" in text
+    for key, verb, _ in KEY_TABLE:
+        assert f"| {key} | {verb} |" in text
 
 
 def test_python_m_tui_is_the_deepdive_command():

@@ -98,7 +98,9 @@ async def test_generate_streams_tokens_and_counts_them(runs):
         assert pane.status_text.startswith("20 tokens")
         assert "reached max tokens" in pane.status_text
         # the prompt the model saw leads the stream: <|bos|> then the text
-        assert view.chips[0].index == -1 and view.chips[0].text == "<|bos|>The red cat"
+        assert view.chips[0].index == -1 and view.prompt_text == "<|bos|>The red cat"
+        # ... as the tokens it is: one chip per prompt id
+        assert len([c for c in view.chips if c.index < 0]) == len(pane.context_ids)
         assert all(0 < e.prob <= 1 for e in pane.events)
 
 
@@ -108,11 +110,12 @@ async def test_chat_mode_uses_the_chat_template(runs):
         setup(pane, model=("toy", "sft"), prompt="hi", max=5)
         await pilot.pause(0.05)
         await generate(pilot, pane)
-        prompt = pane.query_one(TokenView).chips[0].text
+        prompt = pane.query_one(TokenView).prompt_text
         assert prompt == "<|bos|><|user_start|>hi<|user_end|><|assistant_start|>"
         await pilot.press("ctrl+t")  # to raw mode
+        pane.query_one(TextArea).text = "hi"
         await generate(pilot, pane)
-        assert pane.query_one(TokenView).chips[0].text == "<|bos|>hi"
+        assert pane.query_one(TokenView).prompt_text == "<|bos|>hi"
 
 
 async def test_select_token_shows_its_distribution(runs):
@@ -223,7 +226,7 @@ async def test_truncated_prompt_shows_a_notice(runs):
         setup(pane, prompt="The red cat sat on the mat. " * 20, max=8)  # context is 64
         await generate(pilot, pane)
         assert "prompt truncated" in pane.status_text
-        context = pane.query_one(TokenView).chips[0].text
+        context = pane.query_one(TokenView).prompt_text
         assert context.startswith("…") and context.endswith("the mat. ")
         assert any("prompt truncated" in n.message for n in pilot.app._notifications)
         assert len(pane.events) == 8
@@ -319,7 +322,7 @@ async def test_a_trained_micro_run(request, monkeypatch):
         values = [v for _, v in pane.query_one("#sample-model", Select)._options
                   if isinstance(v, tuple)]
         assert values == [(micro_run.name, s) for s in ("base", "sft", "rl")]
-        assert pane.selected_model() == (micro_run.name, "rl")
+        assert pane.selected_model() == (micro_run.name, "sft")  # the chat model
         assert pane.query_one("#sample-mode", Select).value is True
         setup(pane, model=(micro_run.name, "sft"), prompt="What is 2 + 3?", max=40)
         await generate(pilot, pane)
@@ -335,3 +338,126 @@ def test_probability_bars_are_proportional_and_show_small_odds():
     assert bar_of(0.5, 8) == "████····"
     assert bar_of(0.02, 8)[0] != "·"  # 2% is still visible
     assert all(len(bar_of(p / 100, 8)) == 8 for p in range(101))
+
+
+async def test_empty_top_p_top_k_and_seed_are_valid(runs):
+    """Empty top-p / top-k mean "off" and an empty seed "random": never shown as errors."""
+    async with Host().run_test(size=SIZE) as pilot:
+        pane = pilot.app.query_one(SamplePane)
+        for name in ("topp", "topk", "seed"):
+            box = pane.query_one(f"#sample-{name}")
+            box.focus()
+            await pilot.press("1", "end", *["backspace"] * 8)
+            await pilot.pause(0.05)
+            assert box.value == ""
+            assert not box.has_class("-invalid"), name
+        pane.query_one("#sample-temp").focus()  # leaving the box validates it again (blur)
+        await pilot.pause(0.05)
+        assert not any(pane.query_one(f"#sample-{n}").has_class("-invalid")
+                       for n in ("topp", "topk", "seed"))
+        assert pane.read_knobs().top_p is None and pane.read_knobs().seed is None
+
+
+async def test_distribution_shows_the_models_own_odds_beside_the_tempered_ones(runs):
+    """At a low temperature the drawn-from column is sharpened; T=1 is the model's softmax."""
+    import torch
+
+    async with Host().run_test(size=SIZE) as pilot:
+        pane = pilot.app.query_one(SamplePane)
+        setup(pane, max=6, temp=0.3, topk="")
+        await generate(pilot, pane)
+        view, dist = pane.query_one(TokenView), pane.query_one(DistributionView)
+        view.focus()
+        await pilot.press("home", "right", "right")  # the third token
+        await pilot.pause(0.05)
+        event = pane.events[2]
+        model = pane.client.model("toy", "base")
+        ids = pane.context_ids + [e.id for e in pane.events[:2]]
+        with torch.no_grad():
+            logits, _ = model(torch.tensor([ids]))
+        want = torch.softmax(logits[0, -1].float(), dim=-1)
+        assert set(dist.raw) >= {event.id, *(i for i, _, _ in event.top)}
+        for i, p in dist.raw.items():
+            assert abs(p - float(want[i])) < 1e-4
+        assert abs(dist.raw[event.id] - event.prob) > 1e-3  # T=0.3 reshaped it
+        shown = str(dist.content)
+        assert "T=1" in shown and f"{dist.raw[event.id]:.1%}" in shown
+
+
+async def test_multi_turn_chat_shows_the_conversation_as_render_prompt_ids(runs):
+    """Each reply joins the conversation; the next prompt is render_prompt of all of it,
+    exactly the ids training would render, shown one chip per token."""
+    from engine.chat import render_prompt
+    from engine.tokenizer import Tokenizer
+
+    tok = Tokenizer.load(runs / "toy" / "tokenizer.json")
+    async with Host().run_test(size=SIZE) as pilot:
+        pane = pilot.app.query_one(SamplePane)
+        setup(pane, model=("toy", "sft"), prompt="hi there", max=5)
+        await pilot.pause(0.05)
+        assert pane.query_one("#sample-mode", Select).value is True
+        await generate(pilot, pane)
+        first = tok.decode([e.id for e in pane.events])  # (a random model: maybe broken UTF-8)
+        assert pane.conversation == [{"role": "user", "content": "hi there"},
+                                     {"role": "assistant", "content": first}]
+        box = pane.query_one(TextArea)
+        assert box.text == "" and "turn 1" in pane.status_text
+        box.text = "and the cat?"
+        await generate(pilot, pane)
+        messages = [{"role": "user", "content": "hi there"},
+                    {"role": "assistant", "content": first},
+                    {"role": "user", "content": "and the cat?"}]
+        assert pane.context_ids == render_prompt(tok, messages)
+        view = pane.query_one(TokenView)
+        prompt_chips = [c for c in view.chips if c.index < 0]
+        assert len(prompt_chips) == len(pane.context_ids)
+        shown = view.prompt_text
+        assert shown.startswith("<|bos|><|user_start|>hi there<|user_end|><|assistant_start|>")
+        assert shown.endswith("<|user_start|>and the cat?<|user_end|><|assistant_start|>")
+        assert sum(c.kind == "special" for c in prompt_chips) == 8
+        assert len(pane.conversation) == 4
+        # re-roll: the last reply again, from the same conversation, with the next seed
+        await generate(pilot, pane, "ctrl+r")
+        assert len(pane.conversation) == 4 and pane.context_ids == render_prompt(tok, messages)
+        # Esc when idle with nothing selected: a new conversation
+        await pilot.press("escape")
+        await pilot.pause(0.05)
+        assert pane.conversation == []
+        box.text = "hi"
+        await generate(pilot, pane)
+        assert pane.context_ids == render_prompt(tok, [{"role": "user", "content": "hi"}])
+
+
+async def test_copy_export_and_model_key(runs, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("DEEPDIVE_EXPORT_DIR", str(tmp_path / "out"))
+    app = Host()
+    copied: list[str] = []
+    monkeypatch.setattr(app, "copy_to_clipboard", copied.append)
+    async with app.run_test(size=SIZE) as pilot:
+        pane = pilot.app.query_one(SamplePane)
+        setup(pane, max=8)
+        await generate(pilot, pane)
+        pane.query_one(TokenView).focus()
+        await pilot.press("ctrl+c")
+        await until(pilot, lambda: copied)
+        assert copied[-1] == "<|bos|>The red cat" + out_text(pane)
+        await pane.run_action("copy_ids")
+        assert copied[-1].split() == [str(i) for i in
+                                      pane.context_ids + [e.id for e in pane.events]]
+        await pane.run_action("export")
+        out = tmp_path / "out"
+        (md,) = out.glob("sample-toy-base-*.md")
+        (js,) = out.glob("sample-toy-base-*.json")
+        assert out_text(pane) in md.read_text()
+        data = json.loads(js.read_text())
+        assert [t["id"] for t in data["tokens"]] == [e.id for e in pane.events]
+        assert data["prompt_ids"] == pane.context_ids
+        # ctrl+f opens the model list; after a choice typing goes to the prompt again
+        picker = pane.query_one("#sample-model", Select)
+        await pilot.press("ctrl+f")
+        await until(pilot, lambda: picker.expanded)
+        await pilot.press("down", "enter")
+        await until(pilot, lambda: pane.query_one(TextArea).has_focus)
+        assert pane.selected_model() == ("toy", "sft")

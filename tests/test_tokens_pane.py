@@ -111,7 +111,7 @@ async def test_switching_encoding_changes_the_ids():
         await ready(pilot, ids=[15339, 1917])
         picker = app.query_one("#tok-a-picker", Select)
         await until(pilot, lambda: len(picker._options) >= 2, "the encoding list")
-        await pilot.press("ctrl+g")  # opens the picker; o200k_base is the next entry
+        await pilot.press("ctrl+f")  # opens the picker; o200k_base is the next entry
         await pilot.pause(0.1)
         await pilot.press("down", "enter")
         col = await ready(pilot, ids=[24912, 2375])
@@ -122,11 +122,66 @@ async def test_switching_encoding_changes_the_ids():
         assert "hello 24912⋅world 2375" in screen_text(app)
 
 
+async def test_after_choosing_an_encoding_typing_reaches_the_text():
+    """ctrl+f, Enter: the choice is made and typing goes to the text box, not the list."""
+    app = DeepdiveApp()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await type_text(pilot, "hello")
+        await ready(pilot, ids=[15339])
+        picker = app.query_one("#tok-a-picker", Select)
+        await until(pilot, lambda: len(picker._options) >= 2, "the encoding list")
+        await pilot.press("ctrl+f")
+        await until(pilot, lambda: picker.expanded, "the list to open")
+        await pilot.press("down", "enter")
+        col = await ready(pilot)
+        assert col.encoding == "o200k_base"
+        box = app.query_one("#tok-text", TextArea)
+        await until(pilot, lambda: box.has_focus, "focus back in the text box")
+        box.move_cursor(box.document.end)
+        await pilot.press("space", "w", "o", "r", "l", "d")
+        await ready(pilot, ids=[24912, 2375])  # "hello world" under o200k
+        assert box.text == "hello world" and not picker.expanded
+        # Esc on an open list also hands typing back to the text
+        await pilot.press("ctrl+f")
+        await until(pilot, lambda: picker.expanded, "the list to open again")
+        await pilot.press("escape")
+        await until(pilot, lambda: box.has_focus, "focus back after Esc")
+
+
+async def test_copy_and_export_token_ids(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPDIVE_EXPORT_DIR", str(tmp_path / "exports"))
+    app = DeepdiveApp()
+    copied: list[str] = []
+    monkeypatch.setattr(app, "copy_to_clipboard", copied.append)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await type_text(pilot, "hello world")
+        col = await ready(pilot, ids=[15339, 1917])
+        col.view.focus()
+        await pilot.press("ctrl+c")  # nothing selected: every id
+        await until(pilot, lambda: copied, "a copy")
+        assert copied[-1] == "15339 1917"
+        await pilot.press("right", "right")  # the second chip
+        await pilot.press("ctrl+c")
+        await until(pilot, lambda: len(copied) == 2, "a second copy")
+        assert copied[-1] == "1917"
+        assert any("copied" in n.message for n in app._notifications)
+        await app.query_one("#tokens-pane").run_action("export")
+        out = tmp_path / "exports"
+        await until(pilot, lambda: out.is_dir() and list(out.glob("*.json")), "the export")
+        (path,) = out.glob("tokens-cl100k_base-*.json")
+        import json
+
+        data = json.loads(path.read_text())
+        assert data["ids"] == [15339, 1917] and data["encoding"] == "cl100k_base"
+        await pilot.pause(0.05)
+        assert any(str(path) in n.message for n in app._notifications)
+
+
 async def test_chat_mode_shows_the_special_tokens():
     app = DeepdiveApp()
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await ready(pilot)
-        await pilot.press("ctrl+r")
+        await pilot.press("ctrl+t")
         col = column(app)
         await until(pilot, lambda: col.analysis is not None and col.analysis.chat, "chat mode")
         await pilot.pause(0.05)
@@ -153,7 +208,7 @@ async def test_chat_mode_shows_the_special_tokens():
         # ... a special-token string typed by the user stays ordinary text: still 11 markers
         assert sum(c.special for c in col.view.chips) == 11
         assert col.analysis.ids.count(100265) == 3
-        await pilot.press("ctrl+r")  # back to plain text
+        await pilot.press("ctrl+t")  # back to plain text
         await until(pilot, lambda: not col.analysis.chat, "plain mode")
 
 

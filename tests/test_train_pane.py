@@ -26,6 +26,7 @@ from engine.runs import RunLock
 from tui.panes import train_proc
 from tui.panes.train import TrainPane
 from tui.panes.train_plot import BraillePlot
+from tui.widgets.confirm import Confirm
 
 SIZES = [(80, 24), (160, 48)]
 pytestmark = pytest.mark.anyio
@@ -242,9 +243,13 @@ async def _new_stop_resume(root: Path) -> None:
         pane = app.query_one(TrainPane)
         await pilot.pause(0.1)
         app.query_one("#train-preset", Select).value = "micro"
-        await pilot.press("n")
+        await pilot.press("n")  # asks first, with the preset's estimated time
+        assert await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        question = str(app.screen.query_one("#confirm-text", Static).content)
+        assert "micro" in question and "estimate" in question and pane.child is None
+        await pilot.press("y")
+        assert await wait_for(pilot, lambda: pane.child is not None)
         child = pane.child
-        assert child is not None
         run_dir = pane.child_dir
         assert run_dir.parent == root and run_dir.name.startswith("micro-s0-")
         assert await wait_for(pilot, lambda: "training" in plain(app, "#train-status"))
@@ -270,3 +275,128 @@ async def test_stop_without_a_trainer_says_so(root):
         await pilot.press("s")
         await pilot.pause(0.05)
         assert any("no trainer is running" in n.message for n in app._notifications)
+
+
+async def test_new_run_asks_first_and_no_means_no(root, monkeypatch):
+    started = []
+    monkeypatch.setattr(train_proc, "spawn_trainer", lambda *a: started.append(a))
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.1)
+        await pilot.press("n")  # the tiny preset: minutes of training
+        assert await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        question = str(app.screen.query_one("#confirm-text", Static).content)
+        assert "tiny" in question and "About " in question and "estimate" in question
+        await pilot.press("enter")  # the focused button is Cancel: a stray Enter starts nothing
+        assert await wait_for(pilot, lambda: not isinstance(app.screen, Confirm))
+        await pilot.press("n")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert started == [] and app.query_one(TrainPane).child is None
+
+
+def test_estimate_uses_a_finished_run_of_the_preset_here(tmp_path):
+    """With the committed tiny run beside it, the tiny estimate is that run's stage times."""
+    import shutil
+
+    from tui.panes.train import estimate_run_s
+
+    repo_tiny = Path(__file__).resolve().parent.parent / "checkpoints" / "tiny"
+    root = tmp_path / "runs"
+    root.mkdir()
+    seconds, how = estimate_run_s("tiny", root)  # nothing here: FLOPs at an assumed speed
+    assert seconds > 0 and "rough estimate" in how
+    (root / "tiny").mkdir()
+    for name in ("run.json", "tokenizer.json"):
+        shutil.copy(repo_tiny / name, root / "tiny" / name)
+    for d in ("base", "sft", "rl", "sft_control"):
+        (root / "tiny" / d).mkdir()
+        shutil.copy(repo_tiny / d / "meta.json", root / "tiny" / d / "meta.json")
+        (root / "tiny" / d / "model.safetensors").write_bytes(b"")
+    seconds, how = estimate_run_s("tiny", root)
+    assert "tiny" in how and "estimate" in how
+    assert 1200 < seconds < 1400  # 887 + 232 + 99 + 95 s of the committed run's stages
+
+
+async def test_stopping_a_trainer_started_elsewhere_asks_first(root, monkeypatch):
+    make_finished_run(root / "away")
+    signals = []
+    monkeypatch.setattr(train_proc, "trainer_pid", lambda run_dir: 4242)
+    monkeypatch.setattr(train_proc, "ask_to_stop", lambda pid, hard=False: signals.append(
+        (pid, hard)))
+    app = Host(run="away")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("s")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        assert "started elsewhere" in str(app.screen.query_one("#confirm-text").content)
+        await pilot.press("n")  # no: nothing is signalled
+        assert await wait_for(pilot, lambda: not isinstance(app.screen, Confirm))
+        assert signals == []
+        await pilot.press("s")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        await pilot.press("y")
+        assert await wait_for(pilot, lambda: signals == [(4242, False)])
+        await pilot.press("s")  # a second s never hard-kills without asking
+        assert await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        assert "Force" in str(app.screen.query_one("#confirm-text").content)
+        assert signals == [(4242, False)]
+        await pilot.press("y")
+        assert await wait_for(pilot, lambda: signals == [(4242, False), (4242, True)])
+
+
+async def test_finished_run_shows_training_time_labels_and_axes(root):
+    """Training time is the stages' own clocks summed, not the wall clock since run_start;
+    the seed and preset fields are labelled; curves have a step axis and y values."""
+    from engine.events import EventWriter
+
+    run = root / "slow"
+    ev = EventWriter(run)
+    write_head(ev)
+    write_stage(ev, "pretrain", 20, run_dir=run)  # steps ~0.1 s apart on the stage clock
+    ev.emit("stage_start", stage="sft", step=0, total_steps=10)
+    ev.emit("step", stage="sft", step=10, total_steps=10, loss=1.0, elapsed_s=60.0)
+    ev.emit("stage_end", stage="sft", step=10, summary={"val_loss": 0.9, "elapsed_s": 60.0})
+    ev.emit("run_end", status="done")
+    events = run / EVENTS_FILE
+    lines = events.read_text().splitlines()
+    import json
+
+    # a day passes between pretraining and SFT (a resume): the wall clock says 24 h+
+    shifted = []
+    for line in lines:
+        e = json.loads(line)
+        if e.get("stage") == "sft" or e["type"] == "run_end":
+            e["t"] += 86400
+        shifted.append(json.dumps(e))
+    events.write_text("\n".join(shifted) + "\n")
+    app = Host(run="slow")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        stats = plain(app, "#train-stats")
+        assert "trained 1:0" in stats and "24:" not in stats, stats
+        assert "elapsed" not in stats
+        labels = [str(w.content) for w in app.query("#train-controls Label")]
+        assert labels == ["preset", "seed"]
+        plot = app.query_one("#train-plot-a", BraillePlot)
+        drawn = str(plot.render())
+        rows = drawn.splitlines()
+        assert "loss by step" in rows[0]
+        assert "└" in rows[-1] and "step" in rows[-1] and rows[-1].rstrip().endswith("10")
+
+
+async def test_opens_on_the_apps_run(root):
+    """Train opens on the app's run (its finished history), not empty, and not the first run
+    in the folder; a run still training is labelled so in the picker."""
+    make_finished_run(root / "tiny")
+    make_crashed_run(root / "aaa")
+    with RunLock(root / "aaa"):
+        app = Host(run="tiny")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+            assert app.query_one("#train-run", Select).value == "tiny"
+            assert "tiny" in plain(app, "#train-status") and "finished" in plain(
+                app, "#train-status")
+            options = dict((v, str(p)) for p, v in app.query_one("#train-run", Select)._options)
+            assert options["aaa"] == "aaa (training)"

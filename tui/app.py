@@ -8,7 +8,6 @@ user never opens (Compare loads three models) costs nothing."""
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -18,6 +17,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane, TextArea
+
+from tui.runpick import default_run
 
 # (key, title, "module:class"): pane classes are imported on first use (see pane_class).
 PANES = [
@@ -83,8 +84,8 @@ class DeepdiveApp(App):
             for i, (key, title, _) in enumerate(PANES)
         ],
         Binding("f1", "help", "Help", priority=True),
-        # not priority: the Sample pane uses ctrl+t for its own action (chat/raw)
-        Binding("ctrl+t", "cycle_theme", "Theme", show=False),
+        # ctrl+t is the panes' chat ⇄ raw (one key, one verb: tui/help.py KEY_TABLE); themes
+        # are in the command palette
         Binding("ctrl+s", "save_screenshot", "Screenshot", show=False, priority=True),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
     ]
@@ -101,7 +102,10 @@ class DeepdiveApp(App):
         if not animation:
             self.animation_level = "none"
         self.start_tab = start_tab if start_tab in PANE_KEYS else "tokens"
-        self.run_name = run
+        # the run every pane opens on: the one named, else `tiny` when there is one (else each
+        # pane picks a finished run, tui/runpick.py); `run_given`: the user named it
+        self.run_name = run or default_run()
+        self.run_given = run is not None
         self._first_frame_done = False
         self._after_first_frame: list[Callable[[], object]] = []
 
@@ -194,9 +198,11 @@ class DeepdiveApp(App):
         self.notify(f"Theme: {self.theme}", timeout=2)
 
     def action_save_screenshot(self) -> None:
-        """An SVG of the screen into the current folder; the notice says where."""
+        """An SVG of the screen into the export folder (tui/exports.py); the notice says where."""
+        from tui.exports import export_dir, stamped
+
         try:
-            path = self.save_screenshot(path=os.getcwd())
+            path = self.save_screenshot(stamped("deepdive", ".svg"), path=str(export_dir()))
         except OSError as e:
             self.notify(f"Could not save the screenshot: {e}", severity="error")
             return
@@ -206,13 +212,14 @@ class DeepdiveApp(App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         for command in super().get_system_commands(screen):
-            if command.title != "Screenshot":  # ours saves to the current folder and says where
+            if command.title != "Screenshot":  # ours saves to the export folder and says where
                 yield command
         yield SystemCommand("Help", "Keys and what each pane shows (F1)", self.action_help)
-        yield SystemCommand("Cycle theme", f"Next of {', '.join(THEMES)} (ctrl+t)",
+        yield SystemCommand("Cycle theme", f"Next of {', '.join(THEMES)}",
                             self.action_cycle_theme)
-        yield SystemCommand("Screenshot", "Save an SVG of the screen into the current folder "
-                            "(ctrl+s)", self.action_save_screenshot)
+        yield SystemCommand("Save screenshot", "An SVG of the screen into the export folder, "
+                            "$DEEPDIVE_EXPORT_DIR or ~/deepdive-exports (ctrl+s)",
+                            self.action_save_screenshot)
         for i, (key, title, _) in enumerate(PANES):
             yield SystemCommand(f"Go to {title}", f"Switch to the {title} pane (F{i + 2})",
                                 lambda key=key: self.action_show_tab(key))
@@ -229,6 +236,14 @@ class DeepdiveApp(App):
                 self.call_after_refresh(self.pane(key).run_action, action)
 
             yield SystemCommand(f"{title}: {binding.description}", f"({keys})", run)
+        # commands without a key of their own (copy, export): (title, help, action)
+        for name, text, action in getattr(pane_class(key), "PALETTE", ()):
+
+            def act(key: str = key, action: str = action) -> None:
+                self.action_show_tab(key)
+                self.call_after_refresh(self.pane(key).run_action, action)
+
+            yield SystemCommand(f"{title}: {name}", text, act)
 
 
 def pane_class(key: str) -> type[Widget]:

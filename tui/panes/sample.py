@@ -2,8 +2,10 @@
 
 Pick a run's model, type a prompt (a raw document for a base model, a user message in chat
 mode), and generate: tokens stream in shaded by how likely the model thought they were. Select
-any token to see the distribution it was drawn from. Step mode draws one token per key press,
-showing the dice before the roll; re-roll with a new seed to see how much is chance.
+any token to see the distribution it was drawn from, and the model's own (T=1) odds beside it.
+Step mode draws one token per key press, showing the dice before the roll; re-roll with a new
+seed to see how much is chance. In chat mode each reply joins the conversation: the next
+message continues it, and the stream shows the whole conversation as the tokens the model reads.
 
 Generation runs in a worker thread (tui/panes/sample_run.py) through the app's ModelClient
 (tui/client.py); the UI only applies batches of tokens, ~30 a second.
@@ -33,11 +35,22 @@ from tui.panes.sample_run import (
     run_job,
 )
 from tui.panes.sample_view import DistributionView, TokenView
+from tui.widgets.picker import Picker
 
 MODES = [("chat", True), ("raw", False)]
 PANEL_S = 0.15  # while streaming, the distribution panel follows the newest token ~7x a second
 REASONS = {"stop": "stopped at the end token", "max": "reached max tokens",
            "context": "context is full", "cancelled": "cancelled"}
+
+
+HELP = """\
+A model writes token by token, with each step's most likely alternatives: the drawn column is
+the distribution the token was drawn from (after temperature, top-k, top-p), T=1 the model's
+own odds before those knobs. In chat mode (SFT/RL models) each reply joins the conversation;
+the stream shows the whole conversation as the token sequence the model reads, rendered exactly
+as training renders it. Esc stops a generation, then clears the selection, then starts a new
+conversation. ctrl+c copies the sample's text; the palette also copies its ids and exports it.
+"""
 
 
 class SamplePane(Vertical):
@@ -48,7 +61,7 @@ class SamplePane(Vertical):
     SamplePane { height: 1fr; }
     SamplePane .sample-row { height: 1; margin: 0 1 0 0; }
     SamplePane .sample-row Label { padding: 0 1; color: $text-muted; }
-    SamplePane #sample-model { width: 32; }
+    SamplePane #sample-model { width: 36; }
     SamplePane #sample-mode { width: 11; }
     SamplePane .sample-row Input { width: 8; }
     SamplePane #sample-prompt { height: 3; margin: 0 1; }
@@ -57,12 +70,26 @@ class SamplePane(Vertical):
     SamplePane #sample-help { width: 1fr; height: 1fr; padding: 1 2; color: $text-muted; }
     SamplePane #sample-status { height: 1; padding: 0 1; background: $panel; }
     """
+    # Keys follow the app-wide table (tui/help.py KEY_TABLE): one key, one verb in every pane.
     BINDINGS = [
         Binding("ctrl+g", "generate", "Generate", tooltip="Sample until the end token"),
         Binding("ctrl+n", "step", "Step", tooltip="Draw one token: distribution, then the roll"),
         Binding("ctrl+r", "reroll", "Re-roll", tooltip="Same prompt, next seed"),
-        Binding("escape", "cancel", "Stop", tooltip="Cancel the generation"),
+        Binding("escape", "cancel", "Stop", tooltip="Stop; else clear the selection; else a new "
+                "conversation"),
         Binding("ctrl+t", "toggle_mode", "Chat/raw", tooltip="Switch chat and raw-document mode"),
+        Binding("ctrl+f", "pick_model", "Model", tooltip="Choose the run and stage to sample"),
+        Binding("ctrl+c", "copy_text", "Copy", tooltip="Copy the sample's text", show=False),
+    ]
+    # palette commands without a key: (title, help, action)
+    PALETTE = [
+        ("Copy sample text", "The prompt and the sampled text to the clipboard (ctrl+c)",
+         "copy_text"),
+        ("Copy sample token ids", "The ids of the prompt and the sampled tokens", "copy_ids"),
+        ("Export sample (Markdown + JSON)", "Model, knobs, text and every token's odds into "
+         "the export folder", "export"),
+        ("New conversation", "Forget the chat turns so far (Esc when idle does it too)",
+         "new_chat"),
     ]
 
     STEP_REVEAL_S = 0.35  # step mode: how long the dice roll on screen (tests set 0)
@@ -78,10 +105,13 @@ class SamplePane(Vertical):
         self.notice = ""  # e.g. prompt truncated: stays on the status line for this generation
         self._t_first: float | None = None  # when the UI got the first token (display rate)
         self._t_panel = 0.0  # last redraw of the distribution panel and status while streaming
-        self._models: list[tuple[str, str]] | None = None  # what the picker lists
+        self._models: tuple | None = None  # what the picker lists: (values, labels)
         self._mode_for: tuple[str, str] | None = None  # the model the mode was defaulted for
         self._warned_missing = False
-
+        # chat mode: the finished turns (user, assistant, ...) that the next message continues
+        self.conversation: list[dict] = []
+        self.context_ids: list[int] = []  # the ids the model saw in the current generation
+        self._turn: list[dict] = []  # the user message of the running generation
     @property
     def client(self):
         if self._client is None:
@@ -95,20 +125,24 @@ class SamplePane(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(classes="sample-row"):
             yield Label("model")
-            yield Select([], id="sample-model", prompt="no model chosen", compact=True)
+            yield Picker([], id="sample-model", prompt="no model chosen", compact=True)
             yield Label("mode")
             yield Select(MODES, id="sample-mode", value=False, compact=True, allow_blank=False)
         with Horizontal(classes="sample-row"):
             yield Label("temp")
             yield Input("0.8", id="sample-temp", type="number", compact=True)
             yield Label("top-k")
-            yield Input("50", id="sample-topk", type="integer", compact=True)
+            # empty is a valid setting (off / a random seed), never shown as an error
+            yield Input("50", id="sample-topk", type="integer", compact=True, placeholder="off",
+                        valid_empty=True)
             yield Label("top-p")
-            yield Input("", id="sample-topp", type="number", compact=True, placeholder="off")
+            yield Input("", id="sample-topp", type="number", compact=True, placeholder="off",
+                        valid_empty=True)
             yield Label("max")
             yield Input("128", id="sample-max", type="integer", compact=True)
             yield Label("seed")
-            yield Input("1", id="sample-seed", type="integer", compact=True, placeholder="rnd")
+            yield Input("1", id="sample-seed", type="integer", compact=True, placeholder="rnd",
+                        valid_empty=True)
         yield TextArea("", id="sample-prompt", compact=True, soft_wrap=True,
                        placeholder="Prompt: a document to continue, or a message in chat mode")
         with Horizontal(id="sample-body"):
@@ -133,24 +167,31 @@ class SamplePane(Vertical):
     # ------------------------------------------------------------------ models
 
     def refresh_models(self) -> None:
-        """Fill the model picker with run × stage; say how to get a model when there is none."""
+        """Fill the model picker with run × stage; say how to get a model when there is none.
+        It opens on the app's run (its SFT model, else the best it has), a run still training
+        labelled so."""
         from engine.runs import checkpoints_root, list_runs
+        from tui.runpick import open_run, open_stage, run_label
 
         runs = list_runs()
-        options = [(f"{r.name} · {s}", (r.name, s)) for r in runs for s in r.stages]
+        options = [(f"{run_label(r)} · {s}", (r.name, s)) for r in runs for s in r.stages]
         picker = self.query_one("#sample-model", Select)
         keep = picker.value
         values = [v for _, v in options]
+        labels = [label for label, _ in options]
         wanted = getattr(self.app, "run_name", None)
-        if values != self._models:  # unchanged: leave the picker (and its value) alone
-            self._models = values
+        if (values, labels) != self._models:  # unchanged: leave the picker (and value) alone
+            self._models = (values, labels)
             picker.set_options(options)
             if keep in values:
                 picker.value = keep
             elif values:
-                mine = [v for v in values if v[0] == wanted]
-                picker.value = mine[-1] if mine else values[0]  # the app's run: latest stage
-        if wanted and all(r.name != wanted for r in runs) and not self._warned_missing:
+                run = open_run([r for r in runs if r.stages], wanted)
+                stage = open_stage(run) if run else None
+                picker.value = (run.name, stage) if run and stage else values[0]
+        given = getattr(self.app, "run_given", True)  # the user named it: say it is missing
+        if (wanted and given and all(r.name != wanted for r in runs)
+                and not self._warned_missing):
             self._warned_missing = True
             here = ", ".join(r.name for r in runs) or "none"
             self.app.notify(f"no run named {wanted!r} in {checkpoints_root()}; runs here: {here}",
@@ -172,6 +213,23 @@ class SamplePane(Vertical):
         if isinstance(event.value, tuple) and event.value != self._mode_for:
             self._mode_for = event.value  # base models continue documents; tuned ones chat
             self.query_one("#sample-mode", Select).value = event.value[1] != "base"
+
+    @on(Select.Changed, "#sample-mode")
+    def _mode_changed(self, event: Select.Changed) -> None:
+        if not event.value and self.conversation:
+            self.action_new_chat()  # a raw document has no turns
+
+    @on(Picker.Closed)
+    def _picker_closed(self, event: Picker.Closed) -> None:
+        """After choosing a model, typing goes to the prompt again."""
+        event.stop()
+        if self.app.focused is event.picker:
+            self.query_one(TextArea).focus()
+
+    def action_pick_model(self) -> None:
+        picker = self.query_one("#sample-model", Select)
+        picker.focus()
+        picker.expanded = True
 
     # ------------------------------------------------------------------ actions
 
@@ -198,15 +256,99 @@ class SamplePane(Vertical):
             box.value = str(int(box.value) + 1)
         except ValueError:
             box.value = str(random.randrange(1_000_000))
+        prompt = self.query_one(TextArea)
+        if (self.chat_mode() and len(self.conversation) >= 2 and not self.running
+                and not prompt.text.strip()):
+            # chat: the last reply again, from the same conversation, with the next seed
+            *self.conversation, user, _ = self.conversation
+            prompt.text = user["content"]
         self.start(step=False)
 
     def action_cancel(self) -> None:
-        """Stop the generation; when none runs, drop the token selection (follow the newest)."""
+        """Stop the generation; when none runs, drop the token selection (follow the newest);
+        with nothing selected either, start a new conversation."""
         if self.running and self.job is not None:
             self.job.cancel.set()
             self.set_status("stopping…")
-        else:
+        elif self.query_one(TokenView).selected is not None:
             self.query_one(TokenView).selected = None
+        elif self.conversation:
+            self.action_new_chat()
+
+    def action_new_chat(self) -> None:
+        if self.running and self.job is not None:
+            self.job.cancel.set()
+        self.conversation = []
+        self.gen += 1  # whatever still arrives belongs to the old conversation
+        self.running = False
+        self.events, self.context_ids = [], []
+        self.query_one(TokenView).clear()
+        self.query_one(DistributionView).show_hint()
+        self.set_status("new conversation: type a message, ctrl+g sends it")
+        self.notify("new conversation", timeout=2)
+
+    def chat_mode(self) -> bool:
+        return bool(self.query_one("#sample-mode", Select).value)
+
+    # ------------------------------------------------------------------ copy and export
+
+    def sample_prompt(self) -> str:
+        """The prompt as the model saw it (specials included), as plain text."""
+        if self.job is None or not self.context_ids:
+            return ""
+        try:
+            tok = self.client.tokenizer(self.job.run)  # cached since the generation loaded it
+        except Exception:
+            return ""
+        return ("…" if self.notice else "") + tok.decode(self.context_ids)
+
+    def sample_text(self) -> str:
+        """The prompt as the model saw it, then what it wrote."""
+        return self.sample_prompt() + "".join(e.text for e in self.events)
+
+    def action_copy_text(self) -> None:
+        if not self.events and not self.context_ids:
+            self.notify("nothing sampled yet: ctrl+g generates", severity="warning")
+            return
+        self.app.copy_to_clipboard(self.sample_text())
+        self.notify(f"copied the sample's text ({len(self.events)} sampled tokens)", timeout=3)
+
+    def action_copy_ids(self) -> None:
+        ids = self.context_ids + [e.id for e in self.events]
+        if not ids:
+            self.notify("nothing sampled yet: ctrl+g generates", severity="warning")
+            return
+        self.app.copy_to_clipboard(" ".join(map(str, ids)))
+        self.notify(f"copied {len(ids)} token ids ({len(self.context_ids)} prompt, "
+                    f"{len(self.events)} sampled)", timeout=3)
+
+    def action_export(self) -> None:
+        import json
+
+        from tui.exports import stamped, write_export
+
+        if self.job is None or not self.events:
+            self.notify("nothing sampled yet: ctrl+g generates", severity="warning")
+            return
+        job = self.job
+        stem = stamped(f"sample-{job.run}-{job.stage}", "")
+        tokens = [{"id": e.id, "text": e.text, "p": e.prob,
+                   "p_t1": getattr(e, "raw", {}).get(e.id),
+                   "top": [[i, t, p] for i, t, p in e.top]} for e in self.events]
+        data = {"run": job.run, "stage": job.stage, "chat": job.chat,
+                "conversation": self.conversation, "knobs": job.knobs.describe(),
+                "prompt_ids": self.context_ids, "tokens": tokens}
+        text = "".join(e.text for e in self.events)
+        md = (f"# Sample: {job.run}/{job.stage}\n\n{job.knobs.describe()}\n\n"
+              "## Prompt (as the model saw it)\n\n```\n"
+              f"{self.sample_prompt()}\n```\n\n## Sampled\n\n```\n{text}\n```\n")
+        try:
+            paths = [write_export(stem + ".md", md),
+                     write_export(stem + ".json", json.dumps(data, ensure_ascii=False, indent=1))]
+        except OSError as e:
+            self.notify(f"could not export: {e}", severity="error")
+            return
+        self.notify("sample exported to " + " and ".join(map(str, paths)), title="Export")
 
     def action_toggle_mode(self) -> None:
         mode = self.query_one("#sample-mode", Select)
@@ -227,10 +369,13 @@ class SamplePane(Vertical):
         if self.job is not None:
             self.job.cancel.set()
         self.gen += 1
-        self.job = SampleJob(self.gen, model[0], model[1], self.query_one(TextArea).text,
-                             bool(self.query_one("#sample-mode", Select).value), knobs,
-                             step=step, reveal_s=self.STEP_REVEAL_S)
-        self.events, self.notice = [], ""
+        chat = self.chat_mode()
+        text = self.query_one(TextArea).text
+        self.job = SampleJob(self.gen, model[0], model[1], text, chat, knobs,
+                             step=step, reveal_s=self.STEP_REVEAL_S,
+                             history=list(self.conversation) if chat else [])
+        self._turn = [{"role": "user", "content": text}] if chat else []
+        self.events, self.notice, self.context_ids = [], "", []
         self._t_first = None
         self.running = True
         view = self.query_one(TokenView)
@@ -263,8 +408,11 @@ class SamplePane(Vertical):
     def on_sample_started(self, message: SampleStarted) -> None:
         if not self._current(message):
             return
-        # a truncated prompt starts with "…": the model never sees its beginning
-        self.query_one(TokenView).clear(("…" if message.dropped else "") + message.context)
+        # the prompt as the tokens the model sees; a truncated one starts with "…" (the model
+        # never sees its beginning)
+        self.context_ids = [i for i, _ in message.tokens]
+        self.query_one(TokenView).clear("…" if message.dropped else "", message.tokens,
+                                        message.specials)
         if message.dropped:
             self.notice = (f"⚠ prompt truncated: first {message.dropped} of {message.n_prompt} "
                            f"tokens dropped (context {message.block_size})")
@@ -313,8 +461,16 @@ class SamplePane(Vertical):
         self._show_latest()
         rate = message.n / message.elapsed if message.elapsed > 0 else 0.0
         knobs = self.job.knobs.describe() if self.job else ""
-        self.set_status(f"{count(message.n)} · {rate:,.0f} tok/s · {REASONS[message.reason]}"
-                        f" · {knobs}")
+        turn = ""
+        if self._turn and message.reason != "cancelled":
+            # the reply joins the conversation; the next message continues it
+            self.conversation += [*self._turn, {"role": "assistant", "content": message.reply}]
+            self._turn = []
+            self.query_one(TextArea).text = ""
+            turn = (f"turn {len(self.conversation) // 2} · type the next message (Esc Esc: "
+                    "new conversation) · ")
+        self.set_status(f"{turn}{count(message.n)} · {rate:,.0f} tok/s · "
+                        f"{REASONS[message.reason]} · {knobs}")
 
     def on_sample_failed(self, message: SampleFailed) -> None:
         if not self._current(message):

@@ -77,6 +77,9 @@ class SampleJob:
     chat: bool
     knobs: Knobs
     step: bool = False  # one token per permit
+    # chat mode: the earlier turns of the conversation (user, assistant, ...); the new user
+    # message is ``text``. Rendered with engine.chat.render_prompt, as training renders it.
+    history: list[dict] = field(default_factory=list)
     reveal_s: float = 0.35  # step mode: how long the dice roll before the drawn token shows
     cancel: threading.Event = field(default_factory=threading.Event)
     free_run: threading.Event = field(default_factory=threading.Event)  # leave step mode
@@ -100,13 +103,17 @@ class SampleStatus(Message):
 
 
 class SampleStarted(Message):
-    """The model is loaded and the prompt fits: ``context`` is what the model sees."""
+    """The model is loaded and the prompt fits: ``context`` is what the model sees, ``tokens``
+    the same as (id, text) per token (text "" where a character continues in the next one)."""
 
     def __init__(self, gen: int, context: str, n_prompt: int, dropped: int, block_size: int,
-                 meta: dict):
+                 meta: dict, tokens: list[tuple[int, str]] | None = None,
+                 specials: frozenset[int] = frozenset()):
         super().__init__()
         self.gen, self.context, self.n_prompt = gen, context, n_prompt
         self.dropped, self.block_size, self.meta = dropped, block_size, meta
+        self.tokens = tokens or []
+        self.specials = specials  # ids of the tokenizer's special tokens (drawn apart)
 
 
 class SampleTokens(Message):
@@ -126,9 +133,12 @@ class SamplePending(Message):
 
 
 class SampleDone(Message):
-    def __init__(self, gen: int, n: int, elapsed: float, reason: str):
+    """``reply``: the generated text without its stop token (a chat turn's content)."""
+
+    def __init__(self, gen: int, n: int, elapsed: float, reason: str, reply: str = ""):
         super().__init__()
         self.gen, self.n, self.elapsed, self.reason = gen, n, elapsed, reason
+        self.reply = reply
 
 
 class SampleFailed(Message):
@@ -140,18 +150,21 @@ class SampleFailed(Message):
 def run_job(client, job: SampleJob, post: Callable[[Message], object]) -> None:
     """Everything one generation does, in the worker thread; errors become SampleFailed."""
     try:
-        from engine.sampler import fit_prompt, prepare_prompt
+        from engine.sampler import fit_prompt
 
         post(SampleStatus(job.gen, f"loading {job.run}/{job.stage}…"))
         meta = client.load(job.run, job.stage)
         tok = client.tokenizer(job.run)
-        ids, stops = prepare_prompt(tok, job.text, chat=job.chat)
+        ids, stops = prompt_ids(tok, job)
         settings = job.knobs.sample_settings()
         block = int(meta["config"]["block_size"])
         kept, dropped = fit_prompt(ids, block, settings.max_tokens)
-        post(SampleStarted(job.gen, tok.decode(kept), len(ids), dropped, block, meta))
+        post(SampleStarted(job.gen, tok.decode(kept), len(ids), dropped, block, meta,
+                           token_texts(tok, kept), frozenset(tok.specials.values())))
         events = client.stream(job.run, job.stage, kept, settings, stops, job.cancel)
-        n, last_id, elapsed = _drive(job, events, post)
+        n, new_ids, elapsed = _drive(job, events, post)
+        last_id = new_ids[-1] if new_ids else None
+        reply = tok.decode([i for i in new_ids if i not in stops])
     except Exception as e:  # a broken checkpoint or bad input must not take the app down
         post(SampleFailed(job.gen, f"{type(e).__name__}: {e}"))
         return
@@ -163,15 +176,42 @@ def run_job(client, job: SampleJob, post: Callable[[Message], object]) -> None:
         reason = "max"
     else:
         reason = "context"
-    post(SampleDone(job.gen, n, elapsed, reason))
+    post(SampleDone(job.gen, n, elapsed, reason, reply))
 
 
-def _drive(job: SampleJob, events, post) -> tuple[int, int | None, float]:
+def prompt_ids(tok, job: SampleJob) -> tuple[list[int], list[int]]:
+    """(prompt ids, stop ids): a raw document, or the conversation so far plus the new user
+    message in the chat format training uses (engine.chat.render_prompt)."""
+    from engine.chat import has_chat_format, render_prompt
+    from engine.sampler import prepare_prompt
+
+    if not (job.chat and job.history):
+        return prepare_prompt(tok, job.text, chat=job.chat)
+    if has_chat_format(tok) != "deepdive":
+        raise ValueError("this model's tokenizer has no chat tokens: sample it as a raw document")
+    messages = [*job.history, {"role": "user", "content": job.text}]
+    return render_prompt(tok, messages), [tok.special_id("<|assistant_end|>")]
+
+
+def token_texts(tok, ids: list[int]) -> list[tuple[int, str]]:
+    """(id, text) per token, as the stream shows sampled ones: a character split over tokens
+    comes whole with its last token (the ones before it get ""), broken bytes as \\xNN."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="backslashreplace")
+    out = [(i, decoder.decode(tok.token_bytes(i))) for i in ids]
+    tail = decoder.decode(b"", final=True)
+    if tail and out:
+        out[-1] = (out[-1][0], out[-1][1] + tail)
+    return out
+
+
+def _drive(job: SampleJob, events, post) -> tuple[int, list[int], float]:
     """Pull tokens from the sampler, posting them in batches (or one by one in step mode).
-    Returns (tokens, last token id, seconds spent sampling)."""
+    Returns (tokens, their ids, seconds spent sampling)."""
     it = iter(events)
     pending: list = []
-    n, last_id = 0, None
+    n, ids = 0, []
     t0 = last_flush = time.perf_counter()
     waited = 0.0  # time spent waiting for key presses / reveals: not sampling time
     while True:
@@ -183,7 +223,8 @@ def _drive(job: SampleJob, events, post) -> tuple[int, int | None, float]:
         event = next(it, None)
         if event is None:
             break
-        n, last_id = n + 1, event.id
+        n = n + 1
+        ids.append(event.id)
         if job.stepping():
             post(SamplePending(job.gen, event))
             w0 = time.perf_counter()
@@ -199,4 +240,4 @@ def _drive(job: SampleJob, events, post) -> tuple[int, int | None, float]:
     elapsed = time.perf_counter() - t0 - waited
     if pending:
         post(SampleTokens(job.gen, pending, elapsed))
-    return n, last_id, elapsed
+    return n, ids, elapsed

@@ -85,12 +85,23 @@ def label(text: str) -> str:
 
 @dataclass
 class Chip:
-    """One thing in the stream: the prompt (index -1, dim) or a sampled token."""
+    """One thing in the stream: a token of the prompt (index -1, dim) or a sampled token."""
 
     text: str  # as displayed (visible())
     index: int  # token index, -1 for the prompt
     prob: float
     newline: bool  # the token ended a line: the next chip starts a new one
+    kind: str = ""  # prompt tokens: "even" / "odd" (alternate shades), "special"
+
+
+# Prompt tokens: two shades alternate so every token boundary shows; special tokens (the chat
+# format's markers) stand out.
+PROMPT_STYLES = {
+    "even": Style(dim=True, italic=True),
+    "odd": Style(dim=True, italic=True, underline=True),
+    "special": Style(color="#d7afff", bold=True),
+    "": Style(dim=True, italic=True),
+}
 
 
 class TokenView(ScrollView, can_focus=True):
@@ -128,14 +139,29 @@ class TokenView(ScrollView, can_focus=True):
 
     # --------------------------------------------------------------- content
 
-    def clear(self, prompt: str = "") -> None:
+    def clear(self, prompt: str = "", tokens: list[tuple[int, str]] | None = None,
+              specials: frozenset[int] = frozenset()) -> None:
+        """Empty the stream; lead it with the prompt: as one piece of text, or (``tokens``:
+        (id, text) each) as the token sequence the model sees, one chip per token (``prompt``
+        then goes first, e.g. "…" for a cut-off beginning)."""
         self.chips.clear()
         self.n_tokens = 0
         self.pending = False
         self.selected = None
         if prompt:
             self.chips.append(Chip(visible(prompt), -1, 1.0, False))
+        for n, (i, text) in enumerate(tokens or ()):
+            special = i in specials
+            kind = "special" if special else ("odd" if n % 2 else "even")
+            # a turn's end marker ends its line: the conversation reads turn by turn
+            newline = text.endswith("\n") or (special and text.endswith("_end|>"))
+            self.chips.append(Chip(visible(text) if text else HELD, -1, 1.0, newline, kind))
         self._relayout()
+
+    @property
+    def prompt_text(self) -> str:
+        """The prompt as shown (its chips' texts joined)."""
+        return "".join(c.text for c in self.chips if c.index < 0)
 
     def add_tokens(self, items: list[tuple[str, float]]) -> None:
         """Append sampled tokens: (text, probability) each."""
@@ -174,10 +200,12 @@ class TokenView(ScrollView, can_focus=True):
 
     def _place(self, i: int) -> None:
         """Lay chip i after the last one: a token that does not fit moves whole to the next
-        line (unless it is wider than a line: then it is cut), the prompt wraps by character."""
+        line (unless it is wider than a line: then it is cut), a prompt given as one piece of
+        text wraps by character."""
         chip, width = self.chips[i], self._layout_width or self._width()
         text = chip.text
-        if chip.index >= 0 and 0 < self._line_width and self._line_width + cell_len(text) > width:
+        whole = chip.index >= 0 or chip.kind  # a token (sampled or of the prompt) moves whole
+        if whole and 0 < self._line_width and self._line_width + cell_len(text) > width:
             self._new_line()
         piece = ""
         for ch in text:
@@ -228,7 +256,7 @@ class TokenView(ScrollView, can_focus=True):
     def _chip_style(self, i: int) -> Style:
         chip = self.chips[i]
         if chip.index < 0:
-            return Style(dim=True, italic=True)
+            return PROMPT_STYLES[chip.kind]
         style = band_style(chip.prob)
         if chip.index == self.selected:
             style += Style(reverse=True, bold=True, underline=True)
@@ -292,15 +320,16 @@ class DistributionView(Static):
     """The distribution one token was drawn from: top-k bars, the drawn token marked."""
 
     DEFAULT_CSS = """
-    DistributionView { width: 34; height: 1fr; padding: 0 1; border-left: vkey $primary 50%; }
+    DistributionView { width: 36; height: 1fr; padding: 0 1; border-left: vkey $primary 50%; }
     """
-    BAR = 8
-    LABEL = 10
+    BAR = 6
+    LABEL = 9
 
     def __init__(self, **kwargs):
         super().__init__("", **kwargs)
         # what is shown, for tests and screen readers: (id, text, prob, chosen)
         self.rows: list[tuple[int, str, float, bool]] = []
+        self.raw: dict[int, float] = {}  # id -> the model's own (T=1) probability, as shown
         self.show_hint()
 
     def show_hint(self, extra: str = "") -> None:
@@ -323,21 +352,32 @@ class DistributionView(Static):
         if drawn and all(i != event.id for i, _, _ in top):
             rows.append((event.id, event.text, event.prob, True))  # drawn from the tail
         self.rows = rows
+        self.raw = dict(getattr(event, "raw", None) or {})
+        raw = self.raw
         text = Text()
         text.append(title + "\n", style="bold")
         if drawn:
             text.append("drawn: ", style="dim")
             text.append(label(event.text), style=band_style(event.prob))
-            text.append(f"  p={event.prob:.1%}\n", style="dim")
+            text.append(f"  p={event.prob:.1%}", style="dim")
+            if event.id in raw:
+                text.append(f" (T=1 {raw[event.id]:.1%})", style="dim")
+            text.append("\n")
         else:
             text.append("rolling the dice…\n", style="italic")
-        for _, t, p, chosen in rows:
+        if raw:  # column heads: what was drawn from, and the model's own odds before the knobs
+            text.append(f"{'':<{self.LABEL}} {'':{self.BAR}} {'drawn':>6} {'T=1':>6}\n",
+                        style="dim")
+        for i, t, p, chosen in rows:
             bar = bar_of(p, self.BAR)
-            marker = " ◀" if chosen else ""
+            marker = "◀" if chosen else ""
             name = label(t)[: self.LABEL]
             text.append(f"{name:<{self.LABEL}} ", style="bold" if chosen else "")
             text.append(bar, style=Style(color=band_colour(p)))
-            text.append(f" {p:6.1%}{marker}\n", style="bold" if chosen else "")
+            text.append(f" {p:6.1%}", style="bold" if chosen else "")
+            if i in raw:
+                text.append(f" {raw[i]:6.1%}", style="dim")
+            text.append(f"{marker}\n", style="bold" if chosen else "")
         rest = 1.0 - sum(p for _, _, p in top)  # mass of every token not listed
         if rest > 0.0005:
             text.append(f"{'(others)':<{self.LABEL}} {'':{self.BAR}} {rest:6.1%}\n", style="dim")

@@ -22,13 +22,16 @@ from textual.timer import Timer
 from textual.widgets import Input, Label, Select, Static, TextArea
 
 from tui.widgets.chips import Chip, group_chips, layout_chips
+from tui.widgets.picker import Picker
 from tui.widgets.token_view import TokenView
 
 HELP = """\
 A terminal tiktokenizer. Type or paste text; every token is a coloured chip (whitespace shown as
 ⋅ → ↵). Tokens that are only part of a character (Korean, emoji) are grouped into one chip with
 all their ids. Chat mode renders a conversation in the chat format with its special tokens.
-Tab into the chips and use the arrows (or click) to see a token's ids, bytes and rank.
+Tab into the chips and use the arrows (or click) to see a token's ids, bytes and rank; ctrl+c
+copies the selected chip's ids (all ids when none is selected). The palette (ctrl+p) exports the
+tokens as JSON into the export folder.
 """
 
 # (name, text): the lecture's examples. Each one shows a way tokens differ from characters.
@@ -71,9 +74,10 @@ def encoding_choices() -> list[tuple[str, str]]:
     """(label, value) for the picker: every reference encoding, then each run's tokenizer."""
     from engine.runs import list_runs
     from engine.tokenizer import reference_encodings
+    from tui.runpick import run_label
 
     choices = [(name, name) for name in reference_encodings()]
-    choices += [(f"run: {r.name}", r.name) for r in list_runs() if r.has_tokenizer]
+    choices += [(f"run: {run_label(r)}", r.name) for r in list_runs() if r.has_tokenizer]
     return choices
 
 
@@ -195,7 +199,7 @@ class TokenColumn(Vertical):
         self._serial = 0
 
     def compose(self) -> ComposeResult:
-        yield Select([(self.encoding, self.encoding)], value=self.encoding, allow_blank=False,
+        yield Picker([(self.encoding, self.encoding)], value=self.encoding, allow_blank=False,
                      compact=True, id=f"{self.id}-picker")
         yield Static("", classes="tok-counts")
         yield TokenView(id=f"{self.id}-view")
@@ -334,12 +338,22 @@ class ChatForm(Vertical):
 
 
 class TokensPane(Vertical):
+    # Keys follow the app-wide table (tui/help.py KEY_TABLE): one key, one verb in every pane.
     BINDINGS = [
         Binding("ctrl+n,f7", "next_example", "Example", priority=True),
-        Binding("ctrl+r,f8", "toggle_chat", "Chat", priority=True),
+        Binding("ctrl+t,f8", "toggle_chat", "Chat", priority=True),
         Binding("ctrl+o,f9", "toggle_compare", "Side by side", priority=True),
         Binding("ctrl+l", "toggle_ids", "Ids", priority=True),
-        Binding("ctrl+g", "pick_encoding", "Encoding", priority=True),
+        Binding("ctrl+f", "pick_encoding", "Encoding", priority=True),
+        # not priority: in the text box ctrl+c copies the text selected there
+        Binding("ctrl+c", "copy_ids", "Copy ids"),
+    ]
+    # palette commands without a key: (title, help, action)
+    PALETTE = [
+        ("Copy token ids", "The selected chip's ids (all when none is selected) to the "
+         "clipboard (ctrl+c)", "copy_ids"),
+        ("Export tokens (JSON)", "Text, encoding, ids and chips into the export folder",
+         "export"),
     ]
     DEFAULT_CSS = """
     TokensPane { height: 1fr; }
@@ -363,7 +377,7 @@ class TokensPane(Vertical):
 
     def compose(self) -> ComposeResult:
         text = TextArea(EXAMPLES[0][1], id="tok-text", soft_wrap=True)
-        text.border_title = "text · ^n examples · ^r chat"
+        text.border_title = "text · ^n examples · ^t chat · ^f encoding"
         yield text
         # The chat form and the second column are built when first asked for: fewer widgets
         # before the first frame (a chat form costs about as much to build as the rest).
@@ -465,3 +479,57 @@ class TokensPane(Vertical):
         picker = self.query_one("#tok-a-picker", Select)
         picker.focus()
         picker.expanded = True
+
+    @on(Picker.Closed)
+    def _picker_closed(self, event: Picker.Closed) -> None:
+        """After choosing an encoding, typing goes to the text again (not to the list)."""
+        event.stop()
+        if self.app.focused is event.picker:
+            self.focus_source()
+
+    def focus_source(self) -> None:
+        self.query_one("#chat-user" if self.chat else "#tok-text").focus()
+
+    # --- copy and export ------------------------------------------------------------------
+
+    def _shown_column(self) -> TokenColumn:
+        """The column the user is in (the focused one), else the first."""
+        focused = self.app.focused
+        for column in self.query(TokenColumn):
+            if focused is not None and column in focused.ancestors_with_self:
+                return column
+        return self.query_one("#tok-a", TokenColumn)
+
+    def action_copy_ids(self) -> None:
+        column = self._shown_column()
+        if column.analysis is None:
+            self.notify("nothing to copy yet", severity="warning")
+            return
+        chip = column.view.selected_chip
+        ids = list(chip.ids) if chip is not None else column.analysis.ids
+        self.app.copy_to_clipboard(" ".join(map(str, ids)))
+        what = f"the ids of {chip.text!r}" if chip is not None else "all ids"
+        self.notify(f"copied {what}: {len(ids)} id{'s' if len(ids) != 1 else ''} "
+                    f"({column.encoding})", timeout=3)
+
+    def action_export(self) -> None:
+        import json
+
+        from tui.exports import stamped, write_export
+
+        column = self._shown_column()
+        if column.analysis is None:
+            self.notify("nothing to export yet", severity="warning")
+            return
+        a = column.analysis
+        data = {"encoding": column.encoding, "source": self.source, "chat": a.chat,
+                "ids": a.ids, "n_chars": a.n_chars, "n_bytes": a.n_bytes,
+                "chips": [{"text": c.text, "ids": list(c.ids), "special": c.special}
+                          for c in a.chips]}
+        try:
+            path = write_export(stamped(f"tokens-{column.encoding}", ".json"),
+                                json.dumps(data, ensure_ascii=False, indent=1))
+        except OSError as e:
+            self.notify(f"could not export: {e}", severity="error")
+            return
+        self.notify(f"tokens exported to {path}", title="Export")

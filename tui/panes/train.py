@@ -18,18 +18,21 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import Button, Input, Select, Static
+from textual.widgets import Button, Input, Label, Select, Static
 
 from engine.run_state import RunState, RunWatch, StageState, fmt_num
 from engine.runs import checkpoints_root, is_run_active, list_runs
 from tui.panes import train_proc
 from tui.panes.train_plot import BraillePlot, Curve
+from tui.runpick import open_run, run_label
+from tui.widgets.confirm import Confirm
 
 POLL_S = 0.25  # how often the events file is looked at (a stat; reads only when it grew)
 DRAW_MIN_S = 0.5  # a training run redraws at most twice a second, however fast it logs
 PRESETS = ("tiny", "micro", "small")
 STAGE_TITLES = {"sft": "SFT", "rl": "RL"}
-# Curves per stage: (plot title, [(series, label, colour)]); other stages show what they have.
+# Curves per stage: (y axis: what is plotted, [(series, label, colour)]); other stages show
+# what they have. The x axis is always the stage's step.
 PLOTS = {
     "pretrain": [("loss", [("loss", "train", "cyan"), ("val_loss", "val", "magenta")])],
     "sft": [("loss", [("loss", "train", "cyan"), ("val_loss", "val", "magenta")])],
@@ -37,9 +40,66 @@ PLOTS = {
     "rl": [
         ("reward", [("reward", "reward", "green"), ("pass1", "pass@1", "yellow"),
                     ("heldout_pass1", "held-out", "magenta")]),
-        ("response length", [("resp_len", "mean tokens", "cyan")]),
+        ("tokens/reply", [("resp_len", "mean", "cyan")]),
     ],
 }
+CKPT_DIRS = {"pretrain": "base", "sft": "sft", "rl": "rl", "control": "sft_control"}
+ASSUMED_FLOPS = 10e9  # rough sustained fp32 FLOP/s of a small model on a laptop CPU
+
+
+def training_s(state: RunState, now: float | None = None) -> float | None:
+    """Time spent training, summed over stages (each stage's own clock, resumes included),
+    not the wall clock since the run began: a run resumed a day later trained for minutes."""
+    total, seen = 0.0, False
+    for st in state.ordered_stages():
+        spent = _num(st.summary.get("elapsed_s")) if st.status == "done" else None
+        if spent is None and st.name == state.current and state.stage_elapsed_s is not None:
+            spent = state.stage_elapsed_s  # the stage's clock at its latest step
+            if st.status == "running" and state.alive and st.t_last:
+                spent += max(0.0, (now or time.time()) - st.t_last)
+        if spent is None and st.t_start is not None and st.t_last is not None:
+            spent = max(0.0, st.t_last - st.t_start)
+        if spent is not None:
+            total, seen = total + spent, True
+    return total if seen else None
+
+
+def _num(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else None
+
+
+def estimate_run_s(preset_name: str, root: Path | None = None) -> tuple[float, str]:
+    """(seconds, how) for training a whole run of a preset: from the seconds per step of a run
+    of that preset finished here when there is one, else from FLOPs at an assumed CPU speed.
+    Either way an estimate: the note says which."""
+    import json
+
+    from engine.train.presets import get_preset
+
+    p = get_preset(preset_name)
+    steps = {"pretrain": p.pretrain.steps, "sft": p.sft.steps, "rl": p.rl.steps}
+    for run in list_runs(root or checkpoints_root()):
+        try:
+            if json.loads((run.path / "run.json").read_text()).get("preset") != preset_name:
+                continue
+            metas = {stage: json.loads((run.path / d / "meta.json").read_text())
+                     for stage, d in CKPT_DIRS.items() if (run.path / d / "meta.json").is_file()}
+        except (OSError, ValueError):
+            continue
+        if all(metas.get(s, {}).get("done") for s in steps):
+            total = sum(steps[s] * metas[s]["elapsed_s"] / max(metas[s]["step"], 1)
+                        for s in steps)
+            total += float(metas.get("control", {}).get("elapsed_s", 0))
+            return total, f"an estimate from run {run.name}'s seconds per step here"
+    m = p.model
+    params = 12 * m["n_layer"] * m["n_embd"] ** 2 + p.vocab_size * m["n_embd"]
+    tokens = (p.pretrain.steps * p.pretrain.batch_size * p.pretrain.seq_len
+              + p.sft.steps * p.sft.batch_size * p.sft.seq_len // 2
+              + 2 * p.rl.steps * p.rl.batch_size * p.rl.group * p.rl.max_tokens)  # 2: control
+    return (6 * params * tokens / ASSUMED_FLOPS,
+            f"a rough estimate: 6 × {params / 1e6:.1f}M parameters × tokens at "
+            f"~{ASSUMED_FLOPS / 1e9:.0f} GFLOP/s (a laptop CPU)")
 COLORS = ("cyan", "magenta", "green", "yellow", "blue", "red")
 
 
@@ -115,8 +175,9 @@ class TrainPane(Vertical):
     TrainPane { padding: 0 1; }
     TrainPane #train-controls { height: 1; margin-bottom: 1; }
     TrainPane #train-controls Select { width: 1fr; min-width: 14; }
-    TrainPane #train-controls #train-preset { width: 12; min-width: 10; }
-    TrainPane #train-controls Input { width: 8; }
+    TrainPane #train-controls #train-preset { width: 10; min-width: 10; }
+    TrainPane #train-controls Input { width: 6; }
+    TrainPane #train-controls Label { padding: 0 1; color: $text-muted; }
     TrainPane #train-controls Button { min-width: 8; margin-left: 1; }
     TrainPane #train-status { height: 1; }
     TrainPane #train-track { height: 2; margin-bottom: 1; }
@@ -155,8 +216,10 @@ class TrainPane(Vertical):
         with Horizontal(id="train-controls"):
             yield Select([], prompt="attach to a run", id="train-run", compact=True,
                          type_to_search=False)
+            yield Label("preset")
             yield Select([(p, p) for p in PRESETS], value="tiny", allow_blank=False,
                          id="train-preset", compact=True, type_to_search=False)
+            yield Label("seed")
             yield Input("0", placeholder="seed", type="integer", id="train-seed", compact=True)
             yield Button("New", id="train-new", compact=True)
             yield Button("Stop", id="train-stop", compact=True)
@@ -172,9 +235,10 @@ class TrainPane(Vertical):
 
     def on_mount(self) -> None:
         self._refresh_runs(force=True)
-        wanted = getattr(self.app, "run_name", None)
-        if wanted and self._has_option(wanted):
-            self.query_one("#train-run", Select).value = wanted
+        # open on the app's run (else a finished one), its history read at once
+        run = open_run(list_runs(), getattr(self.app, "run_name", None))
+        if run is not None and self._has_option(run.name):
+            self.query_one("#train-run", Select).value = run.name
         self._draw()
         self.set_interval(POLL_S, self._tick)
 
@@ -245,7 +309,7 @@ class TrainPane(Vertical):
         self._runs_mtime = mtime
         select = self.query_one("#train-run", Select)
         current = select.value
-        options = [(f"{r.name} ●" if r.active else r.name, r.name) for r in list_runs(root)]
+        options = [(run_label(r), r.name) for r in list_runs(root)]
         if self.child_dir is not None and self.child_dir.parent == root:
             if all(v != self.child_dir.name for _, v in options):  # started, no events yet
                 options.append((self.child_dir.name, self.child_dir.name))
@@ -347,7 +411,7 @@ class TrainPane(Vertical):
             f"{st.name if st else 'step'} {step}",
             f"{fmt_rate(state.tok_s)} tok/s",
             f"MFU {fmt_mfu(state.mfu)}",
-            f"elapsed {fmt_duration(state.run_elapsed_s())}",
+            f"trained {fmt_duration(training_s(state))}",
             f"ETA {fmt_duration(st.eta_s() if st else None)}",
             f"mem {mem}",
         ]
@@ -393,7 +457,7 @@ class TrainPane(Vertical):
                 if series is not None:
                     xs, ys = series.points()
                     curves.append(Curve(label, xs, ys, color))
-            plot.set_curves(f"{title} {name}".strip(), curves)
+            plot.set_curves(title, curves, y_label=name or "value", x_label="step")
 
     def _draw_samples(self, state: RunState) -> None:
         text = Text()
@@ -423,10 +487,25 @@ class TrainPane(Vertical):
                         severity="warning")
             return
         root = checkpoints_root()
-        name = f"{preset}-s{seed}-{time.strftime('%H%M%S')}"
-        while (root / name).exists():
-            name += "x"
-        self._start(root / name, ["--preset", preset, "--run", name, "--seed", str(seed)])
+        try:
+            seconds, how = estimate_run_s(preset, root)
+        except ValueError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        question = (f"Train a new run of the {preset} preset (seed {seed})?\n\n"
+                    f"About {fmt_duration(seconds)} of training: {how}. It runs in its own "
+                    "process; s asks it to save and stop.")
+
+        def answer(yes: bool | None) -> None:
+            if not yes:
+                self.notify("no run started", timeout=2)
+                return
+            name = f"{preset}-s{seed}-{time.strftime('%H%M%S')}"
+            while (root / name).exists():
+                name += "x"
+            self._start(root / name, ["--preset", preset, "--run", name, "--seed", str(seed)])
+
+        self.app.push_screen(Confirm(question, yes="Start training", title="New run"), answer)
 
     @on(Button.Pressed, "#train-resume")
     def action_resume(self) -> None:
@@ -462,11 +541,26 @@ class TrainPane(Vertical):
         if run_dir is None:
             self.notify("no run selected", severity="warning")
             return
-        pid = self.child.pid if self._child_alive(run_dir) else train_proc.trainer_pid(run_dir)
+        mine = self._child_alive(run_dir)
+        pid = self.child.pid if mine else train_proc.trainer_pid(run_dir)
         if pid is None:
             self.notify(f"no trainer is running {run_dir.name}", severity="warning")
             return
         hard = self.stop_requests >= 1
+        if mine and not hard:
+            self._signal(pid, hard)  # ours, and it saves first: no need to ask
+            return
+        if hard:
+            question = (f"Force trainer {pid} ({run_dir.name}) to end now? It was already asked "
+                        "to stop; ended now it may lose the steps since its last checkpoint.")
+        else:
+            question = (f"Trainer {pid} for {run_dir.name} was started elsewhere (another "
+                        "terminal, tmux, torchrun). Ask it to save a checkpoint and stop?")
+        self.app.push_screen(
+            Confirm(question, yes="Force it" if hard else "Stop it", title="Stop training"),
+            lambda yes: self._signal(pid, hard) if yes else None)
+
+    def _signal(self, pid: int, hard: bool) -> None:
         try:
             train_proc.ask_to_stop(pid, hard=hard)
         except OSError as exc:

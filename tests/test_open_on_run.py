@@ -1,0 +1,101 @@
+"""Every pane opens on the app's current run (``tiny`` by default, or ``DeepdiveApp(run=)``),
+not on the alphabetically first folder (Pilot, 80×24). The runs root holds the committed tiny
+run (linked) and ``aaa``: it sorts first, has only a base model and is still training."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from textual.widgets import Select, TabbedContent
+
+from engine.runs import RunLock
+from tui.app import DeepdiveApp
+
+pytestmark = pytest.mark.anyio
+SIZE = (80, 24)
+TINY = Path(__file__).resolve().parent.parent / "checkpoints" / "tiny"
+
+
+@pytest.fixture
+def runs(root: Path):
+    (root / "tiny").symlink_to(TINY, target_is_directory=True)
+    aaa = root / "aaa"
+    aaa.mkdir()
+    (aaa / "run.json").write_text(json.dumps({"preset": "tiny", "seed": 5}))
+    (aaa / "base").symlink_to(TINY / "base", target_is_directory=True)
+    (aaa / "tokenizer.json").symlink_to(TINY / "tokenizer.json")
+    (aaa / "events.jsonl").write_text(json.dumps(
+        {"t": 1.0, "type": "run_start", "preset": "tiny", "seed": 5, "stages": ["pretrain"]})
+        + "\n")
+    with RunLock(aaa):  # a trainer holds it: still training
+        yield root
+
+
+def screen_text(app) -> str:
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), record=True,
+                      force_terminal=True, color_system=None, legacy_windows=False)
+    console.print(app.screen._compositor.render_update(full=True))
+    return console.export_text()
+
+
+async def until(pilot, condition, what: str, timeout: float = 15.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out waiting for {what}\n{screen_text(pilot.app)}")
+
+
+async def test_every_pane_opens_on_tiny_not_the_first_run(runs):
+    app = DeepdiveApp(start_tab="sample")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        assert app.run_name == "tiny"
+        sample = app.query_one("#sample-pane")
+        await until(pilot, lambda: sample.selected_model() is not None, "Sample's model")
+        assert sample.selected_model() == ("tiny", "sft")  # the chat model of the app's run
+        labels = {v: str(p) for p, v in app.query_one("#sample-model", Select)._options}
+        assert labels[("aaa", "base")] == "aaa (training) · base"
+        assert labels[("tiny", "sft")] == "tiny · sft"
+        assert "tiny · sft" in screen_text(app)
+        assert not any("no run named" in n.message for n in app._notifications)
+
+        await pilot.press("f4")
+        await until(pilot, lambda: app.query("#train-pane"), "the Train pane")
+        train = app.query_one("#train-pane")
+        await until(pilot, lambda: train.watch is not None, "Train to read tiny's history")
+        assert app.query_one("#train-run", Select).value == "tiny"
+        await until(pilot, lambda: "finished" in screen_text(app), "tiny's finished track")
+        text = screen_text(app)
+        assert "tiny" in text and "Pick a run" not in text
+        # training time: the stages summed (~22 min), not the 3.5 h of wall clock
+        assert "trained 22:" in text and "3:29:" not in text
+
+        await pilot.press("f2")
+        await until(pilot, lambda: app.query_one(TabbedContent).active == "tokens", "Tokens")
+        tokens = app.query_one("#tokens-pane")
+        assert tokens._second_default() == "tiny"  # side by side opens on the run's tokenizer
+
+
+async def test_a_named_run_wins_and_without_tiny_a_finished_run_is_chosen(root):
+    (root / "zed").symlink_to(TINY, target_is_directory=True)
+    aaa = root / "aaa"
+    aaa.mkdir()
+    (aaa / "base").symlink_to(TINY / "base", target_is_directory=True)
+    (aaa / "tokenizer.json").symlink_to(TINY / "tokenizer.json")
+    with RunLock(aaa):
+        app = DeepdiveApp(start_tab="sample")  # no tiny here: not the training one either
+        async with app.run_test(size=SIZE) as pilot:
+            assert app.run_name is None
+            sample = app.query_one("#sample-pane")
+            await until(pilot, lambda: sample.selected_model() is not None, "a model")
+            assert sample.selected_model() == ("zed", "sft")
+        app = DeepdiveApp(start_tab="sample", run="aaa")
+        async with app.run_test(size=SIZE) as pilot:
+            sample = app.query_one("#sample-pane")
+            await until(pilot, lambda: sample.selected_model() is not None, "a model")
+            assert sample.selected_model() == ("aaa", "base")  # the best aaa has

@@ -1,0 +1,42 @@
+"""Which run and stage a pane opens on: the app's current run (``DeepdiveApp(run=...)``,
+``tiny`` by default), never simply the alphabetically first folder.
+
+No textual, no torch: plain functions over ``engine.runs.RunInfo``.
+"""
+
+from __future__ import annotations
+
+from engine.runs import RunInfo
+
+DEFAULT_RUN = "tiny"
+# The stage Sample opens on: the chat model people came to talk to, else the best there is.
+STAGE_PREFERENCE = ("sft", "rl", "base")
+
+
+def default_run() -> str | None:
+    """The app's run when none is named: ``tiny`` when the runs root has it (one stat), else
+    None (each pane then falls back to ``open_run``'s choice)."""
+    from engine.runs import checkpoints_root
+
+    return DEFAULT_RUN if (checkpoints_root() / DEFAULT_RUN).is_dir() else None
+
+
+def open_run(runs: list[RunInfo], wanted: str | None) -> RunInfo | None:
+    """The wanted run if it is there; else a finished run (not training now) with the most
+    stages; else any run. None when there are no runs."""
+    for r in runs:
+        if r.name == wanted:
+            return r
+    if not runs:
+        return None
+    return min(runs, key=lambda r: (r.active, -len(r.stages), r.name))
+
+
+def open_stage(run: RunInfo) -> str | None:
+    """The stage Sample opens on: SFT, else RL, else base (None: no model yet)."""
+    return next((s for s in STAGE_PREFERENCE if s in run.stages), None)
+
+
+def run_label(run: RunInfo) -> str:
+    """A run's name as pickers show it: a run still training says so."""
+    return f"{run.name} (training)" if run.active else run.name
