@@ -152,6 +152,12 @@ def _eval_stage(stage: str, model, tok, world: W.World, problems: dict[str, list
     if stage == "base":
         pairs = T.fact_completions(world, split, len(problems["fact_heldout"]), seed)
         rows["complete_heldout"] = _completions(model, tok, pairs, seed)
+        # Which asked facts the base model knows (completes its sentence): a refusal of one of
+        # those is a false refusal; a refusal of one it never learnt is honest.
+        statements = {f"{f.subject}:{f.kind}": f.statement for f in W.facts(world)}
+        asked = problems["fact_known"] + problems["fact_heldout"]
+        rows["base_knows"] = _completions(model, tok, [(statements[p.key], p.answer)
+                                                      for p in asked], seed)
     else:
         # Tokens to think: the same arithmetic, but the answer must come first.
         rows["answer_first"] = _chat_answers(model, tok, problems["arith"], 12, temperature,
@@ -270,10 +276,16 @@ def build_report(run: str, seed: int, results: dict[str, dict[str, list[dict]]],
             facts = results[stage]["fact_known"] + results[stage]["fact_heldout"]
             m[f"refusal_known_{tag}"] = _share([{"correct": is_refusal(r["answer"])}
                                                 for r in facts])
+            knows = results.get("base", {}).get("base_knows")
+            if knows is not None and len(knows) == len(facts):
+                m[f"false_refusal_{tag}"] = _share([{"correct": is_refusal(r["answer"])}
+                                                    for r, k in zip(facts, knows, strict=True)
+                                                    if k["correct"]])
             tmpl = m[f"template_{tag}"]
             m[f"paraphrase_ratio_{tag}"] = (round(m[f"paraphrase_{tag}"] / tmpl, 4)
                                             if tmpl else None)
     m["knowledge_complete_base"] = get("base", "complete_heldout")
+    m["base_knows_asked_facts"] = get("base", "base_knows")
     m["arith_labelers"] = round(labelers, 4)
     m["passk_k"] = PASSK_K
     m["passk_samples"] = PASSK_SAMPLES
@@ -368,15 +380,16 @@ def claims(m: dict, curve: list[dict]) -> list[dict]:
                value=g("format_sft"), base=g("format_base")),
         _claim("hallucination",
                _both(_at_least(g("refusal_unknown_sft"), 0.8),
-                     _at_least(0.1, g("refusal_known_sft"))),
+                     _at_least(0.1, g("false_refusal_sft", g("refusal_known_sft")))),
                "The chat model says \"I don't know\" about people it never read of",
                "The chat model still invents answers (or refuses what it knows)",
                f"About people who exist nowhere, SFT says \"I don't know\" (and invents nothing) "
-               f"{_pct(g('refusal_unknown_sft'))} of the time; it refuses "
-               f"{_pct(g('refusal_known_sft'))} of questions about entities it does know (the "
-               f"same refusal matcher for both).{probe}",
+               f"{_pct(g('refusal_unknown_sft'))} of the time. Of questions about entities of the "
+               f"world it refuses {_pct(g('refusal_known_sft'))}, and "
+               f"{_pct(g('false_refusal_sft'))} of those whose fact the base model completes "
+               f"(false refusals; the same refusal matcher throughout).{probe}",
                value=g("refusal_unknown_sft"), rl=g("refusal_unknown_rl"),
-               false_refusal=g("refusal_known_sft")),
+               refusal_known=g("refusal_known_sft"), false_refusal=g("false_refusal_sft")),
         _claim("paraphrase", _at_least(g("paraphrase_ratio_sft"), 0.8),
                "The chat model understands new wordings",
                "The chat model is bound to the wordings it was trained on",
