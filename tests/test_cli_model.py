@@ -103,13 +103,64 @@ def test_sample_chat_mode_uses_the_template(fake_run):
     assert json.loads(result.stdout.splitlines()[-1])["prompt_tokens"] == 7
 
 
-def test_sample_errors_exit_2(root):
+def test_sample_errors_exit_2(root, fake_run):
     result = runner.invoke(app, ["sample", "--run", "nope", "hi"])
     assert result.exit_code == 2 and "nope" in result.stderr and "no such run" in result.stderr
-    result = runner.invoke(app, ["sample", "--run", "nope", "--stage", "dpo", "hi"])
+    result = runner.invoke(app, ["sample", "--run", "r1", "--stage", "dpo", "hi"])
+    assert result.exit_code == 2 and "--stage" in result.stderr and "base" in result.stderr
+    result = runner.invoke(app, ["sample", "--run", "r1", "--stage", "../r1/base", "hi"])
     assert result.exit_code == 2 and "--stage" in result.stderr
-    result = runner.invoke(app, ["sample", "--run", "nope", "--top-p", "0", "hi"])
-    assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("args, option", [
+    (["--temperature", "-1"], "--temperature"),
+    (["-t", "nan"], "--temperature"),
+    (["--top-k", "-3"], "--top-k"),
+    (["--top-p", "0"], "--top-p"),
+    (["--top-p", "1.5"], "--top-p"),
+    (["--max-tokens", "0"], "--max-tokens"),
+    (["--seed", "-1"], "--seed"),
+    (["--seed", str(2**64)], "--seed"),
+])
+def test_each_bad_sampling_setting_is_named(root, fake_run, args, option):
+    result = runner.invoke(app, ["sample", "--run", "r1", *args, "hi"])
+    assert result.exit_code == 2, result.output
+    assert option in result.output
+    others = {"--temperature", "--top-k", "--top-p", "--max-tokens", "--seed"} - {option}
+    assert not [o for o in others if o in result.output], result.output  # only the bad one
+
+
+def test_sample_any_stage_the_run_has(root, fake_run):
+    save_checkpoint(root / "r1" / "sft_control", tiny(), {"step": 5, "metrics": {}})
+    result = runner.invoke(app, ["sample", "--run", "r1", "--stage", "sft_control", "-n", "3",
+                                 "--json", "hi"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.splitlines()[-1])["stage"] == "sft_control"
+    result = runner.invoke(app, ["sample", "--run", "r1", "--stage", "rl", "hi"])
+    assert result.exit_code == 2 and "base, sft_control" in result.stderr
+
+
+def test_ctrl_c_ends_the_line_and_sums_up(fake_run, monkeypatch):
+    import engine.sampler
+
+    real = engine.sampler.stream
+
+    def interrupted(*args, **kwargs):  # three tokens, then the user presses Ctrl+C
+        for k, event in enumerate(real(*args, **kwargs)):
+            if k == 3:
+                raise KeyboardInterrupt
+            yield event
+
+    monkeypatch.setattr(engine.sampler, "stream", interrupted)
+    result = runner.invoke(app, ["sample", "--run", "r1", "-n", "50", "hi"])
+    assert result.exit_code == 130
+    assert result.stdout.endswith("\n")  # the shell's prompt starts on a line of its own
+    assert "Traceback" not in result.output and "Aborted" not in result.output
+    (summary,) = [x for x in result.stderr.splitlines() if x.strip()]
+    assert "3 tokens" in summary and "tok/s" in summary and "interrupted" in summary
+    as_json = runner.invoke(app, ["sample", "--run", "r1", "-n", "50", "--json", "hi"])
+    last = json.loads(as_json.stdout.splitlines()[-1])
+    assert last["summary"] and last["tokens"] == 3 and last["stop"] == "interrupted"
 
 
 def test_sample_missing_stage_exit_2(fake_run, root, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -88,11 +89,40 @@ def test_run_option_and_our_chat_format(trained, monkeypatch):
     assert out["encoding"] == "run:mine" and "".join(out["tokens"]) == "The cat"
     out = tokenize_json("The cat <|user_end|>", "--run", "mine", "--chat")
     assert out["tokens"][:2] == ["<|bos|>", "<|user_start|>"]
-    assert out["tokens"][-1] == "<|user_end|>"
+    assert out["tokens"][-2:] == ["<|user_end|>", "<|assistant_start|>"]  # ready for the reply
     assert out["tokens"].count("<|user_end|>") == 1
     # the same file by path, without --run
     by_path = tokenize_json("The cat", "--encoding", str(root / "mine" / "tokenizer.json"))
     assert by_path["ids"] == tokenize_json("The cat", "--run", "mine")["ids"]
+
+
+def test_chat_from_stdin_leaves_the_trailing_newline_out_of_the_turn(trained, monkeypatch):
+    root, _ = trained
+    monkeypatch.setenv("DEEPDIVE_CHECKPOINTS", str(root))
+    piped = tokenize_json("-", "--run", "mine", "--chat", input="The cat\n")
+    typed = tokenize_json("The cat", "--run", "mine", "--chat")
+    assert piped["ids"] == typed["ids"]
+    assert piped["tokens"][-2:] == ["<|user_end|>", "<|assistant_start|>"]
+    reference = tokenize_json("-", "--chat", input="hi\r\n")
+    assert "".join(reference["tokens"]) == ("<|im_start|>user<|im_sep|>hi<|im_end|>"
+                                            "<|im_start|>assistant<|im_sep|>")
+    # without --chat the text is tokenized as given, newline and all
+    assert tokenize_json("-", input="hi\n")["tokens"] == ["hi", "\n"]
+
+
+def test_without_colour_token_boundaries_show_as_bars():
+    piped = runner.invoke(app, ["tokenize", "strawberry"])  # not a terminal: no colour
+    assert piped.exit_code == 0
+    assert piped.stdout.splitlines()[0] == "str|aw|berry"
+    no_color = runner.invoke(app, ["tokenize", "strawberry"],
+                             env={"FORCE_COLOR": "1", "NO_COLOR": "1", "TERM": "xterm-256color"})
+    assert "48;" not in no_color.stdout  # no chip backgrounds (bold and dim may stay)
+    assert re.sub(r"\x1b\[[0-9;]*m", "", no_color.stdout).startswith("str|aw|berry\n")
+    coloured = runner.invoke(app, ["tokenize", "strawberry"],
+                             env={"FORCE_COLOR": "1", "NO_COLOR": None, "TERM": "xterm-256color"})
+    assert "\x1b[" in coloured.stdout and "|" not in coloured.stdout.splitlines()[0]
+    # --json is the same with or without colour
+    assert tokenize_json("strawberry")["tokens"] == ["str", "aw", "berry"]
 
 
 def test_plain_output_shows_counts():

@@ -19,17 +19,17 @@ def test_server_binds_to_localhost_by_default_and_runs_the_demo():
     server = build_server(port=8123)
     assert server.host == "127.0.0.1" and server.port == 8123
     assert server.public_url == "http://127.0.0.1:8123"
-    assert server.command.endswith("demo --run tiny")
+    assert server.command.endswith("demo --run tiny --read-only")
     wide = build_server(host="0.0.0.0", port=9000, run="mine", fps=10, no_animation=True)
     assert wide.host == "0.0.0.0"
-    assert wide.command.endswith("demo --run mine --fps 10 --no-animation")
+    assert wide.command.endswith("demo --run mine --fps 10 --no-animation --read-only")
 
 
 def test_serve_prints_the_url_and_honours_host(monkeypatch, tmp_path):
-    from textual_serve.server import Server
+    from tui.serve_guard import GuardedServer
 
     served = []
-    monkeypatch.setattr(Server, "serve", lambda self, *a, **k: served.append(self))
+    monkeypatch.setattr(GuardedServer, "serve", lambda self, *a, **k: served.append(self))
     monkeypatch.setattr("tui.cmd_demo.ensure_run", lambda run: tmp_path)
     result = CliRunner().invoke(cli, ["serve", "--port", "8765"])
     assert result.exit_code == 0, result.output
@@ -113,4 +113,4 @@ def test_demo_first_frame_comes_before_torch_is_imported():
 
 def test_demo_command_quotes_its_arguments():
     cmd = demo_command("my run")
-    assert cmd.endswith("demo --run 'my run'")
+    assert cmd.endswith("demo --run 'my run' --read-only")

@@ -91,9 +91,10 @@ class DeepdiveApp(App):
     ]
 
     def __init__(self, start_tab: str = "tokens", run: str | None = None,
-                 fps: int | None = None, animation: bool = True):
+                 fps: int | None = None, animation: bool = True, read_only: bool = False):
         """`fps` caps screen updates and `animation=False` turns animations off: both for slow
-        SSH links and projectors. NO_COLOR (any value) makes the app monochrome (Textual)."""
+        SSH links and projectors. NO_COLOR (any value) makes the app monochrome (Textual).
+        `read_only` (a served session, see tui/read_only.py): no training, no file written."""
         if fps:
             # The screen's update timer reads this module constant when the first screen starts,
             # so setting it before then is the same as TEXTUAL_FPS set before Textual's import.
@@ -106,6 +107,7 @@ class DeepdiveApp(App):
         # pane picks a finished run, tui/runpick.py); `run_given`: the user named it
         self.run_name = run or default_run()
         self.run_given = run is not None
+        self.read_only = read_only
         self._first_frame_done = False
         self._after_first_frame: list[Callable[[], object]] = []
 
@@ -200,7 +202,10 @@ class DeepdiveApp(App):
     def action_save_screenshot(self) -> None:
         """An SVG of the screen into the export folder (tui/exports.py); the notice says where."""
         from tui.exports import export_dir, stamped
+        from tui.read_only import refused
 
+        if refused(self, "saving screenshots"):
+            return
         try:
             path = self.save_screenshot(stamped("deepdive", ".svg"), path=str(export_dir()))
         except OSError as e:

@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 DEMO_RUN = "tiny"
+MAX_SESSIONS = 4  # served sessions at once (each is a process that may load three models)
 STAGES = ("base", "sft", "rl")
 
 
@@ -61,41 +62,63 @@ def ensure_run(run: str) -> Path:
     return run_dir
 
 
-def make_app(run: str, fps: int | None = None, no_animation: bool = False):
-    """The app, opened on the Compare pane of `run`, with the slow-link options."""
-    import inspect
+def make_app(run: str | None, fps: int | None = None, no_animation: bool = False,
+             start_tab: str = "compare", read_only: bool = False):
+    """The app, opened on `start_tab` with `run` chosen, with the slow-link options."""
     import os
 
     if fps and "textual" not in sys.modules:
         os.environ["TEXTUAL_FPS"] = str(fps)  # textual reads it once, at import
     from tui.app import DeepdiveApp
 
-    accepts = inspect.signature(DeepdiveApp.__init__).parameters
-    if "fps" in accepts and "animation" in accepts:  # the app's own slow-link options
-        return DeepdiveApp(start_tab="compare", run=run, fps=fps, animation=not no_animation)
-    app = DeepdiveApp(start_tab="compare", run=run)
-    if no_animation:
-        app.animation_level = "none"
-    return app
+    return DeepdiveApp(start_tab=start_tab, run=run, fps=fps, animation=not no_animation,
+                       read_only=read_only)
 
 
-def demo_command(run: str = DEMO_RUN, fps: int | None = None, no_animation: bool = False) -> str:
-    """The shell command textual-serve starts for each browser visit."""
+def demo_argv(run: str = DEMO_RUN, fps: int | None = None, no_animation: bool = False,
+              read_only: bool = True) -> list[str]:
+    """The command textual-serve starts for each browser visit (no shell in between)."""
     args = [*deepdive_command(), "demo", "--run", run]
     if fps:
         args += ["--fps", str(fps)]
     if no_animation:
         args.append("--no-animation")
-    return shlex.join(args)
+    if read_only:
+        args.append("--read-only")
+    return args
+
+
+def demo_command(run: str = DEMO_RUN, fps: int | None = None, no_animation: bool = False,
+                 read_only: bool = True) -> str:
+    """`demo_argv` as one shell-quoted line (what the server prints)."""
+    return shlex.join(demo_argv(run, fps, no_animation, read_only))
 
 
 def build_server(host: str = "127.0.0.1", port: int = 8000, run: str = DEMO_RUN,
-                 fps: int | None = None, no_animation: bool = False):
-    """A textual-serve Server for the demo (not started). ImportError if textual-serve is absent."""
-    from textual_serve.server import Server
+                 fps: int | None = None, no_animation: bool = False,
+                 max_sessions: int = MAX_SESSIONS, allow_train: bool = False):
+    """The demo's server (not started): textual-serve with our session guard (tui/serve_guard).
+    ImportError if textual-serve is absent."""
+    import textual_serve.server  # noqa: F401 - the ImportError the caller turns into advice
 
-    return Server(demo_command(run, fps, no_animation), host=host, port=port,
-                  title="deepdive demo")
+    from tui.serve_guard import GuardedServer
+
+    return GuardedServer(demo_argv(run, fps, no_animation, read_only=not allow_train),
+                         max_sessions=max_sessions, host=host, port=port, title="deepdive demo")
+
+
+def served_session_run(run: str) -> None:
+    """In a served session: watch the server (end with it) and never train; a missing run is an
+    error (the server checked it before serving)."""
+    from tui.serve_session import watch_parent
+
+    watch_parent()
+    from engine.runs import resolve_run
+
+    missing = missing_stages(resolve_run(run))
+    if missing:
+        typer.echo(f"error: run {run!r} has no {'/'.join(missing)} model", err=True)
+        raise typer.Exit(2)
 
 
 def register(app: typer.Typer) -> None:
@@ -107,10 +130,18 @@ def register(app: typer.Typer) -> None:
                                                              "(lower it on slow SSH links)."),
         no_animation: bool = typer.Option(False, "--no-animation",
                                           help="No animations (slow links, projectors)."),
+        read_only: bool = typer.Option(False, "--read-only",
+                                       help="No training started or stopped and no file "
+                                            "written (what `deepdive serve` gives viewers)."),
     ) -> None:
         """Open straight into Compare: base vs SFT vs RL answering side by side."""
-        ensure_run(run)
-        make_app(run, fps, no_animation).run()
+        from tui.serve_session import served_parent
+
+        if served_parent() is not None:
+            served_session_run(run)
+        else:
+            ensure_run(run)
+        make_app(run, fps, no_animation, read_only=read_only).run()
 
     @app.command()
     def serve(
@@ -120,14 +151,26 @@ def register(app: typer.Typer) -> None:
         run: str = typer.Option(DEMO_RUN, help="Run the demo compares."),
         fps: int = typer.Option(None, min=1, max=120, help="Frames per second at most."),
         no_animation: bool = typer.Option(False, "--no-animation", help="No animations."),
+        max_sessions: int = typer.Option(MAX_SESSIONS, "--max-sessions", min=1, max=64,
+                                         help="Browser sessions at once; one more visitor is "
+                                              "told the server is full."),
+        allow_train: bool = typer.Option(False, "--allow-train",
+                                         help="Let viewers start and stop training (sessions "
+                                              "are read-only without it)."),
     ) -> None:
-        """Serve the demo in a web browser (textual-serve), e.g. for projecting from a laptop."""
+        """Serve the demo in a web browser (textual-serve), e.g. for projecting from a laptop.
+
+        Each browser tab gets its own session process, which ends when the tab's connection
+        does (or the server does). Sessions are read-only unless you pass --allow-train.
+        """
         try:
-            server = build_server(host, port, run, fps, no_animation)
+            server = build_server(host, port, run, fps, no_animation, max_sessions, allow_train)
         except ImportError:
             typer.echo("error: `deepdive serve` needs textual-serve; install the serve extra: "
                        "pip install 'deepdive[serve]'", err=True)
             raise typer.Exit(2) from None
         ensure_run(run)
-        typer.echo(f"deepdive demo at {server.public_url}  (Ctrl+C stops it)")
+        mode = "viewers may train" if allow_train else "read-only"
+        typer.echo(f"deepdive demo at {server.public_url}  ({mode}, at most {max_sessions} "
+                   "sessions; Ctrl+C stops it)")
         server.serve()

@@ -7,6 +7,8 @@ Engine (and so torch) imports happen inside the commands: ``deepdive --help`` an
 from __future__ import annotations
 
 import json
+import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -14,7 +16,8 @@ from typing import Annotated
 
 import typer
 
-STAGES = ("base", "sft", "rl")
+STAGES = ("base", "sft", "rl")  # in pipeline order; a run may have more (sft_control, ...)
+SEED_MAX = 2**63 - 1
 
 
 def fail(message: str) -> typer.Exit:
@@ -25,24 +28,25 @@ def fail(message: str) -> typer.Exit:
 def sample(
     prompt: str = typer.Argument(..., help="Text to continue (or, with --chat, the user's turn)."),
     run: str = typer.Option(..., "--run", help="Run name (under checkpoints/) or path."),
-    stage: str = typer.Option("base", "--stage", help="base | sft | rl"),
+    stage: str = typer.Option("base", "--stage", help="base | sft | rl | sft_control | ... "
+                              "(any stage the run has)"),
     chat: bool = typer.Option(False, "--chat", help="Wrap the prompt as a user turn; stop at "
                               "the end of the assistant's reply."),
     temperature: float = typer.Option(0.8, "--temperature", "-t", help="0 = greedy."),
     top_k: int = typer.Option(50, "--top-k", help="Keep the k likeliest tokens (0 = all)."),
     top_p: float = typer.Option(1.0, "--top-p",
                                 help="Keep the smallest set with mass p (1 = all)."),
-    max_tokens: int = typer.Option(128, "--max-tokens", "-n"),
+    max_tokens: int = typer.Option(128, "--max-tokens", "-n", help="Tokens to sample at most."),
     seed: int | None = typer.Option(None, "--seed", help="Same seed, same text."),
     as_json: bool = typer.Option(False, "--json",
                                  help="One JSON object per token, then a summary."),
     device: str | None = typer.Option(None, "--device", help="cpu | cuda | mps (default: best)."),
 ) -> None:
-    """Sample from a run's model, streaming token by token."""
-    if stage not in STAGES:
-        raise fail(f"--stage must be one of {', '.join(STAGES)}, not {stage!r}")
-    if temperature < 0 or top_k < 0 or not 0 < top_p <= 1 or max_tokens < 1:
-        raise fail("need --temperature >= 0, --top-k >= 0, 0 < --top-p <= 1, --max-tokens >= 1")
+    """Sample from a run's model, streaming token by token (Ctrl+C stops it)."""
+    problem = settings_problem(temperature, top_k, top_p, max_tokens, seed)
+    if problem:
+        raise fail(problem)
+    check_stage(run, stage)
     from engine.checkpoint import CheckpointError, load_run_model
     from engine.device import pick_device
     from engine.sampler import SampleSettings, fit_prompt, prepare_prompt, stream
@@ -59,18 +63,21 @@ def sample(
         typer.secho(f"notice: the prompt is {len(prompt_ids)} tokens and the context "
                     f"{model.config.block_size}; its first {dropped} tokens were dropped.",
                     err=True, fg="yellow")
-    t0, events = time.perf_counter(), []
-    for e in stream(model, tok, kept, settings, stop_ids):
-        events.append(e)
-        if as_json:
-            top = [{"id": i, "text": t, "prob": round(p, 6)} for i, t, p in e.top]
-            print(json.dumps({"index": e.index, "id": e.id, "text": e.text,
-                              "prob": round(e.prob, 6), "top": top}, ensure_ascii=False))
-        else:
-            sys.stdout.write(e.text)
-            sys.stdout.flush()
+    t0, events, interrupted = time.perf_counter(), [], False
+    try:
+        for e in stream(model, tok, kept, settings, stop_ids):
+            events.append(e)
+            if as_json:
+                top = [{"id": i, "text": t, "prob": round(p, 6)} for i, t, p in e.top]
+                print(json.dumps({"index": e.index, "id": e.id, "text": e.text,
+                                  "prob": round(e.prob, 6), "top": top}, ensure_ascii=False))
+            else:
+                sys.stdout.write(e.text)
+                sys.stdout.flush()
+    except KeyboardInterrupt:  # Ctrl+C: end the line and say what came out, not a traceback
+        interrupted = True
     seconds = time.perf_counter() - t0
-    reason = stop_reason(events, stop_ids, max_tokens)
+    reason = "interrupted" if interrupted else stop_reason(events, stop_ids, max_tokens)
     summary = {"summary": True, "run": run, "stage": stage, "prompt_tokens": len(kept),
                "dropped": dropped, "tokens": len(events), "stop": reason,
                "tok_s": round(len(events) / seconds, 1) if seconds > 0 else None,
@@ -81,6 +88,54 @@ def sample(
         print()
         typer.secho(f"[{len(events)} tokens, {summary['tok_s']} tok/s, stopped: {reason}]",
                     err=True, dim=True)
+    if interrupted:
+        raise typer.Exit(130)  # what a shell expects of a program stopped by Ctrl+C
+
+
+def settings_problem(temperature: float, top_k: int, top_p: float, max_tokens: int,
+                     seed: int | None) -> str | None:
+    """What is wrong with the sampling settings, naming the option (None: nothing)."""
+    if not math.isfinite(temperature) or temperature < 0:
+        return f"--temperature must be a number >= 0 (0 = greedy), not {temperature}"
+    if top_k < 0:
+        return f"--top-k must be >= 0 (0 = keep all tokens), not {top_k}"
+    if not (math.isfinite(top_p) and 0 < top_p <= 1):
+        return f"--top-p must be above 0 and at most 1 (1 = keep all), not {top_p}"
+    if max_tokens < 1:
+        return f"--max-tokens must be at least 1, not {max_tokens}"
+    if seed is not None and not 0 <= seed <= SEED_MAX:
+        return f"--seed must be a whole number from 0 to {SEED_MAX}, not {seed}"
+    return None
+
+
+def run_stages(run_dir: Path) -> list[str]:
+    """The stages of a run that have a model: pipeline order first, then the others by name."""
+    if not run_dir.is_dir():
+        return []
+    found = set()
+    for d in run_dir.iterdir():
+        if (d / "model.safetensors").is_file():
+            # a save interrupted mid-swap leaves the stage as .<stage>.old-<n> (still loadable)
+            old = re.fullmatch(r"\.(.+)\.old-.*", d.name)
+            found.add(old.group(1) if old else d.name)
+    return [s for s in STAGES if s in found] + sorted(found - set(STAGES))
+
+
+def check_stage(run: str, stage: str) -> None:
+    """Exit 2 with a message (naming --stage where the stage is wrong) unless the run exists and
+    has that stage."""
+    from engine.runs import list_runs, resolve_run
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", stage):
+        raise fail(f"--stage must be a stage name such as {', '.join(STAGES)}, not {stage!r}")
+    run_dir = resolve_run(run)
+    if not run_dir.is_dir():
+        known = ", ".join(r.name for r in list_runs()) or "none"
+        raise fail(f"run {run!r} ({run_dir}): no such run. Runs here: {known}")
+    have = run_stages(run_dir)
+    if stage not in have:
+        raise fail(f"run {run!r} has no {stage!r} model; --stage must be one of its stages: "
+                   f"{', '.join(have) or 'none (train it first)'}")
 
 
 def stop_reason(events, stop_ids, max_tokens: int) -> str:

@@ -44,12 +44,20 @@ def tokenize(
             text = sys.stdin.read()
         except (OSError, UnicodeDecodeError) as e:
             raise fail(f"cannot read stdin ({e})") from None
+        if chat:  # `echo hi | deepdive tokenize --chat -`: the newline ends the input, not the turn
+            text = text.removesuffix("\n").removesuffix("\r")
     tok = _load(encoding, run)
     if chat:
-        from engine.chat import render_chat
+        from engine.chat import has_chat_format, render_chat, render_prompt
 
+        messages = [{"role": "user", "content": text}]
         try:
-            ids = render_chat(tok, [{"role": "user", "content": text}])
+            # ready for the reply: the cl100k/o200k layout too ends with
+            # <|im_start|>assistant<|im_sep|>
+            if has_chat_format(tok) == "deepdive":
+                ids = render_prompt(tok, messages)
+            else:
+                ids = render_chat(tok, messages)
         except ValueError as e:
             raise fail(str(e)) from None
     else:
@@ -101,15 +109,23 @@ PARTIAL_STYLE = "black on #ffc9c9"
 VISIBLE_WHITESPACE = str.maketrans({" ": "⋅", "\t": "→", "\n": "↵\n"})
 
 
+BOUNDARY = "|"  # between tokens where there is no colour to tell them apart
+
+
 def _show(tok, ids: list[int], n_chars: int, n_bytes: int) -> None:
-    """Tokens as coloured chips (whitespace made visible), their ids, then the counts."""
+    """Tokens as coloured chips (whitespace made visible), their ids, then the counts. Without
+    colour (piped, NO_COLOR, a dumb terminal) the tokens are joined by ``|``: ``str|aw|berry``."""
     from rich.console import Console
     from rich.text import Text
 
     from engine.tokenizer import token_pieces
 
+    console = Console(highlight=False)
+    coloured = console.color_system is not None and not console.no_color
     out = Text()
     for k, piece in enumerate(token_pieces(tok, ids)):
+        if k and not coloured:
+            out.append(BOUNDARY, style="dim")
         if piece.special:
             style = SPECIAL_STYLE
         elif piece.partial:
@@ -117,7 +133,6 @@ def _show(tok, ids: list[int], n_chars: int, n_bytes: int) -> None:
         else:
             style = CHIP_STYLES[k % len(CHIP_STYLES)]
         out.append(piece.text.translate(VISIBLE_WHITESPACE), style=style)
-    console = Console(highlight=False)
     console.print(out)
     console.print(f"ids: {ids}", style="dim")
     per = f"{n_chars / len(ids):.2f}" if ids else "-"

@@ -24,6 +24,7 @@ from engine.run_state import RunState, RunWatch, StageState, fmt_num
 from engine.runs import checkpoints_root, is_run_active, list_runs
 from tui.panes import train_proc
 from tui.panes.train_plot import BraillePlot, Curve
+from tui.read_only import refused
 from tui.runpick import open_run, run_label
 from tui.widgets.confirm import Confirm
 
@@ -475,6 +476,8 @@ class TrainPane(Vertical):
 
     @on(Button.Pressed, "#train-new")
     def action_new_run(self) -> None:
+        if refused(self, "starting training"):
+            return
         preset = str(self.query_one("#train-preset", Select).value)
         seed_text = self.query_one("#train-seed", Input).value.strip() or "0"
         try:
@@ -509,6 +512,8 @@ class TrainPane(Vertical):
 
     @on(Button.Pressed, "#train-resume")
     def action_resume(self) -> None:
+        if refused(self, "resuming training"):
+            return
         run_dir = self.selected_dir()
         if run_dir is None:
             self.notify("pick a run to resume first", severity="warning")
@@ -537,6 +542,8 @@ class TrainPane(Vertical):
 
     @on(Button.Pressed, "#train-stop")
     def action_stop(self) -> None:
+        if refused(self, "stopping training"):
+            return
         run_dir = self.selected_dir()
         if run_dir is None:
             self.notify("no run selected", severity="warning")
