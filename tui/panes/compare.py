@@ -103,7 +103,7 @@ class ComparePane(Vertical):
     DEFAULT_CSS = """
     ComparePane { height: 1fr; }
     ComparePane #compare-settings { height: 1; padding: 0 1; background: $boost; }
-    ComparePane #compare-settings Label { padding: 0 0 0 1; color: $text-muted; }
+    ComparePane #compare-settings Label { padding: 0 1; color: $text-muted; }
     ComparePane #compare-settings Input { width: 7; }
     ComparePane #compare-settings #set-n, ComparePane #compare-settings #set-k { width: 5; }
     ComparePane #compare-settings #set-seed { width: 9; }
@@ -433,7 +433,7 @@ class ComparePane(Vertical):
         label = FAMILY_LABELS[family]
         self.query_one("#compare-prompt", Input).value = ""
         for job in jobs:
-            self.columns[job.index].begin_family(label, len(problems), "greedy, as the report")
+            self.columns[job.index].begin_family(label, len(problems))
         if len(problems) < self.settings.family_k:
             self.notify(f"{label}: only {len(problems)} distinct test problems exist")
         if jobs:

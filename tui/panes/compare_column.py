@@ -86,6 +86,7 @@ class CompareColumn(Vertical):
         self.samples: list[str] = []  # the answers of the last ×N
         self.sample_verdicts: list = []
         self.family: list[tuple[object, str, object]] = []  # (problem, answer, verdict)
+        self.family_label = ""
         self._stopped = False
 
     def compose(self) -> ComposeResult:
@@ -220,8 +221,10 @@ class CompareColumn(Vertical):
 
     # --- family mode ---------------------------------------------------------------------
 
-    def begin_family(self, label: str, total: int, seed_note: str = "greedy") -> None:
-        self.begin(f"{label}: 0/{total}…", None, seed_note)
+    def begin_family(self, label: str, total: int) -> None:
+        """Family mode decodes greedily, as the report card does: no seed to show."""
+        self.begin(f"{label}: 0/{total}…", None, "greedy")
+        self.family_label = label
 
     def add_family_step(self, i: int, total: int, problem, answer: str, verdict) -> None:
         """One more problem answered: its line (mark, question, reason) and the live tally."""
@@ -235,7 +238,7 @@ class CompareColumn(Vertical):
         self.query_one(".body", VerticalScroll).scroll_end(animate=False)
         passed = sum(1 for _, _, v in self.family if v.correct)
         done = len(self.family)
-        self.set_status(f"{done}/{total} answered" + ("" if done < total else " · done"))
+        self.set_status(f"{self.family_label} {done}/{total}" + ("…" if done < total else ""))
         self.show_pass_rate(passed, done, what="right")
         if done >= total:
             self.add_class("-done")

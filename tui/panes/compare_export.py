@@ -23,10 +23,13 @@ def common_prefix(a: list[str], b: list[str]) -> int:
     return n
 
 
+MIN_SHARED = 3  # tokens two columns must share before their parting is worth a highlight
+
+
 def divergence(pieces: dict[int, list[str]]) -> dict[int, tuple[int | None, int | None]]:
     """Per column: (the token index where it leaves the column it agrees with longest, or None
-    when it shares no first token with any or ends before leaving; the column it equals, if
-    any)."""
+    when it shares fewer than MIN_SHARED first tokens with every other or ends before leaving;
+    the column it equals, if any)."""
     out: dict[int, tuple[int | None, int | None]] = {}
     for i, mine in pieces.items():
         best, same = 0, None
@@ -36,7 +39,7 @@ def divergence(pieces: dict[int, list[str]]) -> dict[int, tuple[int | None, int 
             if mine == theirs and same is None:
                 same = j
             best = max(best, common_prefix(mine, theirs))
-        at = best if same is None and 0 < best < len(mine) else None
+        at = best if same is None and MIN_SHARED <= best < len(mine) else None
         out[i] = (at, same)
     return out
 

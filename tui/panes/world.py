@@ -95,9 +95,9 @@ class WorldScreen(ModalScreen[str | None]):
         width: 96%; height: 92%; border: round $primary; background: $surface; padding: 0 1;
     }
     WorldScreen #world-title { height: auto; }
-    WorldScreen #world-filter { margin: 0 0 1 0; }
+    WorldScreen #world-filter { margin: 0; }
     WorldScreen DataTable { height: 1fr; }
-    WorldScreen #world-hint { height: 1; color: $text-muted; }
+    WorldScreen #world-hint { height: auto; color: $text-muted; }
     """
 
     BINDINGS = [
@@ -121,8 +121,8 @@ class WorldScreen(ModalScreen[str | None]):
             yield Input(placeholder="filter: a name, a kind (person, city…) or a status",
                         compact=True, id="world-filter")
             yield DataTable(id="world-table", cursor_type="row", zebra_stripes=True)
-            yield Static("enter: ask in Compare · esc: close · known = in SFT rows, held-out = "
-                         "only read in pretraining, unknown = in no document", id="world-hint")
+            yield Static("enter: ask in Compare · esc: close · known: in SFT rows · held-out: "
+                         "read only in pretraining · unknown: in no document", id="world-hint")
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
