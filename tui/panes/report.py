@@ -118,11 +118,12 @@ def scoring_caption(report: dict) -> Text:
     text = Text("Every stage is scored answering chats — the base model too, which never saw "
                 "one, so its low figures say it cannot chat, not that it knows nothing (the "
                 "claims compare its sentence completions). ", style="dim")
-    text.append("n = distinct prompts. ", style="dim")
     if split:
+        text.append("n = distinct prompts. ", style="dim")
         text.append(f"Split: {split}. ", style="bold")
     else:
-        text.append("Split not recorded (an old report). ", style="yellow")
+        text.append("Split not recorded and n = prompts asked, repeats included (an old "
+                    "report). ", style="yellow")
     tuned = report.get("tuned_on")
     if tuned:
         text.append(f"Presets tuned on: {tuned}. ", style="bold")
