@@ -4,6 +4,7 @@ its examples, claims with their readings, two runs side by side, and a missing r
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,14 @@ from textual.app import App, ComposeResult
 from textual.widgets import DataTable, Select, Static
 
 from tui.panes import report as report_mod
-from tui.panes.report import ReportPane, claim_reading, fmt_score, stages_of
+from tui.panes.report import (
+    HOLDS_STYLE,
+    ReportPane,
+    claim_reading,
+    fmt_score,
+    pass_rows,
+    stages_of,
+)
 
 SIZES = [(80, 24), (160, 48)]
 pytestmark = pytest.mark.anyio
@@ -91,7 +99,7 @@ async def test_table_equals_report_and_cells_show_examples(report_run, size):
         families = report["families"]
         stages = stages_of([report])
         assert {"base", "sft", "rl"} <= set(stages)
-        assert table.row_count == len(families)
+        assert table.row_count == len(families) + len(pass_rows(report))
         for fam, row in families.items():
             for stage in stages:
                 assert pane.cell_text(fam, f"0:{stage}") == fmt_score(row.get(stage))
@@ -114,7 +122,7 @@ async def test_table_equals_report_and_cells_show_examples(report_run, size):
 async def test_claim_reading_uses_report_or_its_numbers():
     assert claim_reading({"title": "t", "value": 0.5, "reading": "half"}) == "half"
     composed = claim_reading({"title": "RL gain", "value": 0.16, "sft": 0.55, "rl": 0.71})
-    assert "16.0%" in composed and "sft 55.0%" in composed and "rl 71.0%" in composed
+    assert "16%" in composed and "sft 55%" in composed and "rl 71%" in composed
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -155,3 +163,139 @@ async def test_missing_report_says_how_to_make_one(root, monkeypatch):
         write_report(root / "fresh")  # the eval finishes while the pane is open
         await settle(pilot, 0.5)
         assert app.query_one("#report-table", DataTable).row_count == 2
+
+
+# --- issue 15: one percentage format, titles by holds, how it was scored, old reports, export ---
+
+def new_format_report(run_dir: Path) -> dict:
+    """A report in today's format, made by engine.evals.build_report from rows of known shares
+    (one stage's format share is 0.9986: 99.9% one way, 100% the other)."""
+    from engine.evals import CHAT_FAMILIES, build_report
+
+    def rows(share: float, n: int = 100, fmt: float = 1.0) -> list[dict]:
+        right, formatted = round(share * n), round(fmt * n)
+        return [{"prompt": f"q{i}", "answer": "a", "expected": "a", "correct": i < right,
+                 "reason": "", "format": i < formatted} for i in range(n)]
+
+    results = {}
+    for stage, share in (("base", 0.0), ("sft", 0.5), ("rl", 0.7)):
+        by_fam = {fam: rows(share) for fam in CHAT_FAMILIES}
+        by_fam["answer_first"] = rows(share / 2)
+        if stage == "base":
+            by_fam = {fam: rows(0.0, fmt=0.0) for fam in CHAT_FAMILIES}
+            by_fam["complete_heldout"] = rows(0.8)
+        results[stage] = by_fam
+    # 7 of 5000 SFT chat rows unformatted: format_sft = 0.9986
+    sft_rows = [r for fam in CHAT_FAMILIES for r in results["sft"][fam]]
+    for r in sft_rows:
+        r["format"] = True
+    for r in sft_rows[:1]:
+        r["format"] = False
+    sampled = {"sft": {"pass1": 0.41, "passk": 0.8, "n": 48},
+               "rl": {"pass1": 0.62, "passk": 0.83, "n": 48}}
+    report = build_report(run_dir.name, 0, results, 0.6, [], sampled=sampled, split="test",
+                          probe={"facts": 480, "unknown": 37}, tuned_on="dev")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "report.json").write_text(json.dumps(report))
+    return report
+
+
+def all_text(app: App) -> str:
+    return "\n".join(plain(app, sel) for sel in ("#report-message", "#report-caption",
+                                                  "#report-claims"))
+
+
+async def test_every_percentage_has_one_format(root):
+    report = new_format_report(root / "new")
+    fmt = next(c for c in report["claims"] if c["id"] == "format")
+    assert 0.995 < fmt["value"] < 1.0 and "100%" in fmt["reading"]
+    app = Host(run="new")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        pane = app.query_one(ReportPane)
+        shown = all_text(app)
+        assert "99.9%" not in shown and re.search(r"\d\.\d%", shown) is None
+        assert "A 100%" not in shown and "100%" in shown  # the figure and its reading agree
+        assert pane.cell_text("arith", "0:sft") == "50%"
+        assert pane.cell_text("pass@1", "0:rl") == "62%"
+
+
+async def test_claim_titles_come_from_the_report_coloured_by_holds(root):
+    report = new_format_report(root / "new")
+    report["claims"][0].update(title="Held-out knowledge does not reach the chat model",
+                               holds=False)
+    report["claims"][1].update(title="SFT teaches the chat format", holds=True)
+    report["claims"][2].update(title="Something (not measured)", holds=None)
+    (root / "new" / "report.json").write_text(json.dumps(report))
+    app = Host(run="new")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        pane = app.query_one(ReportPane)
+        titles = pane.claim_titles
+        assert [t.plain for t in titles] == [c["title"] for c in report["claims"]]
+        assert [str(t.style) for t in titles[:3]] == [HOLDS_STYLE[False], HOLDS_STYLE[True],
+                                                      HOLDS_STYLE[None]]
+        claims = " ".join(plain(app, "#report-claims").split())
+        assert "Held-out knowledge does not reach the chat model" in claims
+        assert "Knowledge comes from pretraining" not in claims  # never a fixed title
+
+
+async def test_caption_says_how_it_was_scored(root):
+    report = new_format_report(root / "new")
+    app = Host(run="new")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        pane = app.query_one(ReportPane)
+        caption = " ".join(plain(app, "#report-caption").split())
+        assert "scored answering chats" in caption and "base model too" in caption
+        assert "n = distinct prompts" in caption
+        assert "Split: test" in caption and "Presets tuned on: dev" in caption
+        assert "37 of 480 training facts marked unknown" in caption
+        header = plain(app, "#report-message")
+        assert "test split" in header and "tuned on dev" in header
+        table = app.query_one("#report-table", DataTable)
+        labels = [str(c.label) for c in table.columns.values()]
+        assert "n distinct" in labels
+        for key, metric in (("pass@1", "arith_pass1"), ("pass@k", "arith_passk")):
+            for stage in ("sft", "rl"):
+                assert pane.cell_text(key, f"0:{stage}") == fmt_score(
+                    report["metrics"][f"{metric}_{stage}"])
+        assert "pass@8" in str(table.get_row("pass@k")[0])
+
+
+async def test_an_old_format_report_is_shown_and_said_to_be_old(root):
+    old = Path(__file__).resolve().parent.parent / "checkpoints" / "tiny" / "report.json"
+    (root / "tiny").mkdir()
+    shutil.copy(old, root / "tiny" / "report.json")
+    report = json.loads(old.read_text())
+    app = Host(run="tiny")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        pane = app.query_one(ReportPane)
+        assert "old report" in plain(app, "#report-message")
+        assert "Split not recorded" in " ".join(plain(app, "#report-caption").split())
+        for fam in report["families"]:
+            assert pane.cell_text(fam, "0:sft") == fmt_score(report["families"][fam]["sft"])
+        if not any("holds" in c for c in report["claims"]):
+            assert all(str(t.style) == HOLDS_STYLE[None] for t in pane.claim_titles)
+            assert "not checked against its numbers" in plain(app, "#report-claims")
+
+
+async def test_export_writes_markdown_and_json(root, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPDIVE_EXPORT_DIR", str(tmp_path / "exports"))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    report = new_format_report(root / "new")
+    app = Host(run="new")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.query_one(ReportPane).focus()
+        await pilot.press("e")
+        md = app.query_one(ReportPane).last_export
+        assert md is not None and md.parent == tmp_path / "exports"
+        assert json.loads(md.with_suffix(".json").read_text())["new"] == report
+        text = md.read_text()
+        assert "| arith | 0% | 50% | 70% |" in text and "99.9%" not in text
+        assert "Split: test" in text
+        assert list(cwd.iterdir()) == []  # nothing written into the current folder

@@ -1,16 +1,24 @@
 """The Compare pane: one prompt, three models (base, SFT, RL by default) answering side by side.
 
-The prompt comes from the box or from curated prompts of the run's world (a known fact, a fact
+The prompt comes from the box, from curated prompts of the run's world (a known fact, a fact
 held out of SFT, a person who does not exist, arithmetic, letter counting, 9.11 vs 9.9, "who are
-you?"). Each column streams from its own worker thread; where the prompt has a checkable answer
-each column gets ✓/✗ from the world's verifier, and "×N" samples N answers per column to show a
-pass rate instead of an anecdote. Models load in the background on first view.
+you?"), or from the world browser (ctrl+b: every country, city, person and animal, marked known,
+held out or unknown). Every ✓/✗ comes from the one judge (engine/judge.py) with its reason; a
+typed question is judged when the engine recognises its wording, else it is "—" (not checkable).
+
+Each column samples with a seed of its own (the pane's seed + 1000 × column), shown on its
+border; where two columns agree for a while, the token where one leaves the other is
+highlighted. "×N" samples N answers per column; family mode runs K test-split problems of one
+family through every column, decoded as the report card decodes, with a live tally and its 95%
+interval. Settings (temperature, ×N, K, max tokens, seed) are edited in the pane's top row or
+from the command palette. Models load in the background on first view.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+import time
 from functools import partial
 
 from rich.text import Text
@@ -20,11 +28,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.events import Resize, Show
 from textual.message import Message
-from textual.widgets import Input, OptionList, Static
+from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tui.panes.compare_column import CompareColumn, column_key, split_key
 from tui.panes.compare_runner import (
+    FAMILY_LABELS,
+    FAMILY_MODES,
     ColumnChunk,
     ColumnDone,
     ColumnError,
@@ -32,7 +42,9 @@ from tui.panes.compare_runner import (
     ColumnPassRate,
     ColumnStatus,
     CompareSettings,
+    FamilyStep,
     load_model,
+    run_family,
     sample_column,
     stream_columns,
     user_text,
@@ -40,14 +52,30 @@ from tui.panes.compare_runner import (
 
 DEFAULT_STAGES = ("base", "sft", "rl")
 NARROW = 72  # below this width the columns stack (and scroll) instead of sitting side by side
+# (input id, settings field, label, type, lowest, highest)
+SETTING_INPUTS = (
+    ("set-temperature", "temperature", "temp", "number", 0.0, 5.0),
+    ("set-n", "n_samples", "×N", "integer", 1, 64),
+    ("set-k", "family_k", "K", "integer", 1, 200),
+    ("set-max", "max_tokens", "max", "integer", 1, 4096),
+    ("set-seed", "seed", "seed", "integer", 0, 2**31 - 1),
+)
+FIELD_INPUT = {field: iid for iid, field, *_ in SETTING_INPUTS}
 
 
 class PromptsReady(Message):
     """The run's world is built: its curated prompts and few-shot examples."""
 
-    def __init__(self, run: str, problems: list, examples: list[tuple[str, str]], error: str = ""):
+    def __init__(self, run: str, problems: list, examples: list[tuple[str, str]], error: str = "",
+                 world=None):
         super().__init__()
         self.run, self.problems, self.examples, self.error = run, problems, examples, error
+        self.world = world
+
+
+def world_seed_of(info: dict) -> int:
+    """The world seed a run was trained on (run.json ``data.world_seed``, else its seed)."""
+    return int((info.get("data") or {}).get("world_seed", info.get("seed", 0)))
 
 
 def default_run(preferred: str | None) -> tuple[str | None, list[str]]:
@@ -70,11 +98,16 @@ def default_run(preferred: str | None) -> tuple[str | None, list[str]]:
 
 
 class ComparePane(Vertical):
-    """Prompt box, curated prompts, shared settings, and three model columns."""
+    """Settings row, prompt box, curated prompts, and three model columns."""
 
     DEFAULT_CSS = """
     ComparePane { height: 1fr; }
     ComparePane #compare-settings { height: 1; padding: 0 1; background: $boost; }
+    ComparePane #compare-settings Label { padding: 0 1; color: $text-muted; }
+    ComparePane #compare-settings Input { width: 7; }
+    ComparePane #compare-settings #set-n, ComparePane #compare-settings #set-k { width: 5; }
+    ComparePane #compare-settings #set-seed { width: 9; }
+    ComparePane #compare-mode { width: 1fr; padding: 0 0 0 1; color: $text-muted; }
     ComparePane #compare-prompt { margin: 0 1; }
     ComparePane #compare-curated {
         height: auto; max-height: 7; margin: 0 1; border: none; padding: 0;
@@ -86,11 +119,20 @@ class ComparePane(Vertical):
     ComparePane.-narrow CompareColumn { height: 10; min-width: 0; }
     """
 
+    # ctrl+g = go, ctrl+r = re-roll: the same verbs as in the Sample pane
     BINDINGS = [
-        Binding("ctrl+r", "run", "Run"),
-        Binding("ctrl+n", "reroll", "Re-roll"),
-        Binding("ctrl+g", "sample_n", "×N pass rate"),
+        Binding("ctrl+g", "run", "Run"),
+        Binding("ctrl+r", "reroll", "Re-roll"),
+        Binding("ctrl+n", "sample_n", "×N pass rate"),
+        Binding("ctrl+f", "family", "Family ×K"),
         Binding("ctrl+o", "toggle_fewshot", "Few-shot base"),
+        Binding("ctrl+b", "world", "World"),
+        Binding("ctrl+y", "export", "Export", show=False),
+        Binding("alt+t", "edit('temperature')", "Set temperature", show=False),
+        Binding("alt+n", "edit('n_samples')", "Set ×N", show=False),
+        Binding("alt+k", "edit('family_k')", "Set K (family mode)", show=False),
+        Binding("alt+m", "edit('max_tokens')", "Set max tokens", show=False),
+        Binding("alt+s", "edit('seed')", "Set seed", show=False),
     ]
 
     def __init__(self, *args, client=None, **kwargs):
@@ -99,11 +141,16 @@ class ComparePane(Vertical):
         self.settings = CompareSettings()
         self.fewshot = False
         self.run_name: str | None = None
+        self.world = None  # engine.world.World of the run (its data.world_seed)
         self.problems: list = []  # engine.tasks.Problem, the curated prompts
         self.examples: list[tuple[str, str]] = []  # few-shot (question, answer) pairs
         self.problem = None  # the Problem of the prompt box (curated, or the user's own)
+        self.mode = "single"  # of the last run: single, samples (×N) or family
+        self.family_name: str | None = None  # family of the last family run
         self.gen = 0  # generation number: messages of older runs are dropped
         self.jobs: list[ColumnJob] = []
+        self._pieces: dict[int, list[str]] = {}  # this run's finished columns' tokens
+        self.last_export = None  # the Markdown file of the last export
         self._started = False
 
     @property
@@ -117,7 +164,12 @@ class ComparePane(Vertical):
     def compose(self) -> ComposeResult:
         preferred = getattr(self.app, "run_name", None)
         self.run_name, choices = default_run(preferred)
-        yield Static(self._settings_line(), id="compare-settings")
+        with Horizontal(id="compare-settings"):
+            for iid, field, label, kind, _, _ in SETTING_INPUTS:
+                yield Label(label)
+                yield Input(self._value_text(field), type=kind, compact=True, id=iid,
+                            select_on_focus=True)
+            yield Static(self._mode_line(), id="compare-mode")
         yield Input(placeholder="Ask the three models… (Enter runs; or pick a prompt below)",
                     compact=True, id="compare-prompt")
         yield OptionList(Option("loading the run's world…", disabled=True), id="compare-curated")
@@ -159,21 +211,22 @@ class ComparePane(Vertical):
 
     @work(thread=True, exclusive=True, group="compare-prepare", exit_on_error=False)
     def _prepare(self, run: str) -> None:
-        """World of the run's seed -> curated prompts and few-shot examples (a worker thread)."""
+        """World of the run's world seed -> curated prompts and few-shot examples (a worker)."""
         from engine.runs import read_json, resolve_run
         from engine.tasks import curated_prompts
         from engine.world import build_world
         from tui.panes.compare_fewshot import fewshot_examples
 
         try:
-            info = read_json(resolve_run(run) / "run.json")
-            world = build_world(int(info.get("seed", 0)))
-            self.post_message(PromptsReady(run, curated_prompts(world), fewshot_examples(world)))
+            world = build_world(world_seed_of(read_json(resolve_run(run) / "run.json")))
+            self.post_message(PromptsReady(run, curated_prompts(world), fewshot_examples(world),
+                                           world=world))
         except Exception as e:  # missing run.json, a world the code no longer builds, …
             self.post_message(PromptsReady(run, [], [], f"{type(e).__name__}: {e}"))
 
     def on_prompts_ready(self, message: PromptsReady) -> None:
         self.problems, self.examples = message.problems, message.examples
+        self.world = message.world
         options = self.query_one("#compare-curated", OptionList)
         options.clear_options()
         if message.error:
@@ -184,6 +237,11 @@ class ComparePane(Vertical):
         options.add_options(  # Text, not markup: a prompt may hold "[" of its own
             Option(Text.assemble((p.family, "bold"), "  ", user_text(p)), id=str(i))
             for i, p in enumerate(self.problems)
+        )
+        options.add_options(
+            Option(Text.assemble(("family", "bold magenta"), f"  {label}: K test problems "
+                                 "through every column, tallied"), id=f"family:{fam}")
+            for fam, label in FAMILY_MODES
         )
         options.highlighted = 0
         if self.app.focused is None:  # keys must reach the pane's bindings
@@ -209,7 +267,11 @@ class ComparePane(Vertical):
 
     @on(OptionList.OptionSelected, "#compare-curated")
     def _pick_curated(self, event: OptionList.OptionSelected) -> None:
-        problem = self.problems[int(event.option.id)]
+        option_id = str(event.option.id)
+        if option_id.startswith("family:"):
+            self.action_family(option_id.partition(":")[2])
+            return
+        problem = self.problems[int(option_id)]
         self.problem = problem
         self.query_one("#compare-prompt", Input).value = user_text(problem)
         self.action_run()
@@ -219,7 +281,8 @@ class ComparePane(Vertical):
         self.action_run()
 
     def current_problem(self):
-        """The curated Problem if the box still holds its text, else the user's own prompt."""
+        """The curated Problem if the box still holds its text, else what the judge recognises
+        in the user's own prompt, else an uncheckable one (answer "")."""
         text = self.query_one("#compare-prompt", Input).value.strip()
         if not text:
             return None
@@ -228,6 +291,11 @@ class ComparePane(Vertical):
         for p in self.problems:
             if user_text(p).strip() == text:
                 return p
+        if self.world is not None:
+            from engine.judge import recognise
+
+            if (found := recognise(self.world, text)) is not None:
+                return found
         from engine.tasks import Problem
 
         return Problem(family="custom", messages=[{"role": "user", "content": text}], answer="")
@@ -237,19 +305,60 @@ class ComparePane(Vertical):
         if self._started:  # a Select's first value arrives at mount: on_show loads those
             self._load(event.column)
 
+    # --- settings -----------------------------------------------------------------------------
+
+    def _value_text(self, field: str) -> str:
+        value = getattr(self.settings, field)
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    def apply_settings(self) -> None:
+        """Take every settings box's value that is in range; the others snap back to the value
+        in force. Runs on Enter in a box, when a box loses focus, and before every run."""
+        for iid, field, _, kind, low, high in SETTING_INPUTS:
+            raw = self.query_one(f"#{iid}", Input).value
+            try:
+                value = float(raw) if kind == "number" else int(raw)
+            except ValueError:
+                continue
+            if low <= value <= high:
+                setattr(self.settings, field, value)
+        self._show_settings()
+
+    @on(Input.Submitted, "#compare-settings Input")
+    def _setting_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.apply_settings()
+        self.query_one("#compare-prompt", Input).focus()
+
+    @on(Input.Blurred, "#compare-settings Input")
+    def _setting_left(self, event: Input.Blurred) -> None:
+        self.apply_settings()
+
+    def set_setting(self, field: str, value) -> None:
+        """Change a setting and show it in its box (re-roll, the palette, tests)."""
+        setattr(self.settings, field, value)
+        self._show_settings()
+
+    def _show_settings(self) -> None:
+        for field, iid in FIELD_INPUT.items():
+            box = self.query_one(f"#{iid}", Input)
+            text = self._value_text(field)
+            if box.value != text:
+                box.value = text
+        self._refresh_settings()
+
+    def action_edit(self, field: str) -> None:
+        """Put the cursor in a setting's box (from the palette or alt+letter)."""
+        self.query_one(f"#{FIELD_INPUT[field]}", Input).focus()
+
     # --- actions -----------------------------------------------------------------------------
 
-    def _new_jobs(self) -> list[ColumnJob] | None:
-        problem = self.current_problem()
-        if problem is None:
-            self.notify("Type a prompt or pick one of the curated prompts first.",
-                        severity="warning")
-            return None
+    def _new_jobs(self, problem) -> list[ColumnJob]:
         for job in self.jobs:
             job.cancel.set()  # older threads stop at their next token
         self.gen += 1
         self.problem = problem
-        self.jobs = []
+        self.jobs, self._pieces = [], {}
         cancel = threading.Event()  # one per run: its columns stream (and stop) together
         for column in self.columns:
             if column.key is None:
@@ -262,10 +371,16 @@ class ComparePane(Vertical):
 
     def _begin(self, note: str) -> list[ColumnJob]:
         """New jobs for the filled columns, each column cleared and showing ``note``."""
-        jobs = self._new_jobs() or []
+        self.apply_settings()
+        problem = self.current_problem()
+        if problem is None:
+            self.notify("Type a prompt or pick one of the curated prompts first.",
+                        severity="warning")
+            return []
+        jobs = self._new_jobs(problem)
         for job in jobs:
             column = self.columns[job.index]
-            column.begin(("few-shot document · " if job.is_fewshot else "") + note)
+            column.begin(("few-shot document · " if job.is_fewshot else "") + note, job.seed)
         return jobs
 
     def action_run(self) -> None:
@@ -273,20 +388,58 @@ class ComparePane(Vertical):
         a shape)."""
         jobs = self._begin("starting…")
         if jobs:
+            self.mode = "single"
             self.run_worker(partial(stream_columns, self.client, jobs, self.post_message),
                             thread=True, group="columns", exit_on_error=False)
 
     def action_reroll(self) -> None:
-        """A new seed for every column, then run again."""
-        self.settings.seed = random.randrange(1, 100_000)
-        self._refresh_settings()
+        """A new base seed (so new seeds for every column), then run again."""
+        self.set_setting("seed", random.randrange(1, 100_000))
         self.action_run()
 
     def action_sample_n(self) -> None:
         """Sample N answers per column and show each column's pass rate."""
-        for job in self._begin(f"sampling ×{self.settings.n_samples}…"):
+        jobs = self._begin(f"sampling ×{self.settings.n_samples}…")
+        if jobs:
+            self.mode = "samples"
+        for job in jobs:
             self.run_worker(partial(sample_column, self.client, job, self.post_message),
                             thread=True, group=f"column-{job.index}", exit_on_error=False)
+
+    def family_of_prompt(self) -> str:
+        """The family mode that matches the prompt box (sums when none does)."""
+        problem = self.current_problem()
+        family = getattr(problem, "family", "")
+        family = {"fact_known": "fact_heldout"}.get(family, family)
+        return family if family in FAMILY_LABELS else FAMILY_MODES[0][0]
+
+    def action_family(self, family: str | None = None) -> None:
+        """K distinct test-split problems of one family through every column, each column's
+        tally and its 95% interval growing as they are answered."""
+        if self.world is None:
+            self.notify("The run's world is still being built; try again in a moment.",
+                        severity="warning")
+            return
+        from engine.tasks import eval_problems
+
+        self.apply_settings()
+        family = family or self.family_of_prompt()
+        problems = eval_problems(self.world, family, self.settings.family_k, split="test")
+        if not problems:
+            self.notify(f"no test problems of {family}", severity="warning")
+            return
+        jobs = self._new_jobs(problems[0])
+        self.mode, self.family_name = "family", family
+        label = FAMILY_LABELS[family]
+        self.query_one("#compare-prompt", Input).value = ""
+        for job in jobs:
+            self.columns[job.index].begin_family(label, len(problems))
+        if len(problems) < self.settings.family_k:
+            self.notify(f"{label}: only {len(problems)} distinct test problems exist")
+        if jobs:
+            self.run_worker(partial(run_family, self.client, jobs, problems, self.world, family,
+                                    self.post_message),
+                            thread=True, group="columns", exit_on_error=False)
 
     def action_toggle_fewshot(self) -> None:
         """The base column answers a few-shot Q/A document instead of the chat prompt."""
@@ -295,12 +448,44 @@ class ComparePane(Vertical):
         state = "a few-shot Q/A document" if self.fewshot else "the chat-formatted prompt (raw)"
         self.notify(f"base column now continues {state}")
 
-    def _settings_line(self) -> str:
-        base = "few-shot doc" if self.fewshot else "raw chat prompt"
-        return f"{self.settings.describe()} · base: {base}"
+    def action_world(self) -> None:
+        """Browse the run's world; a row's "ask in Compare" fills the prompt box."""
+        if self.world is None:
+            self.notify("The run's world is still being built; try again in a moment.",
+                        severity="warning")
+            return
+        from tui.panes.world import WorldScreen
+
+        def ask(question: str | None) -> None:
+            if question:
+                box = self.query_one("#compare-prompt", Input)
+                box.value = question
+                box.focus()
+
+        self.app.push_screen(WorldScreen(self.world), ask)
+
+    def action_export(self) -> None:
+        """The last run (prompt, each column's text, mark, reason, seed; settings) as Markdown
+        and JSON in the export folder."""
+        from tui.exports import write_export
+        from tui.panes.compare_export import session_json, session_markdown, session_record
+
+        record = session_record(self)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        try:
+            md = write_export(f"compare-{stamp}.md", session_markdown(record))
+            write_export(f"compare-{stamp}.json", session_json(record))
+        except OSError as e:
+            self.notify(f"Could not export: {e}", severity="error")
+            return
+        self.last_export = md
+        self.notify(f"Exported to {md} (and .json)", title="Export")
+
+    def _mode_line(self) -> str:
+        return "base: few-shot doc" if self.fewshot else "base: raw chat"
 
     def _refresh_settings(self) -> None:
-        self.query_one("#compare-settings", Static).update(self._settings_line())
+        self.query_one("#compare-mode", Static).update(self._mode_line())
 
     # --- messages from the column threads ------------------------------------------------------
 
@@ -320,11 +505,26 @@ class ComparePane(Vertical):
     def on_column_done(self, message: ColumnDone) -> None:
         if column := self._column(message):
             column.finish(message.text, message.n_tokens, message.elapsed_s, message.verdict,
-                          message.stopped)
+                          message.stopped, message.pieces)
+            self._pieces[message.index] = message.pieces
+            if len(self._pieces) == len(self.jobs) > 1:
+                self._mark_divergence()
+
+    def _mark_divergence(self) -> None:
+        from tui.panes.compare_export import divergence
+
+        columns = self.columns
+        for i, (at, same) in divergence(self._pieces).items():
+            columns[i].mark_divergence(at, None if same is None else columns[same].stage)
 
     def on_column_pass_rate(self, message: ColumnPassRate) -> None:
         if column := self._column(message):
             column.show_samples(message.samples, message.verdicts, message.elapsed_s)
+
+    def on_family_step(self, message: FamilyStep) -> None:
+        if column := self._column(message):
+            column.add_family_step(message.i, message.total, message.problem, message.text,
+                                   message.verdict)
 
     def on_column_error(self, message: ColumnError) -> None:
         if column := self._column(message):
@@ -343,4 +543,3 @@ class ComparePane(Vertical):
 
     def on_unmount(self) -> None:
         self.cancel_all()
-

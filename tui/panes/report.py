@@ -1,12 +1,21 @@
 """The Report pane: a run's report card (``report.json``), alone or beside a second run.
 
-A table of task families × stages (pass@1 from ``families``), the examples behind the selected
-cell, and the lecture's claims with their measured figures and plain-language readings. Every
-figure shown is read from report.json; nothing here computes or types in a result.
+A table of task families × stages (pass@1 from ``families``; n counts distinct prompts), the
+sampled pass@1 / pass@k rows where the report has them, a caption saying how it was scored
+(chat format for every stage, the split, what presets were tuned on, the knowledge probe), the
+examples behind the selected cell, and the lecture's claims: each headline is the report's own
+title, green where the numbers say it holds, red where they say it does not, dim where nothing
+was measured. Every figure shown is read from report.json, and every percentage goes through
+one formatter (``fmt_score``, whole percent, as the claims' readings are written) so a figure
+never reads 99.9% in one place and 100% in another. Reports written before claims carried
+``holds`` (and before ``fact`` became ``fact_known``) are shown as they are, and said to be old.
+``e`` exports what the pane shows as Markdown and JSON into the export folder.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +29,16 @@ from textual.widgets import DataTable, Select, Static
 
 from engine.run_state import fmt_num
 from engine.runs import checkpoints_root, list_runs, read_json
+from engine.stats import pct
 
 REPORT_FILE = "report.json"
 STAGE_ORDER = ("base", "sft", "rl", "labelers", "control")
 STAGE_TITLES = {"base": "base", "sft": "SFT", "rl": "RL", "labelers": "labelers",
                 "control": "SFT+ control"}
 MAX_EXAMPLES = 4
+HOLDS_STYLE = {True: "bold green", False: "bold red", None: "bold dim"}
+PASS_ROWS = (("pass@1", "arith_pass1"), ("pass@k", "arith_passk"))  # (row key, metric prefix)
+METRIC_STAGE = {"control": "sft_control"}  # stage column -> metrics suffix
 POLL_S = 2.0  # how often report.json files are stat'ed (a finished eval shows up by itself)
 
 
@@ -54,10 +67,76 @@ def run_names(root: Path) -> list[str]:
 
 
 def fmt_score(value: Any) -> str:
-    """A pass rate in 0..1 as a percentage; other numbers as they are; missing as "—"."""
+    """A pass rate in 0..1 as a whole percentage (the one format of every percentage in the
+    pane, and the claims' readings'); other numbers as they are; missing as "—"."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
-        return f"{value * 100:.1f}%"
+        return pct(value)
     return fmt_num(value)
+
+
+def is_old_format(report: dict) -> bool:
+    """A report written before claims carried ``holds`` (their titles were fixed text)."""
+    claims = [c for c in report.get("claims") or [] if isinstance(c, dict)]
+    return bool(claims) and not any("holds" in c for c in claims)
+
+
+def claim_title(claim: dict, old: bool = False) -> Text:
+    """The claim's headline as the report titles it, coloured by ``holds``."""
+    holds = claim.get("holds")
+    title = Text(str(claim.get("title") or claim.get("id") or "claim"),
+                 style=HOLDS_STYLE.get(holds if isinstance(holds, bool) else None))
+    if old:
+        title.append("  (old report: this title was not checked against its numbers)",
+                     style="dim italic")
+    return title
+
+
+def pass_rows(report: dict) -> list[tuple[str, str, dict[str, Any]]]:
+    """(row key, label, {stage: value}) of the sampled pass@1 / pass@k rows the report has."""
+    m = report.get("metrics") if isinstance(report.get("metrics"), dict) else {}
+    k = m.get("passk_k", "k")
+    samples = m.get("passk_samples")
+    how = f"{samples} samples, T=1" if samples else "sampled"
+    out = []
+    for key, prefix in PASS_ROWS:
+        values = {stage: m.get(f"{prefix}_{METRIC_STAGE.get(stage, stage)}")
+                  for stage in STAGE_ORDER}
+        if key == "pass@k" and not any(isinstance(v, (int, float)) for v in values.values()):
+            continue
+        if key == "pass@1" and not any(f"arith_passk_{s}" in m for s in ("sft", "rl")):
+            continue  # an old report's arith_pass1 was greedy: the arith row already shows it
+        label = f"arith pass@{1 if key == 'pass@1' else k} ({how})"
+        out.append((key, label, values))
+    return out
+
+
+def scoring_caption(report: dict) -> Text:
+    """How the table was scored: chat format for every stage, distinct prompts, the split,
+    what presets were tuned on, and the knowledge probe when the run made one."""
+    m = report.get("metrics") if isinstance(report.get("metrics"), dict) else {}
+    split = report.get("split")
+    text = Text("Every stage is scored answering chats — the base model too, which never saw "
+                "one, so its low figures say it cannot chat, not that it knows nothing (the "
+                "claims compare its sentence completions). ", style="dim")
+    if split:
+        text.append("n = distinct prompts. ", style="dim")
+        text.append(f"Split: {split}. ", style="bold")
+    else:
+        text.append("Split not recorded and n = prompts asked, repeats included (an old "
+                    "report). ", style="yellow")
+    tuned = report.get("tuned_on")
+    if tuned:
+        text.append(f"Presets tuned on: {tuned}. ", style="bold")
+    elif split:
+        text.append("What presets were tuned on: not recorded. ", style="dim")
+    decoding = report.get("decoding") if isinstance(report.get("decoding"), dict) else {}
+    if decoding.get("temperature") == 0:
+        text.append("Greedy decoding. ", style="dim")
+    if m.get("probe_facts"):
+        text.append(f"Knowledge probe before SFT: {fmt_num(m.get('probe_unknown'))} of "
+                    f"{fmt_num(m.get('probe_facts'))} training facts marked unknown (SFT "
+                    "answers those \"I don't know\").")
+    return text
 
 
 def families(report: dict) -> dict[str, dict]:
@@ -71,7 +150,8 @@ def stages_of(reports: list[dict]) -> list[str]:
     for report in reports:
         for row in families(report).values():
             for key, value in row.items():
-                if key != "n" and key not in seen and isinstance(value, (int, float)):
+                if key != "n" and key not in seen and isinstance(value, (int, float)) \
+                    and not isinstance(value, bool):
                     seen.append(key)
     rank = {s: i for i, s in enumerate(STAGE_ORDER)}
     return sorted(seen, key=lambda s: (rank.get(s, len(rank)), seen.index(s)))
@@ -83,7 +163,8 @@ def claim_reading(claim: dict) -> str:
     if isinstance(reading, str) and reading.strip():
         return reading
     figures = [f"{k} {fmt_score(v)}" for k, v in claim.items()
-               if k not in ("id", "title", "value", "reading") and isinstance(v, (int, float))]
+               if k not in ("id", "title", "value", "reading", "holds")
+               and isinstance(v, (int, float)) and not isinstance(v, bool)]
     title = claim.get("title") or claim.get("id") or "claim"
     return f"{title}: measured {fmt_score(claim.get('value'))}" + (
         f" ({', '.join(figures)})" if figures else "")
@@ -113,6 +194,7 @@ class ReportPane(Vertical):
     ReportPane #report-body { height: 1fr; }
     ReportPane #report-message { height: auto; }
     ReportPane #report-table { height: auto; max-height: 16; }
+    ReportPane #report-caption { height: auto; }
     ReportPane #report-examples { height: auto; margin-top: 1; padding: 0 1;
                                   border-left: wide $primary; }
     ReportPane #report-claims { height: auto; margin-top: 1; }
@@ -121,6 +203,7 @@ class ReportPane(Vertical):
     BINDINGS = [
         Binding("a", "pick('a')", "Run"),
         Binding("b", "pick('b')", "Compare with"),
+        Binding("e", "export", "Export"),
     ]
 
     can_focus = True  # so a / b work right after switching to the tab
@@ -130,6 +213,8 @@ class ReportPane(Vertical):
         self.reports: list[tuple[str, dict]] = []  # (run name, report) shown, A first
         self._mtimes: dict[Path, float | None] = {}
         self._root_mtime: float | None = None
+        self.claim_titles: list[Text] = []  # the headlines shown, in order (tests read them)
+        self.last_export: Path | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="report-controls"):
@@ -140,6 +225,7 @@ class ReportPane(Vertical):
         with VerticalScroll(id="report-body"):
             yield Static("Pick a run to see its report card.", id="report-message")
             yield DataTable(id="report-table", cursor_type="cell", zebra_stripes=True)
+            yield Static("", id="report-caption")
             yield Static("", id="report-examples")
             yield Static("", id="report-claims")
 
@@ -231,6 +317,8 @@ class ReportPane(Vertical):
             lines += [Text(p, style="yellow") for p in problems]
             message.update(Text("\n").join(lines))
         self._fill_table()
+        self.query_one("#report-caption", Static).update(
+            scoring_caption(self.reports[0][1]) if self.reports else "")
         self._show_claims()
         self.query_one("#report-examples", Static).update(
             Text("Select a cell to see the examples behind it.", style="dim")
@@ -239,6 +327,10 @@ class ReportPane(Vertical):
     @staticmethod
     def _header(name: str, report: dict) -> Text:
         text = Text(name, style="bold").append(f"  seed {fmt_num(report.get('seed'))}")
+        text.append(f"  {report['split']} split" if report.get("split") else "  old report",
+                    style="" if report.get("split") else "yellow")
+        if report.get("tuned_on"):
+            text.append(f" · tuned on {report['tuned_on']}")
         if report.get("created"):
             text.append(f"  {report['created']}", style="dim")
         return text
@@ -256,7 +348,7 @@ class ReportPane(Vertical):
             for i in range(len(self.reports)):
                 label = STAGE_TITLES.get(stage, stage) + (f" {'AB'[i]}" if two else "")
                 table.add_column(label, key=f"{i}:{stage}")
-        table.add_column("n", key="n")
+        table.add_column("n distinct", key="n")
         fams: list[str] = []
         for _, report in self.reports:
             fams += [f for f in families(report) if f not in fams]
@@ -268,6 +360,40 @@ class ReportPane(Vertical):
             n = families(self.reports[0][1]).get(fam, {}).get("n")
             cells.append(fmt_num(n))
             table.add_row(*cells, key=fam)
+        rows_by_report = [{key: (label, values) for key, label, values in pass_rows(r)}
+                          for _, r in self.reports]
+        m = self.reports[0][1].get("metrics") or {}
+        for key, _ in PASS_ROWS:
+            label = next((rows[key][0] for rows in rows_by_report if key in rows), None)
+            if label is None:
+                continue
+            cells = [Text(label, style="italic")]
+            for stage in stages:
+                for rows in rows_by_report:
+                    cells.append(fmt_score(rows.get(key, ("", {}))[1].get(stage)))
+            cells.append(fmt_num(m.get("n_eval_passk")))
+            table.add_row(*cells, key=key)
+
+    def action_export(self) -> None:
+        """The report card(s) shown, as Markdown and JSON in the export folder."""
+        from tui.exports import write_export
+
+        if not self.reports:
+            self.notify("No report to export: pick a run with a report card.",
+                        severity="warning")
+            return
+        names = "-vs-".join(name for name, _ in self.reports)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        try:
+            md = write_export(f"report-{names}-{stamp}.md", report_markdown(self.reports))
+            write_export(f"report-{names}-{stamp}.json", json.dumps(
+                {name: report for name, report in self.reports}, indent=1,
+                ensure_ascii=False) + "\n")
+        except OSError as e:
+            self.notify(f"Could not export: {e}", severity="error")
+            return
+        self.last_export = md
+        self.notify(f"Exported to {md} (and .json)", title="Export")
 
     def cell_text(self, family: str, column: str) -> str:
         """What the table shows in a cell (tests read it back)."""
@@ -317,6 +443,8 @@ class ReportPane(Vertical):
         grid.add_column(no_wrap=True)
         grid.add_column(ratio=1)
         grid.add_row("", Text("What the lecture claims, measured", style="bold underline"))
+        self.claim_titles = []
+        old = is_old_format(self.reports[0][1])
         others = [{c.get("id"): c for c in (r.get("claims") or []) if isinstance(c, dict)}
                   for _, r in self.reports[1:]]
         for claim in self.reports[0][1].get("claims") or []:
@@ -327,13 +455,44 @@ class ReportPane(Vertical):
             for by_id in others:
                 other = by_id.get(claim.get("id"), {})
                 figure.append(f"\nB {fmt_score(other.get('value'))}", style="magenta")
-            words = Text(str(claim.get("title") or claim.get("id") or "claim"), style="bold")
+            title = claim_title(claim, old)
+            self.claim_titles.append(title)
+            words = title.copy()
             words.append("\n" + claim_reading(claim))
             grid.add_row(figure, words)
         line = rl_curve_line(self.reports[0][1])
         if line:
             grid.add_row("", Text(line, style="dim"))
         self.query_one("#report-claims", Static).update(grid)
+
+
+def report_markdown(reports: list[tuple[str, dict]]) -> str:
+    """The report card(s) as Markdown, every percentage through ``fmt_score``."""
+    lines: list[str] = []
+    for name, report in reports:
+        lines += [f"# Report card — {name}", "", ReportPane._header(name, report).plain, "",
+                  scoring_caption(report).plain, ""]
+        stages = stages_of([report])
+        head = ["family", *(STAGE_TITLES.get(s, s) for s in stages), "n distinct"]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for fam, row in families(report).items():
+            lines.append("| " + " | ".join([fam, *(fmt_score(row.get(s)) for s in stages),
+                                            fmt_num(row.get("n"))]) + " |")
+        m = report.get("metrics") or {}
+        for _, label, values in pass_rows(report):
+            lines.append("| " + " | ".join([label, *(fmt_score(values.get(s)) for s in stages),
+                                            fmt_num(m.get("n_eval_passk"))]) + " |")
+        lines += ["", "## Claims", ""]
+        old = is_old_format(report)
+        for claim in report.get("claims") or []:
+            if not isinstance(claim, dict):
+                continue
+            holds = claim.get("holds")
+            mark = {True: "✓", False: "✗"}.get(holds, "—") if not old else "·"
+            lines += [f"- {mark} **{claim_title(claim, old).plain}** "
+                      f"({fmt_score(claim.get('value'))}): {claim_reading(claim)}"]
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _one_line(value: Any, limit: int = 120) -> str:
