@@ -278,9 +278,6 @@ def test_key_table_one_key_one_verb_in_the_panes_we_own():
     assert len({k for k, _, _ in KEY_TABLE}) == len(KEY_TABLE)  # the table itself: one row a key
 
 
-@pytest.mark.xfail(reason="the Compare pane (another developer's room) still binds ctrl+r run, "
-                   "ctrl+n re-roll, ctrl+g ×N, ctrl+o few-shot; KEY_TABLE in tui/help.py asks "
-                   "for ctrl+g run, ctrl+r re-roll", strict=False)
 def test_key_table_one_key_one_verb_in_every_pane():
     from tui.help import key_conflicts
 

@@ -174,7 +174,7 @@ async def test_times_n_shows_pass_rates_of_n_samples(app_factory, monkeypatch):
         # a judge that passes about half of any model's answers, so the rate is not 0 or 1
         monkeypatch.setattr(judge_mod, "judge",
                             lambda p, r: Verdict(len(r) % 2 == 0, f"length {len(r)}"))
-        await pilot.press("ctrl+n")
+        await pilot.press("alt+x")
         await _finished(app, pilot, pane)
         client, run = app_factory.client, app_factory.run
         tok = client.tokenizer(run)
@@ -204,7 +204,7 @@ async def test_fewshot_toggle_gives_the_base_column_a_qa_document(app_factory):
         assert pane.examples, "few-shot examples come from the world's facts"
         problem = pane.problems[0]
         pane.query_one("#compare-prompt").value = user_text(problem)
-        await pilot.press("ctrl+o")
+        await pilot.press("ctrl+t")
         assert "few-shot" in _shown(pane.query_one("#compare-mode"))
         await pilot.press("ctrl+g")
         await _finished(app, pilot, pane)
@@ -270,7 +270,7 @@ async def test_judge_table_through_the_pane(app_factory):
         known = next(p for p in pane.problems if p.family == "fact_known")
         subject = known.key.split(":")[0]
         right, rival = known.answer, next(r for r in known.rivals if r != known.answer)
-        await pilot.press("ctrl+o")  # the base column answers a few-shot document
+        await pilot.press("ctrl+t")  # the base column answers a few-shot document
         await _run_scripted(app, pilot, pane, user_text(known), {
             "base": f" The capital of {subject} is {right}.\n\nQ: Who are you?",
             "sft": f"The capital of {subject} is {right}, also {rival}.",
@@ -286,7 +286,7 @@ async def test_judge_table_through_the_pane(app_factory):
             _shown(sft.query_one(".verdict")).split())
         assert rl.verdict.correct is False and f"says {rival}, not {right}" in " ".join(
             _shown(rl.query_one(".verdict")).split())
-        await pilot.press("ctrl+o")
+        await pilot.press("ctrl+t")
 
         # a question typed in a test wording is recognised and judged
         await _run_scripted(app, pilot, pane, f"Tell me the capital of {subject}.", {
@@ -407,7 +407,7 @@ async def test_times_n_rows_wrap_at_80x24(app_factory):
         pane.query_one("#compare-prompt").value = user_text(pane.problems[0])
         pane.set_setting("n_samples", 3)
         pane.set_setting("max_tokens", 24)
-        await pilot.press("ctrl+n")
+        await pilot.press("alt+x")
         await _finished(app, pilot, pane)
         await pilot.pause(0.1)
         for column in pane.columns:

@@ -37,7 +37,7 @@ KEY_TABLE: list[tuple[str, str, str]] = [
     ("ctrl+n", "next", "one more: Sample draws the next token (step mode), Tokens the next "
      "example"),
     ("ctrl+t", "chat ⇄ raw", "a conversation in the chat format, or a plain document "
-     "(Tokens, Sample)"),
+     "(Tokens, Sample; Compare: the base model answers a few-shot document)"),
     ("ctrl+f", "find", "open the picker of what to look at: Tokens' encoding, Sample's model"),
     ("ctrl+o", "side by side", "a second column beside the first (Tokens: a second encoding)"),
     ("ctrl+l", "ids", "label every token with its id (Tokens)"),
@@ -46,6 +46,11 @@ KEY_TABLE: list[tuple[str, str, str]] = [
     ("escape", "stop / clear", "stop a generation; when none runs, clear the selection (Sample: "
      "then start a new conversation)"),
     ("ctrl+s", "screenshot", "an SVG of the screen into the export folder (everywhere)"),
+    ("ctrl+y", "export", "the pane's session as Markdown + JSON into the export folder "
+     "(Compare)"),
+    ("ctrl+b", "world", "browse the run's world: who is known, held out, unknown (Compare)"),
+    ("alt+x", "×N", "N samples per column and their pass rate (Compare)"),
+    ("alt+f", "family", "K test problems of one kind through every column, with a tally (Compare)"),
     # single letters, in panes without a text box
     ("a", "choose a run", "the run to follow (Train), to grade (Report)"),
     ("b", "choose a second run", "the run to compare with (Report)"),
@@ -59,7 +64,8 @@ ACTION_VERBS: dict[str, str] = {
     "generate": "go", "run": "go",
     "reroll": "re-roll",
     "step": "next", "next_example": "next",
-    "toggle_mode": "chat ⇄ raw", "toggle_chat": "chat ⇄ raw",
+    "toggle_mode": "chat ⇄ raw", "toggle_chat": "chat ⇄ raw", "toggle_fewshot": "chat ⇄ raw",
+    "sample_n": "×N", "family": "family", "world": "world", "export": "export",
     "pick_encoding": "find", "pick_model": "find",
     "toggle_compare": "side by side",
     "toggle_ids": "ids",

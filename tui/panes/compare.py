@@ -123,9 +123,9 @@ class ComparePane(Vertical):
     BINDINGS = [
         Binding("ctrl+g", "run", "Run"),
         Binding("ctrl+r", "reroll", "Re-roll"),
-        Binding("ctrl+n", "sample_n", "×N pass rate"),
-        Binding("ctrl+f", "family", "Family ×K"),
-        Binding("ctrl+o", "toggle_fewshot", "Few-shot base"),
+        Binding("alt+x", "sample_n", "×N pass rate"),
+        Binding("alt+f", "family", "Family ×K"),
+        Binding("ctrl+t", "toggle_fewshot", "Few-shot base"),
         Binding("ctrl+b", "world", "World"),
         Binding("ctrl+y", "export", "Export", show=False),
         Binding("alt+t", "edit('temperature')", "Set temperature", show=False),
