@@ -162,7 +162,9 @@ def _eval_stage(stage: str, model, tok, world: W.World, problems: dict[str, list
         # Tokens to think: the same arithmetic, but the answer must come first.
         rows["answer_first"] = _chat_answers(model, tok, problems["arith"], 12, temperature,
                                              seed, prefix="Answer:")
-    sampled = _pass_at_k(model, tok, problems["arith"][:PASSK_PROBLEMS], budgets["arith"], seed)
+    # pass@k of chat models only: the base model never answers a chat (its 0% needs no samples)
+    sampled = {} if stage == "base" else _pass_at_k(model, tok, problems["arith"][:PASSK_PROBLEMS],
+                                                    budgets["arith"], seed)
     tick(f"{stage}: extra")
     return rows, sampled
 
