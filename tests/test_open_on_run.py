@@ -4,12 +4,11 @@ run (linked) and ``aaa``: it sorts first, has only a base model and is still tra
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import pytest
-from rich.console import Console
+from test_tokens_pane import screen_text, until
 from textual.widgets import Select, TabbedContent
 
 from engine.runs import RunLock
@@ -33,22 +32,6 @@ def runs(root: Path):
         + "\n")
     with RunLock(aaa):  # a trainer holds it: still training
         yield root
-
-
-def screen_text(app) -> str:
-    width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), record=True,
-                      force_terminal=True, color_system=None, legacy_windows=False)
-    console.print(app.screen._compositor.render_update(full=True))
-    return console.export_text()
-
-
-async def until(pilot, condition, what: str, timeout: float = 15.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"timed out waiting for {what}\n{screen_text(pilot.app)}")
 
 
 async def test_every_pane_opens_on_tiny_not_the_first_run(runs):
