@@ -1,8 +1,9 @@
 """Does the base model answer questions about entities it only read about? (dev split)
 
-Tuning aid for the knowledge recipe (engine/world.py): asks a run's base model, in the plain
-``Q: ... A:`` form of pretraining's QA documents, about dev-split entities (never quizzed in
-pretraining) and train entities, and prints the share answered right by the judge. Prints one
+Tuning aid for the knowledge recipe (engine/world.py): asks a run's base model, in the form of
+pretraining's QA documents (open user and assistant turns, engine.chat.Transcript), about
+dev-split entities (never quizzed in pretraining) and train entities, and prints the share
+answered right by the judge. Prints one
 JSON object as its last line. Usage: python bench/knowledge_dev.py --run checkpoints/NAME
 """
 
@@ -14,7 +15,7 @@ import json
 
 def main() -> None:
     from engine import world as W
-    from engine.chat import render_document
+    from engine.chat import Transcript, render_document
     from engine.checkpoint import load_run_model
     from engine.judge import judge
     from engine.runs import read_json, resolve_run
@@ -32,10 +33,10 @@ def main() -> None:
     out = {"run": run.name, "stage": args.stage}
     for split in ("train", "dev"):
         fs = [f for f in W.facts(world) if world.split.get(f.subject) == split][:120]
-        prompts = [render_document(tok, f"Q: {f.question()}\nA:") for f in fs]
+        prompts = [render_document(tok, Transcript(f.question(), "")) for f in fs]
         res = generate_batch(model, prompts, SampleSettings(temperature=0.0, max_tokens=16),
                              stop_ids=[tok.special_id("<|bos|>")])
-        texts = [tok.decode(r).split("\n")[0] for r in res]
+        texts = [tok.decode(r).split("\n")[0].split("<|")[0] for r in res]
         right = [judge(fact_problem(world, f, f.question(), "fact"), t).correct
                  for f, t in zip(fs, texts, strict=True)]
         out[f"qa_{split}"] = round(sum(right) / len(right), 3)

@@ -62,8 +62,32 @@ def render_prompt(tok, messages: list[Message]) -> list[int]:
     return ids + [tok.special_id("<|assistant_start|>")]
 
 
+class Transcript(str):
+    """A pretraining document that is one question and its answer, laid out with the chat's
+    turn markers but *without* ``<|assistant_end|>`` (mid-training, as nanochat does before SFT).
+
+    The base model learns to answer a question asked in a user turn, so what pretraining taught
+    it about entities is reachable through the same markers SFT uses; it never sees a turn end,
+    so ending a turn (the chat format the report card measures), refusing, worked sums and the
+    persona are still SFT's to teach. As a string it reads ``Q: ...\nA: ...`` (what the
+    tokenizer trains on and what text searches see).
+    """
+
+    user: str
+    assistant: str
+
+    def __new__(cls, user: str, assistant: str) -> Transcript:
+        obj = super().__new__(cls, f"Q: {user}\nA: {assistant}")
+        obj.user, obj.assistant = user, assistant
+        return obj
+
+
 def render_document(tok, text: str) -> list[int]:
-    """A pretraining document: <|bos|> then its text."""
+    """A pretraining document: <|bos|> then its text (a Transcript: its two open turns)."""
+    if isinstance(text, Transcript):
+        return [tok.special_id("<|bos|>"), tok.special_id("<|user_start|>"), *tok.encode(text.user),
+                tok.special_id("<|user_end|>"), tok.special_id("<|assistant_start|>"),
+                *tok.encode(text.assistant)]
     return [tok.special_id("<|bos|>"), *tok.encode(text)]
 
 

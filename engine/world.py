@@ -250,13 +250,16 @@ def biographies(world: World, rng: random.Random, n: int = 5) -> list[tuple[str,
 
 
 def qa_documents(world: World, rng: random.Random, per_fact: int = 2) -> list[tuple[str, str]]:
-    """(subject, text): questions about *train* entities answered, in training wordings: the
-    "mixed training" that teaches the base model to answer from what it read."""
+    """(subject, transcript): questions about *train* entities answered, in training wordings:
+    the "mixed training" that teaches the base model to answer from what it read (rendered with
+    the chat's turn markers, engine.chat.Transcript)."""
+    from engine.chat import Transcript
+
     docs = []
     for f in facts(world):
         if world.split.get(f.subject) == "train":
             for _ in range(per_fact):
-                docs.append((f.subject, f"Q: {f.question('train', rng, True)}\nA: {f.sentence}"))
+                docs.append((f.subject, Transcript(f.question("train", rng, True), f.sentence)))
     return docs
 
 

@@ -116,3 +116,15 @@ def test_chat_format_detection_and_errors(tok):
         render_conversation(tok, [{"role": "tool", "content": "x"}])
     with pytest.raises(ValueError, match="text"):
         render_conversation(tok, [{"role": "user", "content": None}])
+
+
+def test_transcript_opens_both_turns_and_never_ends_one(tok):
+    from engine.chat import Transcript, render_prompt
+
+    doc = Transcript("Where does Zed live?", "Zed lives in the city of Orvis.")
+    assert doc == "Q: Where does Zed live?\nA: Zed lives in the city of Orvis."  # as text
+    ids = render_document(tok, doc)
+    prompt = render_prompt(tok, [{"role": "user", "content": doc.user}])
+    assert ids[: len(prompt)] == prompt  # the question laid out as a chat would ask it
+    assert tok.decode(ids[len(prompt):]) == doc.assistant
+    assert tok.special_id("<|assistant_end|>") not in ids  # ending a turn is SFT's to teach
