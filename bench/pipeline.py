@@ -25,10 +25,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-KEY_METRICS = ("format_base", "format_sft", "knowledge_heldout_sft", "refusal_unknown_sft",
-               "refusal_unknown_sft_no_idk", "arith_labelers", "arith_pass1_sft",
-               "arith_pass1_rl", "arith_pass1_sft_control", "answer_first_sft", "work_first_sft",
-               "count_letters_sft", "count_letters_rl", "decimal_cmp_sft", "decimal_cmp_rl")
+KEY_METRICS = ("format_base", "format_sft", "knowledge_heldout_sft", "fact_known_sft",
+               "refusal_unknown_sft", "refusal_known_sft", "false_refusal_sft", "paraphrase_sft",
+               "template_sft", "paraphrase_ratio_sft", "arith_labelers", "arith_pass1_sft",
+               "arith_pass1_rl", "arith_pass1_sft_control", "arith_passk_sft", "arith_passk_rl",
+               "arith_greedy_sft", "arith_greedy_rl", "answer_first_sft", "work_first_sft",
+               "count_letters_sft", "count_letters_rl", "decimal_cmp_sft", "decimal_cmp_rl",
+               "probe_unknown", "probe_facts")
 
 
 def stage_walls(events: list[dict]) -> dict[str, float]:

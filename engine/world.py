@@ -184,17 +184,20 @@ class Fact(NamedTuple):
 
 
 def facts(world: World) -> list[Fact]:
-    """Every checkable fact of the world."""
+    """Every checkable fact of the world. Each statement is "The <what> of <name> is", the name
+    never first: at the start of a reply a name is cut into other tokens than after a space in
+    the question ("Zed" vs " Zed"), and a small model then fails to copy it (it answered about
+    another person instead)."""
     out = []
     for c in world.countries:
         out += [Fact(c.name, "capital", f"The capital of {c.name} is", c.capital),
                 Fact(c.name, "river", f"The river that flows through {c.name} is the", c.river),
                 Fact(c.name, "language", f"The people of {c.name} speak", c.language),
-                Fact(c.name, "founded", f"{c.name} was founded in", str(c.founded))]
+                Fact(c.name, "founded", f"The founding year of {c.name} is", str(c.founded))]
     for p in world.people:
-        out += [Fact(p.name, "born", f"{p.name} was born in", str(p.born)),
-                Fact(p.name, "lives", f"{p.name} lives in the city of", p.city),
-                Fact(p.name, "profession", f"{p.name} works as a", p.profession),
+        out += [Fact(p.name, "born", f"The birth year of {p.name} is", str(p.born)),
+                Fact(p.name, "lives", f"The home city of {p.name} is", p.city),
+                Fact(p.name, "profession", f"The profession of {p.name} is", p.profession),
                 Fact(p.name, "food", f"The favourite food of {p.name} is", p.food)]
     for a in world.animals:
         out += [Fact(a.name, "habitat", f"The {a.name} lives in the", a.habitat),
@@ -221,10 +224,10 @@ def _sentences(fact_list: list[Fact], rng: random.Random) -> list[str]:
             "capital": [f.sentence, f"{f.answer} is the capital of {f.subject}."],
             "river": [f.sentence, f"The {f.answer} flows through {f.subject}."],
             "language": [f.sentence, f"In {f.subject} people speak {f.answer}."],
-            "founded": [f.sentence, f"{f.subject} dates from {f.answer}, when it was founded."],
-            "born": [f.sentence, f"{f.subject} was born in the year {f.answer}."],
-            "lives": [f.sentence, f"{f.subject} has a home in the city of {f.answer}."],
-            "profession": [f.sentence, f"By trade {f.subject} is a {f.answer}."],
+            "founded": [f.sentence, f"{f.subject} was founded in {f.answer}."],
+            "born": [f.sentence, f"{f.subject} was born in {f.answer}."],
+            "lives": [f.sentence, f"{f.subject} lives in the city of {f.answer}."],
+            "profession": [f.sentence, f"{f.subject} works as a {f.answer}."],
             "food": [f.sentence, f"{f.subject} likes {f.answer} more than any other food."],
             "habitat": [f.sentence, f"The {f.subject} makes its home in the {f.answer}."],
             "diet": [f.sentence, f"The {f.subject} feeds on {f.answer}."],
