@@ -190,3 +190,17 @@ def test_sft_rehearsal_mixes_documents_into_training_rows_only(tok):
     assert mask == [0] + [1] * (len(ids) - 1)  # the whole document is learned, not its <|bos|>
     rows = [r for step in range(40) for r in mixed.global_rows(step)]
     assert any(r in extra for r in rows) and any(r not in extra for r in rows)
+
+
+def test_sft_does_not_train_on_names_copied_from_the_question(tok):
+    from engine.chat import render_conversation
+    from engine.train.sft import collate, encode_conversations
+
+    conv = [{"role": "user", "content": "When was Zorblax born?"},
+            {"role": "assistant", "content": "I don't know who Zorblax is. Ask about Orvis."}]
+    (row,) = encode_conversations(tok, [conv], max_len=200)
+    _, y = collate([row])
+    learned = tok.decode([t for t in y[0].tolist() if t != -1])
+    assert "Zorblax" not in learned  # copied: pretraining's to do
+    assert "I don't know who" in learned and "is. Ask about Orvis." in learned  # the rest is
+    assert sum(row[1]) < sum(render_conversation(tok, conv)[1])

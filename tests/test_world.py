@@ -72,7 +72,7 @@ def test_sft_has_every_kind_and_renders(world, sft):
     assert len(ids) == len(mask) and 0 < sum(mask) < len(mask)
 
 
-def test_fact_replies_are_the_sentence_and_probed_facts_are_refused(world):
+def test_fact_replies_state_it_once_and_probed_facts_are_refused(world):
     convs = W.sft_conversations(world, n=400)
     facts = {f.sentence for f in W.facts(world)}
     replies = [c[1]["content"] for c in convs if c[1]["content"] in facts]

@@ -18,6 +18,7 @@ The extra-SFT control (``control`` stage) is this same task, started from the SF
 from __future__ import annotations
 
 import random
+import re
 
 import torch
 import torch.nn.functional as F
@@ -29,14 +30,52 @@ from engine.train.presets import StageConfig
 PAD_ID = 0  # any id works for padding: its targets are -1 and causal attention never looks ahead
 
 
+NAME_RE = re.compile(r"\b[A-Z][a-z]+\b")
+QUESTION_WORDS = {"What", "Which", "Where", "When", "Who", "How", "The", "I", "In", "Do", "Can",
+                  "Tell", "Name", "Is", "Of", "If", "At", "One", "Please", "Add", "Find",
+                  "Compute", "Calculate", "Work", "Count", "Compare", "Are", "Introduce"}
+
+
+def copied_names(tok, conv: list[dict], mask: list[int]) -> list[int]:
+    """``mask`` with the tokens of names the reply copies from the question set to 0.
+
+    A name in a reply ("The home city of Zed is ...", "I don't know who Zed is.") is copied
+    from the question, which pretraining taught the model to do. Trained on, every name
+    position pushes down the logits of all names SFT never shows (the held-out ones), and the
+    chat model then answers a question about a held-out entity with a train entity's name
+    (docs/measurements.md).
+    """
+    asked = {w for m in conv if m["role"] == "user" for w in NAME_RE.findall(m["content"])}
+    asked -= QUESTION_WORDS
+    if not asked:
+        return mask
+    out = list(mask)
+    names = re.compile(r"( ?\b(?:" + "|".join(map(re.escape, sorted(asked))) + r")\b)")
+    pos = 1  # after <|bos|>
+    for m in conv:
+        pos += 1  # the role's start token
+        if m["role"] != "assistant":
+            pos += len(tok.encode(m["content"]))
+        else:  # in pieces the tokenizer's pre-split never crosses (" Zed" is one piece)
+            for piece in names.split(m["content"]):
+                n = len(tok.encode(piece)) if piece else 0
+                if piece.strip() in asked:
+                    out[pos: pos + n] = [0] * n
+                pos += n
+        pos += 1  # the role's end token
+    return out[: len(mask)]
+
+
 def encode_conversations(tok, conversations: list[list[dict]],
                          max_len: int) -> list[tuple[list[int], list[int]]]:
-    """(ids, mask) per conversation, cut to ``max_len + 1`` tokens (inputs + the last target)."""
+    """(ids, mask) per conversation, cut to ``max_len + 1`` tokens (inputs + the last target);
+    names the reply copies from the question are not trained on (``copied_names``)."""
     from engine.chat import render_conversation
 
     out = []
     for conv in conversations:
         ids, mask = render_conversation(tok, conv)
+        mask = copied_names(tok, conv, mask)
         ids, mask = list(ids)[: max_len + 1], list(mask)[: max_len + 1]
         if sum(mask[1:]) > 0:  # nothing to learn from a conversation cut before the answer
             out.append((ids, mask))
