@@ -27,7 +27,8 @@ def main() -> None:
     ap.add_argument("--stage", default="base")
     args = ap.parse_args()
     run = resolve_run(args.run)
-    seed = int(read_json(run / "run.json").get("seed", 0))
+    info = read_json(run / "run.json")
+    seed = int((info.get("data") or {}).get("world_seed", info.get("seed", 0)))
     world = W.build_world(seed)
     model, tok, _ = load_run_model(run, args.stage)
     out = {"run": run.name, "stage": args.stage}

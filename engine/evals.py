@@ -99,7 +99,10 @@ def _chat_answers(model, tok, problems: list[T.Problem], max_tokens: int, temper
     rows = []
     for p, ids in zip(problems, _generate(model, prompts, max_tokens, [end], temperature, seed),
                       strict=True):
-        text = prefix + tok.decode([t for t in ids if t not in specials])
+        # the reply is what comes before the first special token: a base model that never
+        # ends a turn goes on into a new document, which is not part of its answer
+        cut = next((i for i, t in enumerate(ids) if t in specials), len(ids))
+        text = prefix + tok.decode(ids[:cut])
         verdict = judge(p, text)
         # Chat format: the turn ends with <|assistant_end|> and holds no other special token.
         formatted = bool(ids) and ids[-1] == end and not any(t in specials for t in ids[:-1])
@@ -150,11 +153,12 @@ def _eval_stage(stage: str, model, tok, world: W.World, problems: dict[str, list
         rows[fam] = _chat_answers(model, tok, problems[fam], budgets[fam], temperature, seed)
         tick(f"{stage}: {fam}")
     if stage == "base":
-        pairs = T.fact_completions(world, split, len(problems["fact_heldout"]), seed)
+        # the very facts the chat models are asked about, as sentences to complete
+        statements = {f"{f.subject}:{f.kind}": f.statement for f in W.facts(world)}
+        pairs = [(statements[p.key], p.answer) for p in problems["fact_heldout"]]
         rows["complete_heldout"] = _completions(model, tok, pairs, seed)
         # Which asked facts the base model knows (completes its sentence): a refusal of one of
         # those is a false refusal; a refusal of one it never learnt is honest.
-        statements = {f"{f.subject}:{f.kind}": f.statement for f in W.facts(world)}
         asked = problems["fact_known"] + problems["fact_heldout"]
         rows["base_knows"] = _completions(model, tok, [(statements[p.key], p.answer)
                                                       for p in asked], seed)
@@ -371,14 +375,17 @@ def claims(m: dict, curve: list[dict]) -> list[dict]:
                f"Asked about entities that appear in no SFT row of any kind (test split), SFT "
                f"answers {_pct(held)} correctly; the training-fact recall check (entities SFT "
                f"drilled) gives {_pct(known)}. The base model completes "
-               f"{_pct(g('knowledge_complete_base'))} of the same held-out fact sentences. "
-               "What SFT knows about them it can only have read in pretraining.",
+               f"{_pct(g('knowledge_complete_base'))} of the same held-out fact sentences and "
+               f"answers {_pct(g('knowledge_heldout_base'))} of the questions in the open-turn "
+               "layout of its pretraining QA: what the chat model knows about them it can only "
+               "have read in pretraining, and what it lost, SFT took.",
                value=held, base_completes=g("knowledge_complete_base"), recall=known),
         _claim("format", _both(_at_least(g("format_sft"), 0.95), _at_least(0.05, g("format_base"))),
                "SFT teaches the chat format", "SFT did not fully teach the chat format",
                f"{_pct(g('format_sft'))} of SFT answers end with <|assistant_end|> and hold no "
-               f"stray special token; the base model, which never saw a chat, does so "
-               f"{_pct(g('format_base'))} of the time.",
+               f"stray special token; the base model, which saw questions in open turns in "
+               f"pretraining but never a turn's end, does so {_pct(g('format_base'))} of the "
+               "time.",
                value=g("format_sft"), base=g("format_base")),
         _claim("hallucination",
                _both(_at_least(g("refusal_unknown_sft"), 0.8),
@@ -463,8 +470,9 @@ def _passk_claim(m: dict) -> dict:
                   f"RL did not raise pass@1 more than pass@{k}",
                   f"Test sums, {g('passk_samples')} samples at temperature 1: pass@1 SFT "
                   f"{_pct(g('arith_pass1_sft'))} -> RL {_pct(g('arith_pass1_rl'))}; pass@{k} "
-                  f"SFT {_pct(g('arith_passk_sft'))} -> RL {_pct(g('arith_passk_rl'))}. RL "
-                  "mostly makes the model pick, first time, answers it could already reach.",
+                  f"SFT {_pct(g('arith_passk_sft'))} -> RL {_pct(g('arith_passk_rl'))}. "
+                  + ("RL mostly made the model pick, first time, answers it could already reach."
+                     if holds else "Here RL did not mainly sharpen what SFT could already do."),
                   value=g("arith_pass1_rl"), passk_rl=g("arith_passk_rl"),
                   passk_sft=g("arith_passk_sft"))
 

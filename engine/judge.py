@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 
 from engine import wordings as Wd
 from engine import world as W
@@ -87,24 +88,35 @@ def verify(problem: Problem, response: str | None) -> float:
 # -- numbers ------------------------------------------------------------------------------------
 
 def _value(s: str) -> str:
-    """A stated answer as comparable text: the first number in it, as a number, else the text."""
+    """A stated answer as comparable text: the first number in it, exactly (9.90 == 9.9), else
+    the text."""
     s = s.replace("$", "").strip().rstrip(".").strip()
     if m := NUMBER_RE.search(s):
-        num = float(m[0].replace(",", ""))
-        return str(int(num)) if num.is_integer() else repr(num)
+        return str(Decimal(m[0].replace(",", "")).normalize())
     return s.casefold()
 
 
-def stated_answers(text: str) -> list[str]:
-    """What a reply gives as its answer: every ``Answer:`` value, else its last number."""
+# A reply without "Answer:" states its answer in a closing statement: "23 + 58 = 81",
+# "The total is $12.", "9.9 is larger." A number that only repeats the question or a step of
+# the work ("Which is larger, 9.11 or 9.9?", "r is at positions 3.") states nothing.
+CLOSING_RE = re.compile(r"(?:^|=|\bis|\bare|\bequals|\bmakes|\bget|\bappears|\btotal:?)\s*\$?"
+                        r"(-?\d[\d,]*(?:\.\d+)?)\s*(?:dollars|times)?\s*[.!]?\s*$", re.IGNORECASE)
+LARGER_RE = re.compile(r"(-?\d+(?:\.\d+)?) is (?:the )?(?:larger|bigger|greater)\b", re.IGNORECASE)
+
+
+def stated_answers(text: str, kind: str = "") -> list[str]:
+    """What a reply gives as its answer: every ``Answer:`` value, else a closing statement."""
     found = [a for a in ANSWER_RE.findall(text) if a.strip()]
-    if not found and (numbers := NUMBER_RE.findall(text)):
-        found = [numbers[-1]]
+    if not found:
+        if kind == "dec" and (m := LARGER_RE.findall(text)):
+            found = m[-1:]
+        elif m := CLOSING_RE.search(text.strip()):
+            found = [m[1]]
     return found
 
 
 def _judge_numeric(problem: Problem, text: str) -> Verdict:
-    said = stated_answers(text)
+    said = stated_answers(text, problem.kind)
     if not said:
         return Verdict(False, "gives no answer")
     values = list(dict.fromkeys(_value(s) for s in said))
@@ -156,6 +168,8 @@ def _judge_unknown(problem: Problem, text: str) -> Verdict:
 
 # -- questions a person typed -------------------------------------------------------------------
 
+PRONOUNS = {"he", "she", "they", "it", "him", "her", "them", "you", "i", "me", "we", "us",
+            "this", "that", "someone", "anyone", "everyone"}
 _PLAIN_SUM = re.compile(r"^(?:what is |calculate |compute )?(\d+) ?\+ ?(\d+)(?: ?= ?)?$")
 
 
@@ -190,7 +204,8 @@ def _problem(world: W.World, kind: str, slots: dict[str, str], text: str) -> Pro
             fact = next(f for f in W.facts(world) if f.subject == entity.name and f.kind == kind)
             family = "fact_known" if world.split.get(entity.name) == "train" else "fact_heldout"
             return fact_problem(world, fact, text, family)
-        if kind in Wd.PERSON_KINDS and not _is_world_name(world, slots["name"]):
+        if (kind in Wd.PERSON_KINDS and slots["name"] not in PRONOUNS
+                and not _is_world_name(world, slots["name"])):
             return unknown_problem(world, slots["name"].capitalize(), kind, text)
         return None
     if kind == "add":

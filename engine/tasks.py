@@ -130,7 +130,10 @@ def eval_problems(world: W.World, family: str, n: int, seed: int = 0,
         return _distinct(lambda: _MAKERS[family](rng, split, None), n)
     if family in FACT_FAMILIES:
         want = "train" if family == "fact_known" else split
-        pool = [f for f in W.facts(world) if world.split.get(f.subject) == want]
+        # A language is its country's name + "ish": answerable from the pattern SFT teaches,
+        # without knowing anything, so it is no test of held-out knowledge.
+        pool = [f for f in W.facts(world) if world.split.get(f.subject) == want
+                and not (family == "fact_heldout" and f.kind == "language")]
         pool = rng.sample(pool, min(n, len(pool)))
         return [fact_problem(world, f, f.question(), family) for f in pool]
     if family == "unknown":

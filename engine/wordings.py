@@ -176,7 +176,7 @@ WORDINGS: dict[str, dict[str, list[str]]] = {
                   "Compare {x} and {y}: which is larger?", "Which one is bigger: {x} or {y}?",
                   "Of {x} and {y}, which is larger?", "Which is the larger number, {x} or {y}?"],
         "dev": ["Can you say which is larger, {x} or {y}?"],
-        "test": ["Tell me which is bigger, {x} or {y}.", "Is {x} bigger than {y}?"],
+        "test": ["Tell me which is bigger, {x} or {y}.", "Which one is more, {x} or {y}?"],
     },
     "identity": {
         "train": ["Who are you?", "What are you?", "Who made you?", "What is your name?",

@@ -10,7 +10,8 @@ unknown), so the evaluated unknown people are unknown to every stage.
 Knowledge is laid down the way "Physics of Language Models 3.1" (Allen-Zhu & Li) found it
 becomes extractable for entities a model was never quizzed on: several biographies per entity,
 each with its sentences in a fresh order and the full name in every sentence, spread through
-the corpus (two entries of one entity are never neighbours, so never in one window), plus
+the corpus (two entries about one entity are never within four documents, so rarely in one
+window), plus
 question/answer documents about the *train* entities mixed into pretraining. The base model
 learns "read a biography, answer a question about it" on train entities, and uses it on the
 held-out ones.
@@ -420,7 +421,9 @@ def add_key(a: int, b: int) -> str:
 
 
 def shop_key(who, n1, it1, n2, it2, p1, p2) -> str:
-    return f"shop:{n1}x{p1}+{n2}x{p2}"
+    """A shop problem is its decisive sum: every order of the same items and prices, and a
+    plain sum of the same two costs, are one problem (the worked answer adds c1 + c2)."""
+    return add_key(n1 * p1, n2 * p2)
 
 
 def count_key(word: str, letter: str = "") -> str:
@@ -438,15 +441,8 @@ def dec_key(x: str, y: str) -> str:
 
 
 def problem_split(make_key, args) -> str:
-    """A problem's split; a shop problem is train only if its inner sum is a train sum too
-    (its worked solution adds c1 + c2, so a test sum would be trained on); one whose inner sum
-    is not is "excluded" from every split."""
-    split = key_split(make_key(*args))
-    if make_key is shop_key and split == "train":
-        _, n1, _, n2, _, p1, p2 = args
-        if key_split(add_key(n1 * p1, n2 * p2)) != "train":
-            return "excluded"  # in no split: neither trained on nor evaluated
-    return split
+    """A problem's split: its key's."""
+    return key_split(make_key(*args))
 
 
 def draw(rng: random.Random, make, make_key, split: str, tries: int = 10_000):

@@ -32,3 +32,10 @@ def root(tmp_path, monkeypatch) -> Path:
     root.mkdir()
     monkeypatch.setenv("DEEPDIVE_CHECKPOINTS", str(root))
     return root
+
+
+@pytest.fixture(autouse=True)
+def _writable_exports(monkeypatch):
+    """A read-only app marks its process read-only (tui/exports.py); each test starts
+    writable and any such mark is undone after it."""
+    monkeypatch.setenv("DEEPDIVE_READ_ONLY", "")

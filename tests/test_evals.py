@@ -100,9 +100,10 @@ def test_format_and_correctness_are_read_from_the_tokens(random_run, monkeypatch
     outs = [tok.encode("Ones: 5 + 7 = 12.\nAnswer: 12") + [end],  # right, formatted
             tok.encode("Answer: 13") + [end],                      # wrong, formatted
             tok.encode("Answer: 12"),                              # right, never ended
-            [bos] + tok.encode("Answer: 12") + [end]]              # a stray special inside
+            tok.encode("Answer: 12") + [bos] + tok.encode("Answer: 13")]  # then a new document
     monkeypatch.setattr(E, "_generate", lambda model, prompts, *a: outs[: len(prompts)])
     rows = E._chat_answers(None, tok, [problem] * 4, 32, 0.0, 0)
+    # the reply ends at the first special token: the new document's 13 is not part of it
     assert [r["correct"] for r in rows] == [True, False, True, True]
     assert [r["format"] for r in rows] == [True, True, False, False]
     assert rows[0]["answer"].endswith("Answer: 12")

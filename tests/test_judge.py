@@ -76,7 +76,7 @@ def test_typed_questions_are_recognised_and_others_are_not(world):
         "What's 12 plus 34?": "46", "Add 12 and 34.": "46", "23+58": "81",
         "find the sum of 100 and 23": "123",
         "How many r's are in strawberry?": "3",
-        "Is 9.11 bigger than 9.9?": "9.9",
+        "Which one is more, 9.11 or 9.9?": "9.9",
         "When was Zorblaxo born?": W.IDK,
     }
     for text, answer in cases.items():
@@ -88,10 +88,27 @@ def test_typed_questions_are_recognised_and_others_are_not(world):
 
 
 def test_sft_targets_are_right_by_the_judge(world):
+    judged = 0
     for conv in W.sft_conversations(world, labeler_error_rate=0.0, n=400):
         p = recognise(world, conv[0]["content"])
         if p is not None and p.family != "unknown":  # idk chats name nobody of the world
             assert verify(p, conv[1]["content"]) == 1.0, conv
+            judged += 1
+    assert judged > 250  # nearly every training question is one the judge recognises
+
+
+def test_a_number_that_only_echoes_the_question_or_a_step_is_no_answer(world):
+    d = T.dec_problem("9.11", "9.9", "Which is larger, 9.11 or 9.9?")
+    assert judge(d, "Which is larger, 9.11 or 9.9?").correct is False
+    assert judge(d, "Write both with 2 decimal places: 9.11 and 9.90.").correct is False
+    assert judge(d, "9.9 is larger.").correct is True
+    c = T.count_problem("strawberry", "r", "How many r's are in strawberry?")
+    assert judge(c, "r is at positions 3.").correct is False  # cut off mid-work
+    assert judge(c, "The letter r appears 3 times.").correct is True
+    a = T.add_problem(12345678901234567, 1, "What is 12345678901234567 + 1?")
+    assert judge(a, "Answer: 12345678901234569").correct is False  # exact, not float
+    assert judge(a, "12345678901234568").correct is True  # a bare number is an answer
+    assert recognise(world, "When was he born?") is None  # a pronoun is nobody's name
 
 
 def test_pass_at_k_matches_a_brute_force_count():

@@ -51,10 +51,24 @@ def world():
     return W.build_world(0)
 
 
+def test_shop_problems_are_keyed_by_their_decisive_sum(world):
+    # the same two costs in any order, or as a plain sum, are one problem in one split
+    a = W.shop_key("Tom", 3, W.ITEMS[0], 4, W.ITEMS[1], 5, 6)  # 15 + 24
+    b = W.shop_key("Ana", 4, W.ITEMS[2], 3, W.ITEMS[3], 6, 5)  # 24 + 15
+    assert a == b == W.add_key(15, 24)
+
+
+def test_rehearsal_documents_name_no_heldout_entity(world):
+    docs = W.documents_about_train(world, W.pretrain_documents(world))
+    held = re.compile(r"\b(" + "|".join(world.heldout | set(world.unknown_people)) + r")\b",
+                      re.IGNORECASE)
+    assert len(docs) > 500 and not [d for d in docs if held.search(d)]
+
+
 @pytest.mark.parametrize("preset", ["micro", "tiny"])
 def test_no_heldout_entity_in_sft_or_rl(preset, world):
     held = sorted(world.heldout, key=len, reverse=True)
-    pattern = re.compile(r"\b(" + "|".join(held) + r")\b")
+    pattern = re.compile(r"\b(" + "|".join(held) + r")\b", re.IGNORECASE)
     for stage in ("sft", "rl"):
         leaks = [t for t in stage_texts(preset)[stage] if pattern.search(t)]
         assert not leaks, f"{stage} trains on held-out entities: {leaks[:3]}"
@@ -65,7 +79,7 @@ def test_no_heldout_entity_in_sft_or_rl(preset, world):
 
 @pytest.mark.parametrize("preset", ["micro", "tiny"])
 def test_evaluated_unknown_people_appear_nowhere(preset, world):
-    pattern = re.compile(r"\b(" + "|".join(world.unknown_people) + r")\b")
+    pattern = re.compile(r"\b(" + "|".join(world.unknown_people) + r")\b", re.IGNORECASE)
     for stage, texts in stage_texts(preset).items():
         assert not [t for t in texts if pattern.search(t)], stage
 
@@ -87,24 +101,24 @@ def problem_keys(text_lines: list[str], world) -> set[str]:
 
 
 @pytest.mark.parametrize("preset", ["micro", "tiny"])
-def test_no_test_problem_key_anywhere(preset, world):
+def test_no_dev_or_test_problem_key_anywhere(preset, world):
     for stage, texts in stage_texts(preset).items():
         keys = problem_keys(lines(texts), world)
         assert len(keys) >= min(50, len(texts) // 3), f"{stage}: the key reader found too little"
-        leaked = sorted(k for k in keys if key_split(k) == "test")
-        assert not leaked, f"{stage} trains on test problems: {leaked[:5]}"
-        words = [w for w in W.WORDS if key_split(W.count_key(w)) == "test"]
+        leaked = sorted(k for k in keys if key_split(k) != "train")  # test, and dev (tuning)
+        assert not leaked, f"{stage} trains on held-out problems: {leaked[:5]}"
+        words = [w for w in W.WORDS if key_split(W.count_key(w)) != "train"]
         text = "\n".join(texts)
         assert not [w for w in words if re.search(rf"\b{w}\b", text, re.IGNORECASE)], stage
 
 
 @pytest.mark.parametrize("preset", ["micro", "tiny"])
-def test_no_test_wording_anywhere(preset):
+def test_no_dev_or_test_wording_anywhere(preset):
     for stage, texts in stage_texts(preset).items():
         asked = [line for line in lines(texts) if any(True for _ in Wd.match(line))]
         assert len(asked) >= min(50, len(texts) // 2), stage  # the matcher reads its questions
-        leaked = [line for line in asked if any(s == "test" for _, s, _ in Wd.match(line))]
-        assert not leaked, f"{stage} trains on test wordings: {leaked[:3]}"
+        leaked = [line for line in asked if any(s != "train" for _, s, _ in Wd.match(line))]
+        assert not leaked, f"{stage} trains on dev or test wordings: {leaked[:3]}"
 
 
 def test_sft_uses_many_wordings_per_kind():

@@ -29,15 +29,20 @@ def no_trainer(monkeypatch) -> list:
     return calls
 
 
-async def test_read_only_app_refuses_ctrl_s(tmp_path, monkeypatch, root):
+async def test_read_only_app_refuses_ctrl_s_and_every_export(tmp_path, monkeypatch, root):
+    from tui.exports import ReadOnlyError, write_export
+
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DEEPDIVE_EXPORT_DIR", str(tmp_path / "exports"))
     app = DeepdiveApp(read_only=True)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.2)
         await pilot.press("ctrl+s")
         await pilot.pause(0.2)
-        assert not list(tmp_path.glob("*.svg"))  # nothing written
         assert any("read-only" in m and "screenshot" in m for m in notices(app)), notices(app)
+        with pytest.raises(ReadOnlyError):  # the one door every pane's export goes through
+            write_export("compare.md", "# a viewer's export")
+    assert not list(tmp_path.rglob("*.*"))  # nothing written, here or in the export folder
 
 
 async def test_read_only_train_pane_refuses_to_start_stop_or_resume(root, no_trainer):

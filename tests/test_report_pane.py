@@ -291,7 +291,7 @@ async def test_export_writes_markdown_and_json(root, tmp_path, monkeypatch):
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         app.query_one(ReportPane).focus()
-        await pilot.press("e")
+        await pilot.press("ctrl+y")
         md = app.query_one(ReportPane).last_export
         assert md is not None and md.parent == tmp_path / "exports"
         assert json.loads(md.with_suffix(".json").read_text())["new"] == report

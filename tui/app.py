@@ -8,6 +8,7 @@ user never opens (Compare loads three models) costs nothing."""
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -108,6 +109,10 @@ class DeepdiveApp(App):
         self.run_name = run or default_run()
         self.run_given = run is not None
         self.read_only = read_only
+        if read_only:  # every writer of files goes through tui/exports.py, which then refuses
+            from tui.exports import READ_ONLY_ENV
+
+            os.environ[READ_ONLY_ENV] = "1"
         self._first_frame_done = False
         self._after_first_frame: list[Callable[[], object]] = []
 

@@ -135,8 +135,8 @@ def _print_report(console, report: dict) -> None:
                       + ", ".join(f"{s} {_fmt(m.get(f'arith_passk_{s}'))}" for s in
                                   ("sft", "rl", "sft_control") if f"arith_passk_{s}" in m))
     if report.get("tuned_on"):
-        console.print(f"[dim]presets were tuned on the {report['tuned_on']} split; this card "
-                      f"reads the {split} split")
+        console.print(f"[dim]presets tuned on: {report['tuned_on']}; this card reads the "
+                      f"{split} split")
     for claim in report.get("claims") or []:
         colour = {True: "green", False: "red"}.get(claim.get("holds"), "dim")
         console.print(f"[bold {colour}]{claim.get('title', claim.get('id', ''))}[/] "

@@ -17,10 +17,18 @@ from pathlib import Path
 
 ENV = "DEEPDIVE_EXPORT_DIR"
 DEFAULT = Path("~/deepdive-exports")
+READ_ONLY_ENV = "DEEPDIVE_READ_ONLY"  # set by a read-only (served) app: nothing is written
+
+
+class ReadOnlyError(PermissionError):
+    """Raised instead of writing, in a read-only session (``deepdive serve``)."""
 
 
 def export_dir(create: bool = True) -> Path:
     """The export folder (``$DEEPDIVE_EXPORT_DIR`` or ``~/deepdive-exports``), made if missing."""
+    if os.environ.get(READ_ONLY_ENV):
+        raise ReadOnlyError("this is a read-only session (deepdive serve): nothing is written; "
+                            "the presenter can allow it with --allow-train")
     raw = os.environ.get(ENV, "").strip()
     path = Path(raw).expanduser() if raw else DEFAULT.expanduser()
     path = path.resolve()

@@ -47,7 +47,7 @@ KEY_TABLE: list[tuple[str, str, str]] = [
      "then start a new conversation)"),
     ("ctrl+s", "screenshot", "an SVG of the screen into the export folder (everywhere)"),
     ("ctrl+y", "export", "the pane's session as Markdown + JSON into the export folder "
-     "(Compare)"),
+     "(Compare, Report)"),
     ("ctrl+b", "world", "browse the run's world: who is known, held out, unknown (Compare)"),
     ("alt+x", "×N", "N samples per column and their pass rate (Compare)"),
     ("alt+f", "family", "K test problems of one kind through every column, with a tally (Compare)"),

@@ -45,8 +45,10 @@ def copied_names(tok, conv: list[dict], mask: list[int]) -> list[int]:
     chat model then answers a question about a held-out entity with a train entity's name
     (docs/measurements.md).
     """
-    asked = {w for m in conv if m["role"] == "user" for w in NAME_RE.findall(m["content"])}
-    asked -= QUESTION_WORDS
+    user = " ".join(m["content"] for m in conv if m["role"] == "user").casefold()
+    said = {w for m in conv if m["role"] == "assistant" for w in NAME_RE.findall(m["content"])}
+    # a name the reply writes that the question asked, however the question was typed
+    asked = {w for w in said - QUESTION_WORDS if re.search(rf"\b{w.casefold()}\b", user)}
     if not asked:
         return mask
     out = list(mask)
@@ -63,7 +65,7 @@ def copied_names(tok, conv: list[dict], mask: list[int]) -> list[int]:
                     out[pos: pos + n] = [0] * n
                 pos += n
         pos += 1  # the role's end token
-    return out[: len(mask)]
+    return out if pos == len(mask) else mask  # a layout we do not know: train on all of it
 
 
 def encode_conversations(tok, conversations: list[list[dict]],

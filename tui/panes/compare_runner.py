@@ -183,10 +183,15 @@ def answer_of(job: ColumnJob, text: str) -> tuple[str, bool]:
 
 
 def verdict_of(problem, answer: str):
-    """The one judge's Verdict (``correct`` None: nothing to check, shown as "—")."""
+    """The one judge's Verdict (``correct`` None: nothing to check, shown as "—"), on the reply
+    up to its first special token, as the report card reads it (engine/evals.py)."""
+    import re
+
+    from engine.chat import SPECIAL_TOKENS
     from engine.judge import judge
 
-    return judge(problem, answer)
+    cut = re.search("|".join(map(re.escape, SPECIAL_TOKENS)), answer)
+    return judge(problem, answer[: cut.start()] if cut else answer)
 
 
 class _Column:

@@ -115,9 +115,10 @@ def scoring_caption(report: dict) -> Text:
     what presets were tuned on, and the knowledge probe when the run made one."""
     m = report.get("metrics") if isinstance(report.get("metrics"), dict) else {}
     split = report.get("split")
-    text = Text("Every stage is scored answering chats — the base model too, which never saw "
-                "one, so its low figures say it cannot chat, not that it knows nothing (the "
-                "claims compare its sentence completions). ", style="dim")
+    text = Text("Every stage is scored answering chats, the base model too: it saw questions "
+                "in open user/assistant turns in pretraining but never a turn's end, so its "
+                "answers are read up to its first special token (the claims also compare its "
+                "sentence completions). ", style="dim")
     if split:
         text.append("n = distinct prompts. ", style="dim")
         text.append(f"Split: {split}. ", style="bold")
@@ -203,7 +204,7 @@ class ReportPane(Vertical):
     BINDINGS = [
         Binding("a", "pick('a')", "Run"),
         Binding("b", "pick('b')", "Compare with"),
-        Binding("e", "export", "Export"),
+        Binding("ctrl+y", "export", "Export"),
     ]
 
     can_focus = True  # so a / b work right after switching to the tab
@@ -330,7 +331,7 @@ class ReportPane(Vertical):
         text.append(f"  {report['split']} split" if report.get("split") else "  old report",
                     style="" if report.get("split") else "yellow")
         if report.get("tuned_on"):
-            text.append(f" · tuned on {report['tuned_on']}")
+            text.append(f" · tuned on {str(report['tuned_on']).split(' ')[0]}")
         if report.get("created"):
             text.append(f"  {report['created']}", style="dim")
         return text

@@ -40,7 +40,7 @@ PLOTS = {
     "control": [("loss", [("loss", "train", "cyan"), ("val_loss", "val", "magenta")])],
     "rl": [
         ("reward", [("reward", "reward", "green"), ("pass1", "pass@1", "yellow"),
-                    ("heldout_pass1", "held-out", "magenta")]),
+                    ("heldout_pass1", "dev pass@1", "magenta")]),
         ("tokens/reply", [("resp_len", "mean", "cyan")]),
     ],
 }
