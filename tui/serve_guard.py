@@ -224,9 +224,11 @@ class GuardedServer(Server):
         except Exception as error:  # noqa: BLE001 - one bad session must not stop the server
             log.exception(error)
         finally:
-            await service.stop()
-            self.sessions.discard(service)
-            self._sockets.discard(websocket)
+            try:
+                await service.stop()
+            finally:  # a second cancellation during stop() must not leave it counted
+                self.sessions.discard(service)
+                self._sockets.discard(websocket)
         return websocket
 
     async def _process_messages(self, websocket: web.WebSocketResponse,
