@@ -153,15 +153,14 @@ def _eval_stage(stage: str, model, tok, world: W.World, problems: dict[str, list
         rows[fam] = _chat_answers(model, tok, problems[fam], budgets[fam], temperature, seed)
         tick(f"{stage}: {fam}")
     if stage == "base":
-        # the very facts the chat models are asked about, as sentences to complete
+        # The very facts the chat models are asked about, as sentences to complete, in one
+        # pass: which ones the base knows (a refusal of one of those is a false refusal; of
+        # one it never learnt, honest), and among them the held-out ones.
         statements = {f"{f.subject}:{f.kind}": f.statement for f in W.facts(world)}
-        pairs = [(statements[p.key], p.answer) for p in problems["fact_heldout"]]
-        rows["complete_heldout"] = _completions(model, tok, pairs, seed)
-        # Which asked facts the base model knows (completes its sentence): a refusal of one of
-        # those is a false refusal; a refusal of one it never learnt is honest.
         asked = problems["fact_known"] + problems["fact_heldout"]
         rows["base_knows"] = _completions(model, tok, [(statements[p.key], p.answer)
                                                       for p in asked], seed)
+        rows["complete_heldout"] = rows["base_knows"][len(problems["fact_known"]):]
     else:
         # Tokens to think: the same arithmetic, but the answer must come first.
         rows["answer_first"] = _chat_answers(model, tok, problems["arith"], 12, temperature,

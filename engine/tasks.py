@@ -169,15 +169,6 @@ def paraphrase_items(world: W.World, n: int, seed: int = 0,
     return para, tmpl
 
 
-def fact_completions(world: W.World, split: str = "test", n: int = 50,
-                     seed: int = 0) -> list[tuple[str, str]]:
-    """(document prefix, expected next word) pairs for probing a base model's knowledge of the
-    entities of ``split`` (all their facts when n is larger than the pool)."""
-    pool = [(f.statement, f.answer) for f in W.facts(world) if world.split.get(f.subject) == split]
-    rng = random.Random(f"{world.seed}:complete:{split}:{seed}")
-    return rng.sample(pool, min(n, len(pool)))
-
-
 def curated_prompts(world: W.World) -> list[Problem]:
     """The Compare pane's fixed prompts, one per story the app tells (test split where held
     out)."""
