@@ -79,7 +79,7 @@ def identity_problem(text: str) -> Problem:
 def _arith(rng: random.Random, split: str, wording: str | None) -> Problem:
     """A sum in a wording of ``wording``'s split (None: the template wording)."""
     wrng = rng if wording else None
-    if rng.random() < 0.7:
+    if rng.random() < W.ADD_SHARE:
         a, b = W.draw(rng, W.random_add, W.add_key, split)
         return add_problem(a, b, W.add_question(a, b, wording or "train", wrng))
     args = W.draw(rng, W.random_shop, W.shop_key, split)

@@ -569,15 +569,18 @@ def sft_conversations(world: World, labeler_error_rate: float = 0.3, include_idk
     return convs
 
 
+ADD_SHARE = 0.7  # of arithmetic problems, column sums (the rest shop problems): RL, evals, labelers
+
+
 def labeler_accuracy(world: World, labeler_error_rate: float = 0.3, split: str = "test",
                      n: int = 2000) -> float:
     """Share of the labelers' answers that are right on ``split`` sums (the eval's arithmetic
-    mix: 70% column sums, 30% shop problems), slipping as they do in SFT."""
+    mix, ``ADD_SHARE``), slipping as they do in SFT."""
     rng = random.Random(f"{world.seed}:labelers:{split}")
     right = 0
     for _ in range(n):
         slip = rng.random() < labeler_error_rate
-        if rng.random() < 0.7:
+        if rng.random() < ADD_SHARE:
             a, b = draw(rng, random_add, add_key, split)
             right += add_solution(a, b, slip)[1] == a + b
         else:
