@@ -1,6 +1,6 @@
 """BPE training speed: our incremental trainer vs Hugging Face tokenizers (Rust) vs naive Python.
 
-- seconds: ``engine.tokenizer.train_bpe`` on ~--mb MB of generated English-like text, vocab
+- seconds: ``engine.tokens.tokenizer.train_bpe`` on ~--mb MB of generated English-like text, vocab
   --vocab-size (chunk counting, merges and building the tiktoken Encoding all included).
 - hf_seconds: HF ``tokenizers`` ByteLevel BPE, same text, same vocab size (null if not installed).
   It also splits text (GPT-2's pattern) and counts words first, so the work is comparable.
@@ -89,7 +89,7 @@ def make_text(mb: float, seed: int = 0) -> list[str]:
 
 def naive_merges(texts: list[str], n_merges: int) -> float:
     """Seconds per merge of a recount-everything trainer (minbpe-style, with the regex split)."""
-    from engine.bpe import merge_word, split_chunks
+    from engine.tokens.bpe import merge_word, split_chunks
 
     seqs = [list(c.encode("utf-8")) for t in texts for c in split_chunks(t)]
     t0 = time.perf_counter()
@@ -126,8 +126,8 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="cProfile our trainer (top 20).")
     args = ap.parse_args()
 
-    from engine import bpe
-    from engine.tokenizer import train_bpe
+    from engine.tokens import bpe
+    from engine.tokens.tokenizer import train_bpe
 
     t0 = time.perf_counter()
     texts = make_text(args.mb)

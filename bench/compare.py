@@ -36,8 +36,8 @@ def time_columns(client, run: str, stages, prompt_ids, tokens: int, seed: int,
                  threads: bool = False) -> float:
     """Seconds until every column has streamed `tokens` tokens: through stream_many, or with
     one thread per column calling stream (`threads`)."""
-    from engine.sampler import SampleSettings
-    from tui.client import StreamRequest
+    from engine.api import StreamRequest
+    from engine.model.sampler import SampleSettings
 
     settings = SampleSettings(temperature=0.8, top_k=50, max_tokens=tokens, seed=seed,
                               n_alternatives=1)
@@ -65,11 +65,11 @@ def time_columns(client, run: str, stages, prompt_ids, tokens: int, seed: int,
 
 
 def three_vs_one(run: str, tokens: int, repeats: int) -> dict:
-    from engine.chat import render_prompt
-    from engine.runs import read_json, resolve_run
-    from engine.tasks import curated_prompts
-    from engine.world import build_world
-    from tui.client import ModelClient
+    from engine.api import ModelClient
+    from engine.data.tasks import curated_prompts
+    from engine.data.world import build_world
+    from engine.run import read_json, resolve_run
+    from engine.tokens.chat import render_prompt
 
     client = ModelClient()
     for stage in STAGES:
@@ -143,7 +143,7 @@ class Timed(ta.DeepdiveApp):
     def run(self, **kw):
         return super().run(headless=True, size=(80, 24))
 ta.DeepdiveApp = Timed
-from tui.cli import app
+from deepdive.cli import app
 app(["demo", "--run", sys.argv[2]], standalone_mode=False)
 """
 
@@ -175,7 +175,7 @@ def main() -> None:
                         help="torch.set_num_threads for this process (0: torch's default)")
     args = parser.parse_args()
 
-    from engine.runs import resolve_run
+    from engine.run import resolve_run
 
     missing = [s for s in STAGES if not (resolve_run(args.run) / s / "model.safetensors").is_file()]
     if missing:

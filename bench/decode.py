@@ -3,11 +3,12 @@
     python bench/decode.py [--layers 4 --embd 128 --vocab 1024 --context 512 --threads 1]
 
 1. One sequence grown greedily from a 16-token prompt to ``--context`` tokens, (a) with the KV
-   cache (engine.sampler.generate_batch) and (b) nanoGPT-style, running the whole context again
+   cache (engine.model.sampler.generate_batch) and (b) nanoGPT-style, running the whole context
+again
    for every new token. Both must produce the same tokens; we report tokens/s and the speedup.
 2. Batched decoding: 16 prompts x 256 new tokens through generate_batch; total tokens/s.
 3. The same random GPT-2-format weights in transformers' GPT2LMHeadModel and in ours
-   (engine.gpt2.convert_state_dict): greedy ``generate`` (with its cache) vs our decoder,
+   (engine.model.gpt2.convert_state_dict): greedy ``generate`` (with its cache) vs our decoder,
    same tokens required; tokens/s of each.
 
 Times are the best of ``--repeats`` runs (part 3: ``--repeats + 2``, interleaved).
@@ -22,9 +23,9 @@ import time
 
 import torch
 
-from engine.gpt2 import convert_state_dict
-from engine.model import GPT, GPTConfig
-from engine.sampler import SampleSettings, generate_batch
+from engine.model.gpt import GPT, GPTConfig
+from engine.model.gpt2 import convert_state_dict
+from engine.model.sampler import SampleSettings, generate_batch
 
 
 def best_time(fn, repeats: int) -> tuple[float, object]:

@@ -1,7 +1,7 @@
 """Does the base model answer questions about entities it only read about? (dev split)
 
-Tuning aid for the knowledge recipe (engine/world.py): asks a run's base model, in the form of
-pretraining's QA documents (open user and assistant turns, engine.chat.Transcript), about
+Tuning aid for the knowledge recipe (engine/data/world.py): asks a run's base model, in the form of
+pretraining's QA documents (open user and assistant turns, engine.tokens.chat.Transcript), about
 dev-split entities (never quizzed in pretraining) and train entities, and prints the share
 answered right by the judge. Prints one
 JSON object as its last line. Usage: python bench/knowledge_dev.py --run checkpoints/NAME
@@ -14,13 +14,13 @@ import json
 
 
 def main() -> None:
-    from engine import world as W
-    from engine.chat import Transcript, render_document
-    from engine.checkpoint import load_run_model
-    from engine.judge import judge
-    from engine.runs import read_json, resolve_run
-    from engine.sampler import SampleSettings, generate_batch
-    from engine.tasks import fact_problem
+    from engine.data import world as W
+    from engine.data.judge import judge
+    from engine.data.tasks import fact_problem
+    from engine.model.checkpoint import load_run_model
+    from engine.model.sampler import SampleSettings, generate_batch
+    from engine.run import read_json, resolve_run
+    from engine.tokens.chat import Transcript, render_document
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", required=True)

@@ -56,7 +56,7 @@ def main() -> None:
     ap.add_argument("--summarize", action="store_true", help="do not train: report on --run")
     args = ap.parse_args()
 
-    from engine.events import read_events
+    from engine.progress.events import read_events
     from engine.train.pipeline import train
 
     tmp = None

@@ -67,7 +67,7 @@ class FakeClient:
         return self.tok
 
     def stream(self, run, stage, prompt_ids, settings, stop_ids=(), cancel=None):
-        from engine.sampler import TokenEvent
+        from engine.model.sampler import TokenEvent
 
         t0 = time.perf_counter()
         weights = [1 / (i + 1) for i in range(len(WORDS))]
@@ -94,14 +94,14 @@ def build_random_run(root: Path, name: str = "random-tiny") -> None:
     """A real run: a BPE tokenizer trained on a little text and a random-weight tiny GPT."""
     import torch
 
-    from engine.chat import SPECIAL_TOKENS
-    from engine.checkpoint import save_checkpoint
-    from engine.model import GPT, GPTConfig
-    from engine.tokenizer import train_bpe
+    from engine.model.checkpoint import save_checkpoint
+    from engine.model.gpt import GPT, GPTConfig
+    from engine.tokens.chat import SPECIAL_TOKENS
+    from engine.tokens.tokenizer import train_bpe
 
     text = " ".join(f"the {w} number {i} sat on the mat." for i, w in
                     enumerate(["cat", "dog", "owl", "fox"] * 60))
-    tok = train_bpe([text], vocab_size=512)  # carries engine.chat.SPECIAL_TOKENS (CONTRACTS)
+    tok = train_bpe([text], vocab_size=512)  # carries engine.tokens.chat.SPECIAL_TOKENS (CONTRACTS)
     run = root / name
     run.mkdir(parents=True)
     tok.save(run / "tokenizer.json")
@@ -175,7 +175,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="where the real model runs (cpu, cuda, auto)")
     args = ap.parse_args()
 
-    import engine.sampler  # noqa: F401  (torch: imported once, before any timing)
+    import engine.model.sampler  # noqa: F401  (torch: imported once, before any timing)
 
     result: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -196,7 +196,7 @@ def main() -> None:
 
 
 def model_figures(args, root: Path) -> dict:
-    from tui.client import ModelClient
+    from engine.api import ModelClient
 
     if args.run is None:
         build_random_run(root)
@@ -223,7 +223,7 @@ def model_figures(args, root: Path) -> dict:
 
 def engine_rate(client, run: str, stage: str, tokens: int) -> float:
     """Tokens/s of the sampler alone (a worker thread, no UI), with the pane's settings."""
-    from engine.chat import render_document
+    from engine.tokens.chat import render_document
     from tui.panes.sample_run import Knobs
 
     prompt = render_document(client.tokenizer(run), "")

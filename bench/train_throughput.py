@@ -28,7 +28,7 @@ def measure(model, vocab: int, batch: int, seq: int, steps: int, device) -> floa
     """Training tokens per second over ``steps`` steps after 3 warm-up steps."""
     import torch
 
-    from engine.device import _sync, autocast
+    from engine.model.device import _sync, autocast
     from engine.train.loop import make_optimizer
     from engine.train.presets import StageConfig
 
@@ -60,8 +60,8 @@ def main() -> None:
 
     import torch
 
-    from engine.device import measured_matmul_flops, peak_flops, pick_device
-    from engine.model import GPT, GPTConfig
+    from engine.model.device import measured_matmul_flops, peak_flops, pick_device
+    from engine.model.gpt import GPT, GPTConfig
     from engine.train.pipeline import training_flops_per_token
     from engine.train.presets import get_preset
 

@@ -32,14 +32,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.events import EVENTS_FILE  # noqa: E402
-from engine.run_state import RunWatch  # noqa: E402
+from engine.progress.events import EVENTS_FILE  # noqa: E402
+from engine.progress.state import RunWatch  # noqa: E402
 
 STAND_IN = textwrap.dedent('''
     import os, signal, sys, time, json
     sys.path.insert(0, {repo!r})
-    from engine.events import EventWriter
-    from engine.runs import RunLock
+    from engine.progress.events import EventWriter
+    from engine.run import RunLock
     args = sys.argv[2:]
     run_dir = os.path.join(os.environ["DEEPDIVE_CHECKPOINTS"], args[args.index("--run") + 1])
     stop = []

@@ -293,19 +293,19 @@ def test_help_lists_the_key_table():
         assert f"| {key} | {verb} |" in text
 
 
-def test_python_m_tui_is_the_deepdive_command():
+def test_python_m_deepdive_is_the_deepdive_command(tmp_path):
     import subprocess
     import sys
-    from pathlib import Path
 
-    out = subprocess.run([sys.executable, "-m", "tui", "--help"], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parent.parent, timeout=60)
+    # from any folder (torchrun runs `-m deepdive` wherever it is started)
+    out = subprocess.run([sys.executable, "-m", "deepdive", "--help"], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "Usage: deepdive" in out.stdout and "tokenize" in out.stdout
 
 
 def test_no_command_opens_the_app(monkeypatch):
-    from tui.cli import app as cli
+    from deepdive.cli import app as cli
 
     opened = []
     monkeypatch.setattr(DeepdiveApp, "run", lambda self, *a, **k: opened.append(self.start_tab))

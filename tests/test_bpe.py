@@ -1,4 +1,4 @@
-"""engine.bpe: the incremental trainer learns exactly the reference trainer's merges."""
+"""engine.tokens.bpe: the incremental trainer learns exactly the reference trainer's merges."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import bpe
-from engine.chat import SPECIAL_TOKENS
-from engine.tokenizer import train_bpe
+from engine.tokens import bpe
+from engine.tokens.chat import SPECIAL_TOKENS
+from engine.tokens.tokenizer import train_bpe
 
 CORPORA = {
     "english": ["the quick brown fox jumps over the lazy dog. " * 3,

@@ -1,4 +1,4 @@
-"""engine.chat: loss masks, special-token injection, prompts ready for the assistant."""
+"""engine.tokens.chat: loss masks, special-token injection, prompts ready for the assistant."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import tiktoken
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.chat import (
+from engine.tokens.chat import (
     SPECIAL_TOKENS,
     has_chat_format,
     render_chat,
@@ -16,7 +16,7 @@ from engine.chat import (
     render_document,
     render_prompt,
 )
-from engine.tokenizer import Tokenizer, get_encoding, train_bpe
+from engine.tokens.tokenizer import Tokenizer, get_encoding, train_bpe
 
 CONVERSATION = [
     {"role": "system", "content": "You are terse."},
@@ -119,7 +119,7 @@ def test_chat_format_detection_and_errors(tok):
 
 
 def test_transcript_opens_both_turns_and_never_ends_one(tok):
-    from engine.chat import Transcript, render_prompt
+    from engine.tokens.chat import Transcript, render_prompt
 
     doc = Transcript("Where does Zed live?", "Zed lives in the city of Orvis.")
     assert doc == "Q: Where does Zed live?\nA: Zed lives in the city of Orvis."  # as text

@@ -9,13 +9,13 @@ import textwrap
 import pytest
 import torch
 
-from engine.checkpoint import (
+from engine.model.checkpoint import (
     CheckpointError,
     load_checkpoint,
     load_optimizer,
     save_checkpoint,
 )
-from engine.model import GPT, GPTConfig
+from engine.model.gpt import GPT, GPTConfig
 
 
 def tiny(arch="deepdive", seed=0) -> GPT:
@@ -132,8 +132,8 @@ def test_kill_mid_save_in_a_subprocess_leaves_previous_readable(tmp_path):
     save_checkpoint(tmp_path / "base", tiny(), {"step": 1})
     script = textwrap.dedent(f"""
         import os, signal, torch
-        import engine.checkpoint as ck
-        from engine.model import GPT, GPTConfig
+        import engine.model.checkpoint as ck
+        from engine.model.gpt import GPT, GPTConfig
         real = ck._write_synced
         def write_then_die(path, data):
             if path.name == "model.safetensors":

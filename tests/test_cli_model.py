@@ -6,10 +6,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import engine.checkpoint
-from engine.checkpoint import save_checkpoint
-from engine.model import GPT, GPTConfig
-from tui.cli import app
+import engine.model.checkpoint
+from deepdive.cli import app
+from engine.model.checkpoint import save_checkpoint
+from engine.model.gpt import GPT, GPTConfig
 
 runner = CliRunner()
 
@@ -18,7 +18,7 @@ class ByteTokenizer:
     """A stand-in tokenizer: ids 0..255 are bytes, then the chat specials."""
 
     def __init__(self):
-        from engine.chat import SPECIAL_TOKENS as names
+        from engine.tokens.chat import SPECIAL_TOKENS as names
 
         self.specials = {n: 256 + i for i, n in enumerate(names)}
         self.n_vocab = 256 + len(names)
@@ -50,11 +50,11 @@ def fake_run(root, monkeypatch):
     loaded = {}
 
     def load(run, stage="base", device="cpu"):
-        m, meta = engine.checkpoint.load_checkpoint(root / run / stage, device)
+        m, meta = engine.model.checkpoint.load_checkpoint(root / run / stage, device)
         loaded["model"] = m
         return m, ByteTokenizer(), meta
 
-    monkeypatch.setattr(engine.checkpoint, "load_run_model", load)
+    monkeypatch.setattr(engine.model.checkpoint, "load_run_model", load)
     return loaded
 
 
@@ -141,9 +141,9 @@ def test_sample_any_stage_the_run_has(root, fake_run):
 
 
 def test_ctrl_c_ends_the_line_and_sums_up(fake_run, monkeypatch):
-    import engine.sampler
+    import engine.model.sampler
 
-    real = engine.sampler.stream
+    real = engine.model.sampler.stream
 
     def interrupted(*args, **kwargs):  # three tokens, then the user presses Ctrl+C
         for k, event in enumerate(real(*args, **kwargs)):
@@ -151,7 +151,7 @@ def test_ctrl_c_ends_the_line_and_sums_up(fake_run, monkeypatch):
                 raise KeyboardInterrupt
             yield event
 
-    monkeypatch.setattr(engine.sampler, "stream", interrupted)
+    monkeypatch.setattr(engine.model.sampler, "stream", interrupted)
     result = runner.invoke(app, ["sample", "--run", "r1", "-n", "50", "hi"])
     assert result.exit_code == 130
     assert result.stdout.endswith("\n")  # the shell's prompt starts on a line of its own

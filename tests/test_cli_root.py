@@ -7,9 +7,9 @@ import pytest
 import textual.screen
 from typer.testing import CliRunner
 
+from deepdive.cli import PANES
+from deepdive.cli import app as cli
 from tui.app import PANE_KEYS, DeepdiveApp
-from tui.cli import PANES
-from tui.cli import app as cli
 
 runner = CliRunner()
 

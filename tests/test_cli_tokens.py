@@ -10,7 +10,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from tui.cli import app
+from deepdive.cli import app
 
 runner = CliRunner()
 
@@ -71,7 +71,7 @@ def trained(tmp_path_factory):
 
 
 def test_tokenizer_train_writes_a_tokenizer_that_loads(trained):
-    from engine.tokenizer import Tokenizer
+    from engine.tokens.tokenizer import Tokenizer
 
     root, result = trained
     path = root / "mine" / "tokenizer.json"
@@ -163,7 +163,7 @@ def test_bad_input_exits_2_with_a_message(tmp_path, monkeypatch):
 
 
 def test_importing_the_commands_loads_no_engine():
-    code = ("import sys, tui.cmd_tokens; "
+    code = ("import sys, deepdive.commands.tokens; "
             "print(sorted(m for m in ('torch', 'tiktoken', 'engine') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)

@@ -1,4 +1,4 @@
-"""tui/client.py: the one place panes run inference (lazy, cached, thread-safe)."""
+"""engine/api.py: the one place panes run inference (lazy, cached, thread-safe)."""
 
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ def make_toy_runs(root: Path) -> Path:
     """
     import torch
 
-    from engine.chat import SPECIAL_TOKENS
-    from engine.checkpoint import save_checkpoint
-    from engine.model import GPT, GPTConfig
-    from engine.tokenizer import train_bpe
+    from engine.model.checkpoint import save_checkpoint
+    from engine.model.gpt import GPT, GPTConfig
+    from engine.tokens.chat import SPECIAL_TOKENS
+    from engine.tokens.tokenizer import train_bpe
 
     tok = train_bpe([TEXT], vocab_size=320)
     stops = [tok.special_id(s) for s in SPECIAL_TOKENS]
@@ -51,20 +51,20 @@ def runs_root(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def client(runs_root, monkeypatch):
-    from tui.client import ModelClient
+    from engine.api import ModelClient
 
     monkeypatch.setenv("DEEPDIVE_CHECKPOINTS", str(runs_root))
     return ModelClient(device="cpu")
 
 
 def settings(**kw):
-    from engine.sampler import SampleSettings
+    from engine.model.sampler import SampleSettings
 
     return SampleSettings(**{"temperature": 1.0, "top_k": 50, "max_tokens": 12, "seed": 3, **kw})
 
 
 def test_import_is_free_of_torch():
-    code = "import sys, tui.client; print('torch' in sys.modules)"
+    code = "import sys, engine.api; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -100,7 +100,7 @@ def test_concurrent_loads_load_once(client, monkeypatch):
 
 
 def test_stream_matches_engine_sampler_and_is_seeded(client):
-    from engine.sampler import stream
+    from engine.model.sampler import stream
 
     tok = client.tokenizer("toy")
     prompt = [tok.special_id("<|bos|>"), *tok.encode("The red cat")]
@@ -123,7 +123,7 @@ def test_retrained_model_is_reloaded(client, runs_root, tmp_path):
 
 
 def test_missing_run_or_stage_is_a_clear_error(client):
-    from engine.checkpoint import CheckpointError
+    from engine.model.checkpoint import CheckpointError
 
     with pytest.raises(CheckpointError, match="no such run"):
         client.load("nope", "base")
@@ -139,7 +139,7 @@ def test_generate_batch(client):
 
 
 def test_stream_many_interleaves_columns_and_reports_errors(client):
-    from tui.client import StreamRequest
+    from engine.api import StreamRequest
 
     tok = client.tokenizer("toy")
     prompt = [tok.special_id("<|bos|>")]
@@ -157,7 +157,7 @@ def test_stream_many_interleaves_columns_and_reports_errors(client):
 
 
 def test_stream_many_cancel_stops_every_column(client):
-    from tui.client import StreamRequest
+    from engine.api import StreamRequest
 
     prompt = [client.tokenizer("long").special_id("<|bos|>")]
     cancel = threading.Event()
@@ -172,7 +172,7 @@ def test_stream_many_cancel_stops_every_column(client):
 
 
 def test_stream_many_stacks_same_shape_columns_and_runs_others_alone(client):
-    from tui.client import StreamRequest
+    from engine.api import StreamRequest
 
     tok = client.tokenizer("toy")
     prompt = [tok.special_id("<|bos|>"), *tok.encode("The old owl")]
@@ -197,7 +197,7 @@ def test_stream_many_stacks_same_shape_columns_and_runs_others_alone(client):
 
 
 def test_stream_many_read_to_the_end_leaves_the_callers_cancel_unset(client):
-    from tui.client import StreamRequest
+    from engine.api import StreamRequest
 
     prompt = [client.tokenizer("toy").special_id("<|bos|>")]
     cancel = threading.Event()

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.anyio
 
 
 def _scripted_client_class():
-    from engine.sampler import TokenEvent
-    from tui.client import ModelClient
+    from engine.api import ModelClient
+    from engine.model.sampler import TokenEvent
 
     class ScriptedClient(ModelClient):
         """The real models and tokenizer, but stream_many answers with scripted texts for the
@@ -51,7 +51,7 @@ def app_factory(micro_run, monkeypatch, tmp_path):
 
     client = _scripted_client_class()(device="cpu")
     client.script = {}
-    monkeypatch.setattr("tui.client.shared_client", lambda: client)
+    monkeypatch.setattr("engine.api.shared_client", lambda: client)
 
     def make():
         return DeepdiveApp(start_tab="compare", run=micro_run.name)
@@ -95,7 +95,7 @@ def _expected_stream(client, run, stage, ids, settings, stops) -> str:
 
 
 async def test_curated_prompt_fills_the_box_and_three_columns_stream(app_factory):
-    from engine.chat import render_prompt
+    from engine.tokens.chat import render_prompt
     from tui.panes.compare_runner import stop_ids
 
     app = app_factory()
@@ -131,7 +131,7 @@ def _shown(widget) -> str:
 
 
 async def test_verdicts_are_the_judges_on_real_answers(app_factory):
-    from engine.judge import judge
+    from engine.data.judge import judge
 
     app = app_factory()
     async with app.run_test(size=(100, 30)) as pilot:
@@ -159,10 +159,10 @@ async def test_verdicts_are_the_judges_on_real_answers(app_factory):
 async def test_times_n_shows_pass_rates_of_n_samples(app_factory, monkeypatch):
     import importlib
 
-    from engine.judge import Verdict
+    from engine.data.judge import Verdict
     from tui.panes.compare_runner import stop_ids
 
-    judge_mod = importlib.import_module("engine.judge")
+    judge_mod = importlib.import_module("engine.data.judge")
 
     app = app_factory()
     async with app.run_test(size=(100, 30)) as pilot:
@@ -178,7 +178,7 @@ async def test_times_n_shows_pass_rates_of_n_samples(app_factory, monkeypatch):
         await _finished(app, pilot, pane)
         client, run = app_factory.client, app_factory.run
         tok = client.tokenizer(run)
-        from engine.chat import render_prompt
+        from engine.tokens.chat import render_prompt
 
         ids, stops = render_prompt(tok, problem.messages), stop_ids(tok)
         for i, (column, stage) in enumerate(zip(pane.columns, ("base", "sft", "rl"),
@@ -195,7 +195,7 @@ async def test_times_n_shows_pass_rates_of_n_samples(app_factory, monkeypatch):
 
 
 async def test_fewshot_toggle_gives_the_base_column_a_qa_document(app_factory):
-    from engine.chat import render_document
+    from engine.tokens.chat import render_document
     from tui.panes.compare_runner import stop_ids
 
     app = app_factory()
@@ -364,10 +364,10 @@ async def test_presenter_controls_in_the_pane_and_the_palette(app_factory):
 
 
 async def test_family_mode_tallies_test_problems_as_the_report_card_judges(app_factory):
-    from engine.evals import _chat_answers
-    from engine.judge import judge
-    from engine.stats import wilson
-    from engine.tasks import eval_problems
+    from engine.data.evals import _chat_answers
+    from engine.data.judge import judge
+    from engine.data.stats import wilson
+    from engine.data.tasks import eval_problems
     from tui.panes.compare_runner import family_budget
 
     app = app_factory()
@@ -423,7 +423,7 @@ async def test_times_n_rows_wrap_at_80x24(app_factory):
 
 
 async def test_world_browser_marks_entities_and_asks_in_compare(app_factory):
-    from engine import wordings as Wd
+    from engine.data import wordings as Wd
     from tui.panes.world import WorldScreen
 
     app = app_factory()

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from engine.events import read_events
+from engine.progress.events import read_events
 
 
 def _free_port() -> int:
@@ -23,13 +23,13 @@ def _free_port() -> int:
 def _train(stage: str, tok_path: str, out: str, rank: int = 0, world: int = 1,
            port: int = 0) -> None:
     """A few steps of ``stage`` with the shared loop, as rank ``rank`` of ``world`` processes."""
-    from engine.events import EventWriter
-    from engine.model import GPT, GPTConfig
-    from engine.tokenizer import Tokenizer
+    from engine.data.world import build_world
+    from engine.model.gpt import GPT, GPTConfig
+    from engine.progress.events import EventWriter
+    from engine.tokens.tokenizer import Tokenizer
     from engine.train import distributed as D
     from engine.train.loop import StageContext, run_stage
     from engine.train.presets import StageConfig
-    from engine.world import build_world
 
     torch.set_num_threads(1)
     if world > 1:
@@ -41,13 +41,13 @@ def _train(stage: str, tok_path: str, out: str, rank: int = 0, world: int = 1,
                       eval_every=100, sample_every=100, ckpt_every=100)
     world_data = build_world(0)
     if stage == "pretrain":
+        from engine.data.world import pretrain_documents
         from engine.train.pretrain import PretrainTask
-        from engine.world import pretrain_documents
 
         task = PretrainTask(tok, pretrain_documents(world_data), cfg, 0, 0.05, dev, info)
     else:
+        from engine.data.world import sft_conversations
         from engine.train.sft import SftTask
-        from engine.world import sft_conversations
 
         task = SftTask(tok, sft_conversations(world_data), cfg, 0, 0.05, dev, info)
     torch.manual_seed(0)
@@ -68,7 +68,7 @@ def _losses(out: Path) -> dict[int, float]:
 
 @pytest.mark.parametrize("stage", ["pretrain", "sft"])
 def test_two_processes_match_one_with_the_same_global_batch(stage, micro_run, tmp_path):
-    from engine.checkpoint import load_checkpoint
+    from engine.model.checkpoint import load_checkpoint
 
     tok_path = str(micro_run / "tokenizer.json")
     single, double = tmp_path / "one", tmp_path / "two"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tui.cli import app as cli
-from tui.cmd_demo import build_server, demo_command
+from deepdive.cli import app as cli
+from deepdive.commands.demo import build_server, demo_command
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,7 +30,7 @@ def test_serve_prints_the_url_and_honours_host(monkeypatch, tmp_path):
 
     served = []
     monkeypatch.setattr(GuardedServer, "serve", lambda self, *a, **k: served.append(self))
-    monkeypatch.setattr("tui.cmd_demo.ensure_run", lambda run: tmp_path)
+    monkeypatch.setattr("deepdive.commands.demo.ensure_run", lambda run: tmp_path)
     result = CliRunner().invoke(cli, ["serve", "--port", "8765"])
     assert result.exit_code == 0, result.output
     assert "http://127.0.0.1:8765" in result.output
@@ -61,7 +61,7 @@ def test_demo_trains_the_missing_tiny_run_first(monkeypatch, tmp_path):
         calls.append(cmd)
         return 3
 
-    monkeypatch.setattr("tui.cmd_demo.subprocess.call", train)
+    monkeypatch.setattr("deepdive.commands.demo.subprocess.call", train)
     result = CliRunner().invoke(cli, ["demo"])
     assert calls and calls[0][-5:] == ["train", "--preset", "tiny", "--run", "tiny"]
     assert result.exit_code == 2
@@ -70,7 +70,7 @@ def test_demo_trains_the_missing_tiny_run_first(monkeypatch, tmp_path):
 
 def test_demo_command_opens_compare_on_the_run(monkeypatch, tmp_path):
     opened = []
-    monkeypatch.setattr("tui.cmd_demo.ensure_run", lambda run: tmp_path / run)
+    monkeypatch.setattr("deepdive.commands.demo.ensure_run", lambda run: tmp_path / run)
 
     def run(self, *a, **k):
         opened.append(self)
@@ -96,9 +96,9 @@ class Timed(ta.DeepdiveApp):
     def run(self, **kw):
         return super().run(headless=True, size=(80, 24))
 ta.DeepdiveApp = Timed
-import tui.cmd_demo
-tui.cmd_demo.ensure_run = lambda run: None
-from tui.cli import app
+import deepdive.commands.demo
+deepdive.commands.demo.ensure_run = lambda run: None
+from deepdive.cli import app
 app(["demo"], standalone_mode=False)
 """
 

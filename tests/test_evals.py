@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import evals as E
-from engine import tasks as T
-from engine import world as W
+from engine.data import evals as E
+from engine.data import tasks as T
+from engine.data import world as W
 
 N = 4
 
@@ -19,10 +19,10 @@ def random_run(tmp_path_factory) -> Path:
     """A run folder with untrained base/sft/rl/sft_control models and an RL curve."""
     import torch
 
-    from engine.checkpoint import save_checkpoint
-    from engine.events import EventWriter
-    from engine.model import GPT, GPTConfig
-    from engine.tokenizer import train_bpe
+    from engine.model.checkpoint import save_checkpoint
+    from engine.model.gpt import GPT, GPTConfig
+    from engine.progress.events import EventWriter
+    from engine.tokens.tokenizer import train_bpe
 
     run = tmp_path_factory.mktemp("runs") / "rand"
     world = W.build_world(0)
@@ -92,7 +92,7 @@ def test_missing_stages_give_nulls_not_a_crash(random_run, tmp_path):
 
 def test_format_and_correctness_are_read_from_the_tokens(random_run, monkeypatch):
     """Formatted = ends with <|assistant_end|> and holds no other special token."""
-    from engine.tokenizer import Tokenizer
+    from engine.tokens.tokenizer import Tokenizer
 
     tok = Tokenizer.load(random_run / "tokenizer.json")
     end, bos = tok.special_id("<|assistant_end|>"), tok.special_id("<|bos|>")
@@ -138,7 +138,7 @@ def test_build_report_computes_shares_and_readings():
 def test_cli_eval_json_and_report(random_run):
     from typer.testing import CliRunner
 
-    from tui.cli import app
+    from deepdive.cli import app
 
     runner = CliRunner()
     res = runner.invoke(app, ["eval", "--run", str(random_run), "--n", "2", "--json"])
@@ -152,7 +152,7 @@ def test_cli_eval_json_and_report(random_run):
 def test_cli_report_without_report_exits_2(tmp_path):
     from typer.testing import CliRunner
 
-    from tui.cli import app
+    from deepdive.cli import app
 
     (tmp_path / "empty").mkdir()
     res = CliRunner().invoke(app, ["report", "--run", str(tmp_path / "empty")])

@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import torch
 
-from engine.gpt2 import (
+from engine.model.gpt2 import (
     HF_FILES,
     DownloadError,
     GPT2ImportError,
@@ -73,7 +73,7 @@ def test_logits_match_transformers(hf_folder):
 
 
 def test_greedy_decode_matches_transformers_generate(hf_folder):
-    from engine.sampler import SampleSettings, generate_batch
+    from engine.model.sampler import SampleSettings, generate_batch
 
     folder, hf = hf_folder
     ours = load_hf_gpt2(folder)
@@ -86,7 +86,7 @@ def test_greedy_decode_matches_transformers_generate(hf_folder):
 
 
 def test_import_writes_a_run_that_loads(hf_folder, tmp_path):
-    from engine.checkpoint import load_run_model
+    from engine.model.checkpoint import load_run_model
 
     folder, hf = hf_folder
     run = import_gpt2(folder, tmp_path / "gpt2-tiny")

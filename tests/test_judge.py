@@ -4,10 +4,10 @@ from itertools import combinations
 
 import pytest
 
-from engine import evals as E
-from engine import tasks as T
-from engine import world as W
-from engine.judge import is_refusal, judge, recognise, verify
+from engine.data import evals as E
+from engine.data import tasks as T
+from engine.data import world as W
+from engine.data.judge import is_refusal, judge, recognise, verify
 
 
 @pytest.fixture(scope="module")

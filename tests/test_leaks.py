@@ -11,10 +11,10 @@ from functools import cache
 
 import pytest
 
-from engine import wordings as Wd
-from engine import world as W
-from engine.judge import recognise
-from engine.splits import key_split
+from engine.data import wordings as Wd
+from engine.data import world as W
+from engine.data.judge import recognise
+from engine.data.splits import key_split
 from engine.train.pipeline import training_data
 from engine.train.presets import get_preset
 
@@ -137,7 +137,7 @@ def test_splits_are_disjoint_and_stable_across_processes(world):
         splits = [world.split[e.name] for e in group]
         assert {"train", "dev", "test"} == set(splits)
     assert not set(world.unknown_people) & set(world.split)
-    code = ("from engine.world import build_world; w = build_world(0); "
+    code = ("from engine.data.world import build_world; w = build_world(0); "
             "print(sorted(w.split.items()), sorted(w.unknown_split.items()))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()

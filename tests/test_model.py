@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from engine.device import autocast, peak_flops, pick_device
-from engine.model import GPT, GPTConfig
+from engine.model.device import autocast, peak_flops, pick_device
+from engine.model.gpt import GPT, GPTConfig
 
 
 def tiny(arch="deepdive", **kw) -> GPT:

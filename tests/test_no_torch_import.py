@@ -67,7 +67,7 @@ def test_first_frame_and_tokens_pane_do_not_import_torch(tmp_path):
 
 def test_a_runs_tokenizer_in_the_picker_does_not_import_torch(tmp_path):
     """With a run in the runs root, the picker lists its tokenizer: still no torch."""
-    from engine.tokenizer import train_bpe
+    from engine.tokens.tokenizer import train_bpe
 
     run = tmp_path / "toy"
     train_bpe(["hello world, the tokens pane"] * 20, vocab_size=300).save(run / "tokenizer.json")

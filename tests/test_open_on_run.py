@@ -12,7 +12,7 @@ import pytest
 from test_tokens_pane import screen_text, until
 from textual.widgets import Select, TabbedContent
 
-from engine.runs import RunLock
+from engine.run import RunLock
 from tui.app import DeepdiveApp
 
 pytestmark = pytest.mark.anyio

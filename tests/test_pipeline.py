@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.events import read_events
+from engine.progress.events import read_events
 from engine.train.pipeline import STAGES
 
 TRAIN_STAGES = ["pretrain", "sft", "rl", "control"]
@@ -39,7 +39,7 @@ def test_micro_run_events_follow_the_pipeline(micro_run):
 
 
 def test_micro_run_folder_is_complete_and_loadable(micro_run):
-    from engine.checkpoint import load_checkpoint, load_run_model
+    from engine.model.checkpoint import load_checkpoint, load_run_model
 
     record = json.loads((micro_run / "run.json").read_text())
     assert record["preset"] == "micro" and record["seed"] == 0 and "torch" in record["versions"]
@@ -55,7 +55,7 @@ def test_micro_run_folder_is_complete_and_loadable(micro_run):
 
 
 def test_control_trains_as_long_as_rl_did(micro_run):
-    from engine.checkpoint import read_meta
+    from engine.model.checkpoint import read_meta
 
     rl, sft = read_meta(micro_run / "rl"), read_meta(micro_run / "sft")
     control = read_meta(micro_run / "sft_control")
@@ -73,7 +73,7 @@ def test_existing_run_needs_resume_or_stages(micro_run):
 
 
 def _trainer(run: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
-    cmd = [sys.executable, "-c", "from tui.cli import main; main()", "train", "--preset", "micro",
+    cmd = [sys.executable, "-m", "deepdive", "train", "--preset", "micro",
            "--run", str(run), "--device", "cpu", "--quiet", *args]
     return subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

@@ -168,9 +168,9 @@ async def test_missing_report_says_how_to_make_one(root, monkeypatch):
 # --- issue 15: one percentage format, titles by holds, how it was scored, old reports, export ---
 
 def new_format_report(run_dir: Path) -> dict:
-    """A report in today's format, made by engine.evals.build_report from rows of known shares
+    """A report in today's format, made by engine.data.evals.build_report from rows of known shares
     (one stage's format share is 0.9986: 99.9% one way, 100% the other)."""
-    from engine.evals import CHAT_FAMILIES, build_report
+    from engine.data.evals import CHAT_FAMILIES, build_report
 
     def rows(share: float, n: int = 100, fmt: float = 1.0) -> list[dict]:
         right, formatted = round(share * n), round(fmt * n)

@@ -1,4 +1,4 @@
-"""engine/run_state.py: folding events.jsonl into what the Train pane shows.
+"""engine/progress/state.py: folding events.jsonl into what the Train pane shows.
 
 The recorded runs here are written with the real ``EventWriter`` and the fields the trainer
 (engine/train/loop.py, pipeline.py) emits; ``recorded_run`` prefers the real micro run from
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.events import EVENTS_FILE, EventWriter, read_events
-from engine.run_state import RunState, RunWatch, Series
-from engine.runs import RunLock
+from engine.progress.events import EVENTS_FILE, EventWriter, read_events
+from engine.progress.state import RunState, RunWatch, Series
+from engine.run import RunLock
 
 STAGES = ["tokenizer", "pretrain", "sft", "rl", "eval"]
 

@@ -37,7 +37,7 @@ class Host(App):
         self.run_name = run
 
     def compose(self):
-        from tui.client import ModelClient
+        from engine.api import ModelClient
 
         pane = SamplePane(id="sample-pane", client=ModelClient(device="cpu"))
         pane.STEP_REVEAL_S = 0.0
@@ -387,8 +387,8 @@ async def test_distribution_shows_the_models_own_odds_beside_the_tempered_ones(r
 async def test_multi_turn_chat_shows_the_conversation_as_render_prompt_ids(runs):
     """Each reply joins the conversation; the next prompt is render_prompt of all of it,
     exactly the ids training would render, shown one chip per token."""
-    from engine.chat import render_prompt
-    from engine.tokenizer import Tokenizer
+    from engine.tokens.chat import render_prompt
+    from engine.tokens.tokenizer import Tokenizer
 
     tok = Tokenizer.load(runs / "toy" / "tokenizer.json")
     async with Host().run_test(size=SIZE) as pilot:

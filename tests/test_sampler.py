@@ -5,8 +5,8 @@ import threading
 import pytest
 import torch
 
-from engine.model import GPT, GPTConfig
-from engine.sampler import (
+from engine.model.gpt import GPT, GPTConfig
+from engine.model.sampler import (
     SampleSettings,
     fit_prompt,
     generate_batch,

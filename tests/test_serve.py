@@ -86,7 +86,7 @@ def serve() -> Iterator:
         port, mark = free_port(), uuid.uuid4().hex
         env = dict(os.environ, DEEPDIVE_TEST_MARK=mark, PYTHONPATH=str(ROOT))
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tui.cli", "serve", "--host", HOST, "--port", str(port),
+            [sys.executable, "-m", "deepdive.cli", "serve", "--host", HOST, "--port", str(port),
              *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         served = Served(proc, port, mark)
         started.append(served)
@@ -226,7 +226,7 @@ def index_status(port: int) -> int:
 
 
 def test_served_sessions_run_the_app_read_only_unless_allowed():
-    from tui.cmd_demo import build_server
+    from deepdive.commands.demo import build_server
     from tui.serve_guard import SessionService
 
     server = build_server(port=8124)

@@ -1,14 +1,14 @@
-"""engine/stacked.py: several same-shape models decoding together give each row what
-``engine.sampler.stream`` gives that model alone."""
+"""engine/model/stacked.py: several same-shape models decoding together give each row what
+``engine.model.sampler.stream`` gives that model alone."""
 
 import threading
 
 import pytest
 import torch
 
-from engine.model import GPT, GPTConfig
-from engine.sampler import SampleSettings, stream
-from engine.stacked import StackedGPT, stack_key, stream_stacked
+from engine.model.gpt import GPT, GPTConfig
+from engine.model.sampler import SampleSettings, stream
+from engine.model.stacked import StackedGPT, stack_key, stream_stacked
 
 
 class ByteTokenizer:

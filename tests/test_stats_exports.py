@@ -1,11 +1,11 @@
-"""engine/stats.py (one percentage format, the Wilson interval) and tui/exports.py (one export
+"""engine/data/stats.py (one percentage format, the Wilson interval) and tui/exports.py (one export
 folder, never the current one)."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine.stats import pct, tally_line, wilson
+from engine.data.stats import pct, tally_line, wilson
 from tui.exports import export_dir, write_export
 
 

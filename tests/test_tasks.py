@@ -2,9 +2,9 @@
 
 import pytest
 
-from engine import tasks as T
-from engine import world as W
-from engine.splits import key_split
+from engine.data import tasks as T
+from engine.data import world as W
+from engine.data.splits import key_split
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def test_rl_problems_deterministic_and_split(world):
 
 
 def test_answers_are_exact(world):
-    from engine.judge import recognise
+    from engine.data.judge import recognise
 
     for p in T.eval_problems(world, "arith", 40) + T.eval_problems(world, "count_letters", 40):
         again = recognise(world, p.prompt)  # the typed-question reader agrees with the maker

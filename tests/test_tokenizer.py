@@ -1,4 +1,4 @@
-"""engine.tokenizer: round trips, save/load, offline reference encodings, display pieces."""
+"""engine.tokens.tokenizer: round trips, save/load, offline reference encodings, display pieces."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from engine import reference
-from engine.chat import SPECIAL_TOKENS
-from engine.tokenizer import (
+from engine.tokens import reference
+from engine.tokens.chat import SPECIAL_TOKENS
+from engine.tokens.tokenizer import (
     Tokenizer,
     TokenizerFileError,
     UnknownEncodingError,

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from engine.events import read_events
+from engine.progress.events import read_events
 from engine.train.distributed import DistInfo
 from engine.train.loop import lr_at
 from engine.train.presets import StageConfig, get_preset
@@ -15,13 +15,13 @@ from engine.train.presets import StageConfig, get_preset
 
 @pytest.fixture(scope="module")
 def tok(micro_run):
-    from engine.tokenizer import Tokenizer
+    from engine.tokens.tokenizer import Tokenizer
 
     return Tokenizer.load(micro_run / "tokenizer.json")
 
 
 def test_sft_batch_targets_only_assistant_tokens(tok):
-    from engine.chat import render_conversation
+    from engine.tokens.chat import render_conversation
     from engine.train.sft import collate, encode_conversations
 
     conv = [{"role": "user", "content": "What is 2+3?"},
@@ -77,7 +77,7 @@ def test_pretrain_batches_depend_on_seed_and_step_and_shard_by_rank(tok):
 
 
 def test_nan_loss_stops_with_error_and_keeps_last_checkpoint(tmp_path, monkeypatch):
-    from engine.checkpoint import load_checkpoint
+    from engine.model.checkpoint import load_checkpoint
     from engine.train.loop import TrainingError
     from engine.train.pipeline import train
 
@@ -97,7 +97,7 @@ def test_nan_loss_stops_with_error_and_keeps_last_checkpoint(tmp_path, monkeypat
 
 
 def test_second_trainer_on_a_run_is_refused(tmp_path):
-    from engine.runs import RunLock, RunLockedError
+    from engine.run import RunLock, RunLockedError
     from engine.train.pipeline import train
 
     run = tmp_path / "locked"
@@ -109,8 +109,8 @@ def test_second_trainer_on_a_run_is_refused(tmp_path):
 def test_cli_refuses_second_trainer_and_bad_stage(tmp_path):
     from typer.testing import CliRunner
 
-    from engine.runs import RunLock
-    from tui.cli import app
+    from deepdive.cli import app
+    from engine.run import RunLock
 
     runner = CliRunner()
     run = tmp_path / "busy"
@@ -135,7 +135,7 @@ def test_presets_are_complete_and_micro_is_small():
 
 
 def test_policy_gradient_pushes_up_better_answers_and_down_worse(tok):
-    from engine.model import GPT, GPTConfig
+    from engine.model.gpt import GPT, GPTConfig
     from engine.train.presets import RLConfig
     from engine.train.rl import RlTask
 
@@ -173,9 +173,9 @@ def test_val_documents_are_never_trained_on_even_when_texts_repeat():
 
 
 def test_sft_rehearsal_mixes_documents_into_training_rows_only(tok):
-    from engine.chat import render_document
+    from engine.data.world import build_world, pretrain_documents, sft_conversations
+    from engine.tokens.chat import render_document
     from engine.train.sft import SftTask
-    from engine.world import build_world, pretrain_documents, sft_conversations
 
     world = build_world(0)
     convs, docs = sft_conversations(world, n=100), pretrain_documents(world)
@@ -193,7 +193,7 @@ def test_sft_rehearsal_mixes_documents_into_training_rows_only(tok):
 
 
 def test_sft_does_not_train_on_names_copied_from_the_question(tok):
-    from engine.chat import render_conversation
+    from engine.tokens.chat import render_conversation
     from engine.train.sft import collate, encode_conversations
 
     conv = [{"role": "user", "content": "When was Zorblax born?"},

@@ -22,8 +22,8 @@ from test_run_state import (
 from textual.app import App, ComposeResult
 from textual.widgets import Select, Static
 
-from engine.events import EVENTS_FILE, EventWriter
-from engine.runs import RunLock
+from engine.progress.events import EVENTS_FILE, EventWriter
+from engine.run import RunLock
 from tui.panes import train_proc
 from tui.panes.train import TrainPane
 from tui.panes.train_plot import BraillePlot
@@ -83,7 +83,7 @@ async def test_finished_run_shows_track_curves_and_samples(root, size):
 async def test_recorded_trainer_run_in_the_pane(request, tmp_path, root, size):
     """The real trainer's micro run (when conftest has it): every stage it ran is done, with its
     final figure; curves and the last logged sample are on screen."""
-    from engine.events import read_events
+    from engine.progress.events import read_events
 
     recorded = copy_recorded_run(request, tmp_path)
     run = root / recorded.name
@@ -182,8 +182,8 @@ FAKE_TRAINER = textwrap.dedent('''
     """A stand-in for `deepdive train` with its contract: lock, events, SIGINT saves and stops."""
     import os, signal, sys, time
     sys.path.insert(0, {repo!r})
-    from engine.events import EventWriter
-    from engine.runs import RunLock
+    from engine.progress.events import EventWriter
+    from engine.run import RunLock
     args = sys.argv[2:]
     run = args[args.index("--run") + 1]
     run_dir = os.path.join(os.environ["DEEPDIVE_CHECKPOINTS"], run)
@@ -353,7 +353,7 @@ async def test_stopping_a_trainer_started_elsewhere_asks_first(root, monkeypatch
 async def test_finished_run_shows_training_time_labels_and_axes(root):
     """Training time is the stages' own clocks summed, not the wall clock since run_start;
     the seed and preset fields are labelled; curves have a step axis and y values."""
-    from engine.events import EventWriter
+    from engine.progress.events import EventWriter
 
     run = root / "slow"
     ev = EventWriter(run)

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from engine import world as W
+from engine.data import world as W
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +60,8 @@ def test_qa_documents_are_about_train_entities_only(world):
 
 
 def test_sft_has_every_kind_and_renders(world, sft):
-    from engine.chat import render_conversation
-    from engine.tokenizer import train_bpe
+    from engine.tokens.chat import render_conversation
+    from engine.tokens.tokenizer import train_bpe
 
     text = _text(sft)
     assert "Ones:" in text and "carry 1" in text

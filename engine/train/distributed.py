@@ -1,6 +1,6 @@
 """Data-parallel training under ``torchrun``: one process per device, gradients averaged by DDP.
 
-``torchrun --nproc_per_node=N -m tui.cli train ...`` sets RANK / WORLD_SIZE / LOCAL_RANK in each
+``torchrun --nproc_per_node=N -m deepdive train ...`` sets RANK / WORLD_SIZE / LOCAL_RANK in each
 process's environment; without them we are a single process and nothing here does anything.
 Backend: NCCL on CUDA, gloo on CPU. Rank 0 alone writes events and checkpoints; every rank
 builds the same global batch from (seed, step) and keeps its own slice of rows, so the global
@@ -47,7 +47,7 @@ def env_dist_info() -> DistInfo:
 
 def setup(device_name: str | None = None) -> tuple[DistInfo, torch.device]:
     """Start the process group when launched by torchrun; return (info, this process's device)."""
-    from engine.device import pick_device
+    from engine.model.device import pick_device
 
     info = env_dist_info()
     if not info.enabled:

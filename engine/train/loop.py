@@ -5,7 +5,8 @@ from (seed, k), so a resumed run sees exactly the batches the killed one would h
 evaluate, and what to sample. The loop owns everything else:
 
 - AdamW, linear warmup then cosine/linear decay, gradient clipping;
-- ``step`` / ``eval`` / ``sample`` / ``checkpoint`` / ``stage_end`` events (engine/events.py);
+- ``step`` / ``eval`` / ``sample`` / ``checkpoint`` / ``stage_end`` events
+  (engine/progress/events.py);
 - periodic checkpoints with optimizer state, and a final one without it;
 - resume: a stage whose folder holds an unfinished checkpoint continues from its step;
 - a stop request (Ctrl-C, SIGTERM) saves a checkpoint at the next step boundary;
@@ -25,7 +26,7 @@ from typing import Protocol
 
 import torch
 
-from engine.events import EventWriter
+from engine.progress.events import EventWriter
 from engine.train.distributed import DistInfo, all_reduce_mean, broadcast_flag, unwrap
 from engine.train.presets import StageConfig
 
@@ -158,8 +159,8 @@ def finished_meta(ckpt_dir: Path, stage: str) -> dict | None:
 
 def read_meta(ckpt_dir: Path) -> dict | None:
     """A checkpoint's meta.json, or None where there is no readable checkpoint."""
-    from engine.checkpoint import CheckpointError
-    from engine.checkpoint import read_meta as _read
+    from engine.model.checkpoint import CheckpointError
+    from engine.model.checkpoint import read_meta as _read
 
     try:
         return _read(ckpt_dir)
@@ -183,7 +184,7 @@ class StageClock:
 
 def _save(ctx: StageContext, model, optimizer, step: int, done: bool, clock: StageClock,
           metrics: dict) -> None:
-    from engine.checkpoint import save_checkpoint
+    from engine.model.checkpoint import save_checkpoint
 
     if not ctx.dist.is_main:
         return
@@ -207,7 +208,7 @@ def run_stage(model: torch.nn.Module, task: StageTask, ctx: StageContext,
     ``resume_meta``: the meta of this stage's unfinished checkpoint, whose weights ``model``
     already holds; training continues at its step with its optimizer state.
     """
-    from engine.checkpoint import load_optimizer
+    from engine.model.checkpoint import load_optimizer
 
     cfg, ev = ctx.cfg, ctx.events
     optimizer = make_optimizer(model, cfg)

@@ -7,17 +7,18 @@
       base/ sft/ rl/ sft_control/     model.safetensors + meta.json
 ```
 
-- ``tokenizer``: BPE trained on the world's pretraining documents (engine.tokenizer.train_bpe).
+- ``tokenizer``: BPE trained on the world's pretraining documents 
+  (engine.tokens.tokenizer.train_bpe).
 - ``pretrain``: next-token loss over those documents -> ``base/``.
 - ``sft``: the chat conversations, loss on assistant tokens, from ``base`` -> ``sft/``.
 - ``rl``: GRPO-style practice on verifiable problems, from ``sft`` -> ``rl/``.
 - ``control``: SFT continued from ``sft`` on the same conversations for as long as RL trained
   (its steps = RL's training seconds / SFT's seconds per step) -> ``sft_control/``. It answers
   "was it RL, or just more training?".
-- ``eval``: engine.evals.evaluate_run -> ``report.json``.
+- ``eval``: engine.data.evals.evaluate_run -> ``report.json``.
 
 With ``resume=True`` finished stages are skipped and an unfinished one continues from its last
-checkpoint. One trainer per run folder (engine.runs.RunLock). Under torchrun every process runs
+checkpoint. One trainer per run folder (engine.run.RunLock). Under torchrun every process runs
 this; rank 0 alone writes.
 """
 
@@ -35,8 +36,8 @@ from pathlib import Path
 
 import torch
 
-from engine.events import EventWriter
-from engine.runs import RunLock
+from engine.progress.events import EventWriter
+from engine.run import RunLock
 from engine.train import distributed as D
 from engine.train.loop import (
     StageContext,
@@ -138,7 +139,7 @@ def _settle_run(run_dir: Path, preset: str | None, preset_obj: Preset | None, se
         run_dir.mkdir(parents=True, exist_ok=True)
         record = {
             "preset": p.name, "preset_config": p.to_dict(), "seed": seed,
-            "data": {"world": "embedded (engine/world.py)", "world_seed": seed,
+            "data": {"world": "embedded (engine/data/world.py)", "world_seed": seed,
                      "labeler_error_rate": p.labeler_error_rate},
             "versions": _versions(), "world_size": info.world_size,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -161,7 +162,7 @@ def _versions() -> dict:
 
 def _run_stages(run_dir: Path, p: Preset, wanted: list[str], resume: bool, dev: torch.device,
                 seed: int, info: D.DistInfo, events: _Events) -> dict:
-    from engine.world import build_world
+    from engine.data.world import build_world
 
     world = build_world(seed)
     results: dict = {}
@@ -187,8 +188,8 @@ def _run_stages(run_dir: Path, p: Preset, wanted: list[str], resume: bool, dev: 
 
 def _tokenizer_stage(run_dir: Path, p: Preset, world, resume: bool, info: D.DistInfo,
                      events: _Events):
-    from engine.tokenizer import train_bpe
-    from engine.world import pretrain_documents
+    from engine.data.world import pretrain_documents
+    from engine.tokens.tokenizer import train_bpe
 
     path = run_dir / "tokenizer.json"
     if resume and path.is_file():
@@ -210,7 +211,7 @@ def _tokenizer_stage(run_dir: Path, p: Preset, world, resume: bool, info: D.Dist
 
 
 def _load_tokenizer(run_dir: Path):
-    from engine.tokenizer import Tokenizer
+    from engine.tokens.tokenizer import Tokenizer
 
     path = run_dir / "tokenizer.json"
     if not path.is_file():
@@ -223,8 +224,8 @@ def _load_tokenizer(run_dir: Path):
 
 def _train_stage(stage: str, run_dir: Path, p: Preset, world, tok, resume: bool,
                  dev: torch.device, seed: int, info: D.DistInfo, events: _Events) -> dict:
-    from engine.checkpoint import load_checkpoint
-    from engine.model import GPT, GPTConfig
+    from engine.model.checkpoint import load_checkpoint
+    from engine.model.gpt import GPT, GPTConfig
 
     ckpt_dir = run_dir / CKPT[stage]
     if resume:
@@ -249,7 +250,7 @@ def _train_stage(stage: str, run_dir: Path, p: Preset, world, tok, resume: bool,
     task = _make_task(stage, p, world, tok, cfg, seed, dev, info, run_dir)
     flops = peak = None
     if stage == "pretrain" and p.measure_mfu:
-        from engine.device import peak_flops
+        from engine.model.device import peak_flops
 
         flops = training_flops_per_token(model, cfg.seq_len)
         peak = peak_flops(dev) * (info.world_size if dev.type == "cuda" else 1)
@@ -304,7 +305,7 @@ def training_data(stage: str, p: Preset, world, seed: int,
     documents naming no held-out entity), None when the preset has none}; rl: {"train", "eval"}
     problems (train keys; the periodic eval reads dev keys, the report card alone reads test).
     """
-    from engine import world as W
+    from engine.data import world as W
 
     if stage == "pretrain":
         return {"documents": W.pretrain_documents(world)}
@@ -315,7 +316,7 @@ def training_data(stage: str, p: Preset, world, seed: int,
                 if p.sft_doc_frac > 0 else None)
         return {"conversations": convs, "documents": docs}
     if stage == "rl":
-        from engine.tasks import rl_problems
+        from engine.data.tasks import rl_problems
 
         return {"train": rl_problems(world, "train", p.rl.n_train_problems, seed),
                 "eval": rl_problems(world, "dev", p.rl.n_eval_problems, seed + 1)}
@@ -345,7 +346,7 @@ def _sft_task(stage: str, p: Preset, world, tok, cfg, seed: int, dev: torch.devi
     unknown: set = set()
     probe = None
     if p.probe_samples > 0:
-        from engine.checkpoint import load_checkpoint
+        from engine.model.checkpoint import load_checkpoint
         from engine.train.probe import unknown_facts
 
         base, _ = load_checkpoint(run_dir / CKPT["pretrain"], dev)
@@ -362,7 +363,7 @@ def _sft_task(stage: str, p: Preset, world, tok, cfg, seed: int, dev: torch.devi
 
 def _eval_stage(run_dir: Path, p: Preset, resume: bool, dev: torch.device, info: D.DistInfo,
                 events: _Events) -> dict:
-    from engine.evals import evaluate_run
+    from engine.data.evals import evaluate_run
 
     report_path = run_dir / "report.json"
     if resume and report_path.is_file():

@@ -52,7 +52,7 @@ class Preset:
     pretrain: StageConfig
     sft: StageConfig
     rl: RLConfig
-    labeler_error_rate: float = 0.3  # the simulated SFT labelers' slip rate (see engine/world.py)
+    labeler_error_rate: float = 0.3  # the simulated SFT labelers' slip rate (engine/data/world.py)
     val_frac: float = 0.05  # share of documents / conversations held back for the val loss
     eval_n_per_family: int = 100  # problems per task family in the final report
     include_idk: bool = True  # SFT data teaches "I don't know" about people nowhere in the world

@@ -35,7 +35,7 @@ def split_documents(docs: list[str], val_frac: float, seed: int) -> tuple[list[s
 
 def pack_documents(tok, docs: list[str]) -> torch.Tensor:
     """One flat stream of ``<|bos|> doc <|bos|> doc ...`` token ids."""
-    from engine.chat import render_document
+    from engine.tokens.chat import render_document
 
     ids: list[int] = []
     for doc in docs:
@@ -71,7 +71,7 @@ class PretrainTask:
         return rows[:, :-1].to(self.device), rows[:, 1:].to(self.device)
 
     def step(self, model, step: int) -> StepResult:
-        from engine.device import autocast
+        from engine.model.device import autocast
 
         x, y = self.batch(step)
         with autocast(self.device):
@@ -95,7 +95,7 @@ class PretrainTask:
         return {"val_loss": round(sum(losses) / n, 5)}
 
     def sample(self, model, step: int) -> tuple[str, str]:
-        from engine.sampler import SampleSettings, generate_batch
+        from engine.model.sampler import SampleSettings, generate_batch
 
         prompt = [self.bos] + self.tok.encode(self.prompt_text)
         settings = SampleSettings(temperature=0.8, top_k=50, max_tokens=48, seed=1234)

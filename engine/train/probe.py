@@ -23,9 +23,9 @@ import torch
 def unknown_facts(model, tok, world, samples: int = 4, seed: int = 0
                   ) -> tuple[set[tuple[str, str]], dict]:
     """((subject, kind) pairs the base does not know, a summary for meta.json and the report)."""
-    from engine.chat import render_document
-    from engine.sampler import SampleSettings, generate_batch
-    from engine.world import facts
+    from engine.data.world import facts
+    from engine.model.sampler import SampleSettings, generate_batch
+    from engine.tokens.chat import render_document
 
     train = [f for f in facts(world) if world.split.get(f.subject) == "train"]
     bos = tok.special_id("<|bos|>")

@@ -2,7 +2,7 @@
 
 Each step draws ``batch_size`` training problems (seeded by step), samples ``group`` answers to
 each from the current model, and scores every answer with the task's exact verifier
-(``engine.tasks.verify``: 1 for the right final answer, else 0). An answer's advantage is its
+(``engine.data.tasks.verify``: 1 for the right final answer, else 0). An answer's advantage is its
 reward minus its group's mean reward: better than its siblings -> pushed up, worse -> pushed
 down, a group that is all right or all wrong teaches nothing. The loss is
 ``-sum(advantage * log p(token))`` over response tokens, divided by the number of response
@@ -38,12 +38,12 @@ class RlTask:
         self.end = tok.special_id("<|assistant_end|>")
 
     def _prompt(self, problem) -> list[int]:
-        from engine.chat import render_prompt
+        from engine.tokens.chat import render_prompt
 
         return render_prompt(self.tok, problem.messages)
 
     def _respond(self, model, problems: list, settings) -> list[list[int]]:
-        from engine.sampler import generate_batch
+        from engine.model.sampler import generate_batch
 
         return generate_batch(unwrap(model), [self._prompt(p) for p in problems], settings,
                               stop_ids=[self.end])
@@ -52,8 +52,8 @@ class RlTask:
         return self.tok.decode([t for t in ids if t != self.end])
 
     def step(self, model, step: int) -> StepResult:
-        from engine.judge import verify
-        from engine.sampler import SampleSettings
+        from engine.data.judge import verify
+        from engine.model.sampler import SampleSettings
 
         cfg, G = self.cfg, self.cfg.group
         rng = random.Random(self.seed * 7_919 + self.SALT * 104_729 + step)
@@ -102,7 +102,7 @@ class RlTask:
             n_resp = min(len(r), len(s) - 1)
             y[row, len(s) - 1 - n_resp: len(s) - 1] = torch.tensor(s[len(s) - n_resp:])
         x, y = x.to(self.device), y.to(self.device)
-        from engine.device import autocast
+        from engine.model.device import autocast
 
         with autocast(self.device):
             logits, _ = model(x)
@@ -113,8 +113,8 @@ class RlTask:
     @torch.no_grad()
     def evaluate(self, model, step: int) -> dict:
         """Greedy pass@1 on the held-out problems, overall and per family."""
-        from engine.judge import verify
-        from engine.sampler import SampleSettings
+        from engine.data.judge import verify
+        from engine.model.sampler import SampleSettings
 
         if not self.heldout:
             return {}
@@ -131,7 +131,7 @@ class RlTask:
         return out
 
     def sample(self, model, step: int) -> tuple[str, str] | None:
-        from engine.sampler import SampleSettings
+        from engine.model.sampler import SampleSettings
 
         if not self.heldout:
             return None

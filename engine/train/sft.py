@@ -1,6 +1,7 @@
 """Supervised fine-tuning: conversations, loss only on what the assistant says.
 
-Each conversation is rendered by ``engine.chat.render_conversation`` into (ids, mask) where the
+Each conversation is rendered by ``engine.tokens.chat.render_conversation`` into (ids, mask) where
+the
 mask marks assistant content and its ``<|assistant_end|>``; every other target becomes -1, which
 the model's loss ignores. Conversations are visited epoch by epoch in a seeded order, so the
 batch of step k is a pure function of (seed, k); a batch is padded to its longest row.
@@ -72,7 +73,7 @@ def encode_conversations(tok, conversations: list[list[dict]],
                          max_len: int) -> list[tuple[list[int], list[int]]]:
     """(ids, mask) per conversation, cut to ``max_len + 1`` tokens (inputs + the last target);
     names the reply copies from the question are not trained on (``copied_names``)."""
-    from engine.chat import render_conversation
+    from engine.tokens.chat import render_conversation
 
     out = []
     for conv in conversations:
@@ -87,7 +88,7 @@ def encode_conversations(tok, conversations: list[list[dict]],
 def encode_documents(tok, documents: list[str], n: int,
                      max_len: int) -> list[tuple[list[int], list[int]]]:
     """(ids, mask) for the first ``n`` documents: loss on every token after <|bos|>."""
-    from engine.chat import render_document
+    from engine.tokens.chat import render_document
 
     out = []
     for text in documents[:n]:
@@ -156,7 +157,7 @@ class SftTask:
         return rows
 
     def step(self, model, step: int) -> StepResult:
-        from engine.device import autocast
+        from engine.model.device import autocast
 
         rows = self.global_rows(step)
         n_global = sum(sum(m[1:]) for _, m in rows)  # target tokens in the whole global batch
@@ -186,8 +187,8 @@ class SftTask:
         return {"val_loss": round(total / max(count, 1), 5)}
 
     def sample(self, model, step: int) -> tuple[str, str]:
-        from engine.chat import render_prompt
-        from engine.sampler import SampleSettings, generate_batch
+        from engine.model.sampler import SampleSettings, generate_batch
+        from engine.tokens.chat import render_prompt
 
         end = self.tok.special_id("<|assistant_end|>")
         prompt = render_prompt(self.tok, self.prompt_messages)

@@ -3,7 +3,7 @@
 The prompt comes from the box, from curated prompts of the run's world (a known fact, a fact
 held out of SFT, a person who does not exist, arithmetic, letter counting, 9.11 vs 9.9, "who are
 you?"), or from the world browser (ctrl+b: every country, city, person and animal, marked known,
-held out or unknown). Every ✓/✗ comes from the one judge (engine/judge.py) with its reason; a
+held out or unknown). Every ✓/✗ comes from the one judge (engine/data/judge.py) with its reason; a
 typed question is judged when the engine recognises its wording, else it is "—" (not checkable).
 
 Each column samples with a seed of its own (the pane's seed + 1000 × column), shown on its
@@ -81,7 +81,7 @@ def world_seed_of(info: dict) -> int:
 def default_run(preferred: str | None) -> tuple[str | None, list[str]]:
     """The run to compare (preferred, else "tiny", else the first with a model) and every
     run/stage choice on disk."""
-    from engine.runs import STAGES, checkpoints_root, list_runs, resolve_run
+    from engine.run import STAGES, checkpoints_root, list_runs, resolve_run
 
     runs = list_runs()
     choices = [column_key(r.name, s) for r in runs for s in r.stages]
@@ -137,12 +137,12 @@ class ComparePane(Vertical):
 
     def __init__(self, *args, client=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self._client = client  # a tui.client.ModelClient; the app-wide one if not given
+        self._client = client  # a engine.api.ModelClient; the app-wide one if not given
         self.settings = CompareSettings()
         self.fewshot = False
         self.run_name: str | None = None
-        self.world = None  # engine.world.World of the run (its data.world_seed)
-        self.problems: list = []  # engine.tasks.Problem, the curated prompts
+        self.world = None  # engine.data.world.World of the run (its data.world_seed)
+        self.problems: list = []  # engine.data.tasks.Problem, the curated prompts
         self.examples: list[tuple[str, str]] = []  # few-shot (question, answer) pairs
         self.problem = None  # the Problem of the prompt box (curated, or the user's own)
         self.mode = "single"  # of the last run: single, samples (×N) or family
@@ -156,7 +156,7 @@ class ComparePane(Vertical):
     @property
     def client(self):
         if self._client is None:
-            from tui.client import shared_client
+            from engine.api import shared_client
 
             self._client = shared_client()
         return self._client
@@ -212,9 +212,9 @@ class ComparePane(Vertical):
     @work(thread=True, exclusive=True, group="compare-prepare", exit_on_error=False)
     def _prepare(self, run: str) -> None:
         """World of the run's world seed -> curated prompts and few-shot examples (a worker)."""
-        from engine.runs import read_json, resolve_run
-        from engine.tasks import curated_prompts
-        from engine.world import build_world
+        from engine.data.tasks import curated_prompts
+        from engine.data.world import build_world
+        from engine.run import read_json, resolve_run
         from tui.panes.compare_fewshot import fewshot_examples
 
         try:
@@ -292,11 +292,11 @@ class ComparePane(Vertical):
             if user_text(p).strip() == text:
                 return p
         if self.world is not None:
-            from engine.judge import recognise
+            from engine.data.judge import recognise
 
             if (found := recognise(self.world, text)) is not None:
                 return found
-        from engine.tasks import Problem
+        from engine.data.tasks import Problem
 
         return Problem(family="custom", messages=[{"role": "user", "content": text}], answer="")
 
@@ -420,7 +420,7 @@ class ComparePane(Vertical):
             self.notify("The run's world is still being built; try again in a moment.",
                         severity="warning")
             return
-        from engine.tasks import eval_problems
+        from engine.data.tasks import eval_problems
 
         self.apply_settings()
         family = family or self.family_of_prompt()

@@ -78,7 +78,7 @@ class CompareColumn(Vertical):
         self._value = value
         self.text = ""  # what the model said (stop token excluded)
         self.pieces: list[str] = []  # the answer's token texts
-        self.verdict = None  # engine.judge.Verdict of `text` (None before an answer)
+        self.verdict = None  # engine.data.judge.Verdict of `text` (None before an answer)
         self.seed: int | None = None  # the seed this column sampled with
         self.diverges_at: int | None = None  # token index highlighted (None: none)
         self.same_as: str | None = None  # the column whose text this one equals
@@ -208,7 +208,7 @@ class CompareColumn(Vertical):
 
     def show_pass_rate(self, passed: int, total: int, elapsed_s: float | None = None,
                        what: str = "pass") -> None:
-        from engine.stats import wilson
+        from engine.data.stats import wilson
 
         self.pass_rate = (passed, total)
         pct = round(100 * passed / total) if total else 0

@@ -6,7 +6,7 @@ inside its kernels). Each thread posts typed messages in batches (about 30 a sec
 message per token, and every message carries the generation number it belongs to so the pane
 can drop what a cancelled run still sends. Nothing here imports torch at module level.
 
-Every ✓/✗ comes from ``engine.judge.judge`` (the same judge as the report card and the RL
+Every ✓/✗ comes from ``engine.data.judge.judge`` (the same judge as the report card and the RL
 reward), with its reason. Each column samples with a seed of its own, derived from the pane's
 seed and the column's index (``column_seed``): SFT and RL no longer draw the same dice, and any
 answer can be drawn again by typing the pane's seed back.
@@ -47,8 +47,8 @@ class CompareSettings:
 
     def sample_settings(self, seed: int | None = None, temperature: float | None = None,
                         max_tokens: int | None = None):
-        """engine.sampler settings; ``seed`` defaults to the base seed (column 0's)."""
-        from engine.sampler import SampleSettings
+        """engine.model.sampler settings; ``seed`` defaults to the base seed (column 0's)."""
+        from engine.model.sampler import SampleSettings
 
         return SampleSettings(temperature=self.temperature if temperature is None else temperature,
                               top_k=self.top_k,
@@ -73,7 +73,7 @@ class ColumnJob:
     gen: int
     run: str
     stage: str
-    problem: object  # engine.tasks.Problem
+    problem: object  # engine.data.tasks.Problem
     fewshot: list[tuple[str, str]] | None  # examples when the base model gets a few-shot document
     settings: CompareSettings
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -153,7 +153,7 @@ def load_model(client, job_index: int, gen: int, run: str, stage: str,
 
 def prompt_ids(tok, job: ColumnJob) -> list[int]:
     """The chat-formatted prompt, or for a few-shot base column the Q/A document."""
-    from engine.chat import render_document, render_prompt
+    from engine.tokens.chat import render_document, render_prompt
 
     if job.is_fewshot:
         return render_document(tok, fewshot_document(job.fewshot, user_text(job.problem)))
@@ -184,11 +184,11 @@ def answer_of(job: ColumnJob, text: str) -> tuple[str, bool]:
 
 def verdict_of(problem, answer: str):
     """The one judge's Verdict (``correct`` None: nothing to check, shown as "—"), on the reply
-    up to its first special token, as the report card reads it (engine/evals.py)."""
+    up to its first special token, as the report card reads it (engine/data/evals.py)."""
     import re
 
-    from engine.chat import SPECIAL_TOKENS
-    from engine.judge import judge
+    from engine.data.judge import judge
+    from engine.tokens.chat import SPECIAL_TOKENS
 
     cut = re.search("|".join(map(re.escape, SPECIAL_TOKENS)), answer)
     return judge(problem, answer[: cut.start()] if cut else answer)
@@ -251,7 +251,7 @@ def stream_columns(client, jobs: list[ColumnJob], post: Callable[[Message], obje
     """Stream every column's answer together: client.stream_many decodes the columns whose
     models share a shape (base, SFT, RL of one run) as one batch. The jobs share one cancel
     event. Each column posts batched chunks and one ColumnDone (or a ColumnError)."""
-    from tui.client import StreamRequest
+    from engine.api import StreamRequest
 
     columns, requests = [], []
     for job in jobs:
@@ -317,8 +317,8 @@ FAMILY_LABELS = dict(FAMILY_MODES)
 
 
 def family_budget(client, run: str, stage: str, world, family: str) -> int:
-    """The report card's token budget for the family (engine.evals.token_budgets)."""
-    from engine.evals import token_budgets
+    """The report card's token budget for the family (engine.data.evals.token_budgets)."""
+    from engine.data.evals import token_budgets
 
     block = client.model(run, stage).config.block_size
     return token_budgets(client.tokenizer(run), world, block).get(family, block // 2)
@@ -330,7 +330,7 @@ def run_family(client, jobs: list[ColumnJob], problems: list, world, family: str
     the report card decodes (greedy, its token budget); one FamilyStep per problem and column."""
     from dataclasses import replace
 
-    from tui.client import StreamRequest
+    from engine.api import StreamRequest
 
     ready: list[ColumnJob] = []
     for job in jobs:

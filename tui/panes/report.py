@@ -27,9 +27,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Select, Static
 
-from engine.run_state import fmt_num
-from engine.runs import checkpoints_root, list_runs, read_json
-from engine.stats import pct
+from engine.data.stats import pct
+from engine.progress.state import fmt_num
+from engine.run import checkpoints_root, list_runs, read_json
 
 REPORT_FILE = "report.json"
 STAGE_ORDER = ("base", "sft", "rl", "labelers", "control")

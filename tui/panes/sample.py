@@ -8,7 +8,7 @@ seed to see how much is chance. In chat mode each reply joins the conversation: 
 message continues it, and the stream shows the whole conversation as the tokens the model reads.
 
 Generation runs in a worker thread (tui/panes/sample_run.py) through the app's ModelClient
-(tui/client.py); the UI only applies batches of tokens, ~30 a second.
+(engine/api.py); the UI only applies batches of tokens, ~30 a second.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class SamplePane(Vertical):
 
     def __init__(self, *args, client=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self._client = client  # a tui.client.ModelClient; the app-wide one if not given
+        self._client = client  # a engine.api.ModelClient; the app-wide one if not given
         self.gen = 0  # generation number: messages of older generations are ignored
         self.job: SampleJob | None = None
         self.running = False
@@ -115,7 +115,7 @@ class SamplePane(Vertical):
     @property
     def client(self):
         if self._client is None:
-            from tui.client import shared_client
+            from engine.api import shared_client
 
             self._client = shared_client()
         return self._client
@@ -170,7 +170,7 @@ class SamplePane(Vertical):
         """Fill the model picker with run × stage; say how to get a model when there is none.
         It opens on the app's run (its SFT model, else the best it has), a run still training
         labelled so."""
-        from engine.runs import checkpoints_root, list_runs
+        from engine.run import checkpoints_root, list_runs
         from tui.runpick import open_run, open_stage, run_label
 
         runs = list_runs()

@@ -57,8 +57,8 @@ _cache_lock = threading.Lock()
 
 
 def load_tokenizer(name: str):
-    """engine.tokenizer.get_encoding, cached for reference encodings (runs may be retrained)."""
-    from engine.tokenizer import get_encoding, reference_encodings
+    """get_encoding, cached for reference encodings (runs may be retrained)."""
+    from engine.tokens.tokenizer import get_encoding, reference_encodings
 
     with _cache_lock:
         if name in _cache:
@@ -72,8 +72,8 @@ def load_tokenizer(name: str):
 
 def encoding_choices() -> list[tuple[str, str]]:
     """(label, value) for the picker: every reference encoding, then each run's tokenizer."""
-    from engine.runs import list_runs
-    from engine.tokenizer import reference_encodings
+    from engine.run import list_runs
+    from engine.tokens.tokenizer import reference_encodings
     from tui.runpick import run_label
 
     choices = [(name, name) for name in reference_encodings()]
@@ -99,7 +99,7 @@ def _token_bytes(tok, i: int) -> bytes:
 
 def render_chat(tok, messages: list[dict]) -> list[int]:
     """Our chat format for our tokenizers; tiktokenizer's <|im_start|> layout for OpenAI's."""
-    from engine import chat
+    from engine.tokens import chat
 
     if "<|assistant_start|>" in tok.specials:
         return chat.render_conversation(tok, messages)[0]

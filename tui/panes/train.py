@@ -1,6 +1,6 @@
 """The Train pane: start or attach to a run and watch its stages unfold.
 
-It only reads the run's ``events.jsonl`` (through ``engine.run_state.RunWatch``): a trainer
+It only reads the run's ``events.jsonl`` (through ``engine.progress.state.RunWatch``): a trainer
 started here runs as a child process (``train_proc``), one started elsewhere (another terminal,
 tmux, torchrun) is followed the same way. A timer polls ~4×/s; it stats the file first, so an
 idle or finished run costs next to nothing, and views redraw only when the state changed.
@@ -20,8 +20,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Select, Static
 
-from engine.run_state import RunState, RunWatch, StageState, fmt_num
-from engine.runs import checkpoints_root, is_run_active, list_runs
+from engine.progress.state import RunState, RunWatch, StageState, fmt_num
+from engine.run import checkpoints_root, is_run_active, list_runs
 from tui.panes import train_proc
 from tui.panes.train_plot import BraillePlot, Curve
 from tui.read_only import refused

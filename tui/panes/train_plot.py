@@ -1,7 +1,7 @@
 """A small line plot drawn with braille dots (2×4 dots per cell), several curves on one axis.
 
 Cheap enough to redraw a few times a second: it draws at most one dot column per x position
-and the Train pane hands it at most ~1k points per curve (``engine.run_state.Series``).
+and the Train pane hands it at most ~1k points per curve (``engine.progress.state.Series``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widget import Widget
 
-from engine.run_state import fmt_num
+from engine.progress.state import fmt_num
 
 # Bit of each dot in a braille cell, indexed [row][column] (Unicode braille patterns).
 _DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))

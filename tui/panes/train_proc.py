@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.runs import LOCK_FILE, is_run_active
+from engine.run import LOCK_FILE, is_run_active
 
 LOG_FILE = "train.log"
 
@@ -28,7 +28,7 @@ def deepdive_command() -> list[str]:
     found = shutil.which("deepdive")
     if found:
         return [found]
-    return [sys.executable, "-c", "from tui.cli import main; main()"]
+    return [sys.executable, "-m", "deepdive"]
 
 
 def spawn_trainer(run_dir: Path, args: list[str]) -> subprocess.Popen:

@@ -2,7 +2,8 @@
 who exist nowhere, each marked known (in SFT rows: ``train``), held out (``dev``/``test``: read
 only in pretraining) or unknown (in no document at all).
 
-A row's question (the template wording of its kind, engine/wordings.py) can be asked in Compare:
+A row's question (the template wording of its kind, engine/data/wordings.py) can be asked in
+Compare:
 Enter closes the browser and puts the question in Compare's prompt box.
 """
 
@@ -40,7 +41,7 @@ def _status(split: str | None) -> str:
 
 
 def _ask(kind: str, name: str) -> str:
-    from engine import wordings as Wd
+    from engine.data import wordings as Wd
 
     return Wd.fill(Wd.template(kind), name=name)
 

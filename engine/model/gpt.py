@@ -13,7 +13,7 @@ over with a transpose and nothing else.
 For inference, a ``KVCache`` keeps every layer's keys and values so that after the prompt is
 processed once ("prefill") each new token costs one position's work instead of the whole context.
 A cache may also carry per-row left padding, which lets a batch of prompts of different lengths
-decode together (see ``engine/sampler.py``).
+decode together (see ``engine/model/sampler.py``).
 """
 
 from __future__ import annotations

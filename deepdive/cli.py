@@ -1,6 +1,7 @@
 """The ``deepdive`` command. With no subcommand it opens the app.
 
-Each group of subcommands lives in its own ``cmd_*.py`` module with a ``register(app)``;
+Each group of subcommands lives in its own ``deepdive/commands/*.py`` module with a
+``register(app)``;
 engine and torch imports happen inside the commands so ``deepdive --help`` stays fast.
 """
 
@@ -12,7 +13,8 @@ import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 from typer.models import DefaultPlaceholder
 
-from tui import cmd_demo, cmd_eval, cmd_model, cmd_tokens, cmd_train
+from deepdive.commands import demo, model, tokens, train
+from deepdive.commands import eval as eval_cmd
 
 DEFAULT_RUN = "tiny"
 # the app's panes (tui.app.PANE_KEYS; not imported here: it would import textual for --help)
@@ -83,7 +85,7 @@ def fail(message: str) -> typer.Exit:
 def app_run(run: str | None) -> str | None:
     """The run the app opens on: `run` if it is one (else exit 2), by default the demo run
     when it is there."""
-    from engine.runs import list_runs, resolve_run
+    from engine.run import list_runs, resolve_run
 
     if run is None:
         return DEFAULT_RUN if resolve_run(DEFAULT_RUN).is_dir() else None
@@ -118,10 +120,10 @@ def root(
                        f"without a command (deepdive {ctx.invoked_subcommand} has its own "
                        "options; see its --help)")
         return
-    cmd_demo.make_app(app_run(run), fps, no_animation, start_tab=pane).run()
+    demo.make_app(app_run(run), fps, no_animation, start_tab=pane).run()
 
 
-for module in (cmd_tokens, cmd_model, cmd_train, cmd_eval, cmd_demo):
+for module in (tokens, model, train, eval_cmd, demo):
     module.register(app)
 tidy_help(app)
 
@@ -130,5 +132,5 @@ def main() -> None:
     app(prog_name="deepdive")
 
 
-if __name__ == "__main__":  # torchrun ... -m tui.cli train ...
+if __name__ == "__main__":  # torchrun ... -m deepdive train ...
     main()

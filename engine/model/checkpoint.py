@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from engine.model import GPT, GPTConfig
+from engine.model.gpt import GPT, GPTConfig
 
 MODEL_FILE = "model.safetensors"
 OPTIM_FILE = "optimizer.safetensors"
@@ -238,7 +238,7 @@ def load_optimizer(stage_dir: str | Path, optimizer) -> bool:
 
 def load_run_model(run: str | Path, stage: str = "base", device: str | torch.device = "cpu"):
     """(model, tokenizer, meta) of one stage of a run given by name or path."""
-    from engine.runs import list_runs, resolve_run
+    from engine.run import list_runs, resolve_run
 
     run_dir = resolve_run(run)
     if not run_dir.is_dir():
@@ -251,7 +251,7 @@ def load_run_model(run: str | Path, stage: str = "base", device: str | torch.dev
     tok_path = run_dir / "tokenizer.json"
     if not tok_path.is_file():
         raise CheckpointError(f"{tok_path}: missing (the run's tokenizer)")
-    from engine.tokenizer import Tokenizer
+    from engine.tokens.tokenizer import Tokenizer
 
     try:
         tok = Tokenizer.load(tok_path)

@@ -1,7 +1,7 @@
 """Small pure helpers for showing rates honestly: one percentage format, a Wilson interval.
 
 The Compare pane's family tallies and the Report pane use these so a figure reads the same
-everywhere it appears (and the same as the claims' readings, which engine/evals.py writes in
+everywhere it appears (and the same as the claims' readings, which engine/data/evals.py writes in
 whole percent).
 """
 

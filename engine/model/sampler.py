@@ -226,7 +226,7 @@ def prepare_prompt(tok, text: str, chat: bool = False) -> tuple[list[int], list[
     raw: a document that starts at <|bos|> (GPT-2: <|endoftext|>) and stops at the next one.
     User text is always encoded as ordinary text, never as special tokens.
     """
-    from engine.chat import has_chat_format, render_document, render_prompt
+    from engine.tokens.chat import has_chat_format, render_document, render_prompt
 
     if chat:
         if has_chat_format(tok) != "deepdive":

@@ -47,9 +47,9 @@ def sample(
     if problem:
         raise fail(problem)
     check_stage(run, stage)
-    from engine.checkpoint import CheckpointError, load_run_model
-    from engine.device import pick_device
-    from engine.sampler import SampleSettings, fit_prompt, prepare_prompt, stream
+    from engine.model.checkpoint import CheckpointError, load_run_model
+    from engine.model.device import pick_device
+    from engine.model.sampler import SampleSettings, fit_prompt, prepare_prompt, stream
 
     try:
         model, tok, _ = load_run_model(run, stage, pick_device(device))
@@ -124,7 +124,7 @@ def run_stages(run_dir: Path) -> list[str]:
 def check_stage(run: str, stage: str) -> None:
     """Exit 2 with a message (naming --stage where the stage is wrong) unless the run exists and
     has that stage."""
-    from engine.runs import list_runs, resolve_run
+    from engine.run import list_runs, resolve_run
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", stage):
         raise fail(f"--stage must be a stage name such as {', '.join(STAGES)}, not {stage!r}")
@@ -148,7 +148,7 @@ def stop_reason(events, stop_ids, max_tokens: int) -> str:
 
 def runs(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List runs: their stages with step, loss and size."""
-    from engine.runs import checkpoints_root, list_runs, read_json
+    from engine.run import checkpoints_root, list_runs, read_json
 
     rows = []
     for info in list_runs():
@@ -213,9 +213,9 @@ def import_gpt2(
     """Convert GPT-2 weights into a deepdive run (arch gpt2, stage base)."""
     if (from_dir is None) == (download is None):
         raise fail("give exactly one of --from DIR or --download NAME")
-    from engine.gpt2 import DownloadError, GPT2ImportError, download_gpt2
-    from engine.gpt2 import import_gpt2 as do_import
-    from engine.runs import resolve_run
+    from engine.model.gpt2 import DownloadError, GPT2ImportError, download_gpt2
+    from engine.model.gpt2 import import_gpt2 as do_import
+    from engine.run import resolve_run
 
     source = str(from_dir) if from_dir else download
     name = run or Path(source.rstrip("/")).name

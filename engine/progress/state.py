@@ -1,6 +1,7 @@
 """What a run looks like right now, folded from its ``events.jsonl``.
 
-A pure reducer: ``RunState.apply(event)`` for each event of ``engine/events.py`` (in file order)
+A pure reducer: ``RunState.apply(event)`` for each event of ``engine/progress/events.py`` (in file
+order)
 keeps per-stage status, compact curves, the latest samples and throughput figures. ``RunWatch``
 follows a run folder: it stats the events file, reads only new bytes, and asks the run lock
 whether a trainer is still alive, so a trainer that died without an ``error`` / ``run_end``
@@ -20,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.events import EVENTS_FILE, EventFollower
-from engine.runs import is_run_active
+from engine.progress.events import EVENTS_FILE, EventFollower
+from engine.run import is_run_active
 
 # The pipeline in the order a run goes through it; stages not listed here are shown after them.
 STAGE_ORDER = ("tokenizer", "pretrain", "sft", "rl", "control", "eval")

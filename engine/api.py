@@ -38,7 +38,7 @@ class StreamRequest:
     run: str
     stage: str
     prompt_ids: list[int]
-    settings: Any  # engine.sampler.SampleSettings
+    settings: Any  # engine.model.sampler.SampleSettings
     stop_ids: list[int] = field(default_factory=list)
 
 
@@ -53,7 +53,7 @@ class ModelClient:
     """Loads models lazily, caches them by (run folder, stage), samples from them."""
 
     def __init__(self, device: str | None = None, max_models: int = 6):
-        self.device_name = device  # None: the best device here (engine.device.pick_device)
+        self.device_name = device  # None: the best device here (engine.model.device.pick_device)
         self.max_models = max_models  # oldest loaded model is dropped past this many
         self._lock = threading.Lock()  # guards the dicts below
         self._models: dict[tuple[str, str], _Loaded] = {}
@@ -66,7 +66,7 @@ class ModelClient:
     def load(self, run: str, stage: str) -> dict:
         """Load (or find loaded) the ``stage`` model of ``run`` and return its meta.json.
 
-        Raises engine.checkpoint.CheckpointError (a clear message naming the file) when the
+        Raises engine.model.checkpoint.CheckpointError (a clear message naming the file) when the
         run, the stage or its files are missing or broken.
         """
         return self._get(run, stage).meta
@@ -79,14 +79,14 @@ class ModelClient:
         return int(self.load(run, stage)["config"]["block_size"])
 
     def tokenizer(self, run: str):
-        """The run's tokenizer (engine.tokenizer.Tokenizer), cached until tokenizer.json changes."""
-        from engine.checkpoint import CheckpointError
+        """The run's tokenizer cached until its file changes."""
+        from engine.model.checkpoint import CheckpointError
 
         path = self._run_dir(run) / "tokenizer.json"
         stamp = _stamp(path)
         if stamp is None:
             raise CheckpointError(f"{path}: missing (the run's tokenizer)")
-        from engine.tokenizer import Tokenizer  # after the cheap checks: it loads tiktoken
+        from engine.tokens.tokenizer import Tokenizer  # after the cheap checks: it loads tiktoken
         key = str(path)
         with self._lock:
             hit = self._tokenizers.get(key)
@@ -119,7 +119,7 @@ class ModelClient:
             return list(self._models)
 
     def _run_dir(self, run: str) -> Path:
-        from engine.runs import resolve_run
+        from engine.run import resolve_run
 
         return resolve_run(run).resolve()
 
@@ -144,8 +144,8 @@ class ModelClient:
             return loaded
 
     def _load_from_disk(self, run_dir: str, stage: str, stamp) -> _Loaded:
-        from engine.checkpoint import load_run_model
-        from engine.device import pick_device
+        from engine.model.checkpoint import load_run_model
+        from engine.model.device import pick_device
 
         model, tok, meta = load_run_model(run_dir, stage, device=pick_device(self.device_name))
         # eval for good: the sampler restores the mode it found, so concurrent streams on one
@@ -165,11 +165,11 @@ class ModelClient:
     def stream(self, run: str, stage: str, prompt_ids: Sequence[int], settings,
                stop_ids: Iterable[int] = (),
                cancel: threading.Event | None = None) -> Iterator:
-        """engine.sampler.stream on the cached model: one TokenEvent per sampled token.
+        """engine.model.sampler.stream on the cached model: one TokenEvent per sampled token.
 
         Iterate it in the thread that created it (torch's inference mode is per thread).
         """
-        from engine.sampler import stream
+        from engine.model.sampler import stream
 
         loaded = self._get(run, stage)
         return stream(loaded.model, self.tokenizer(run), list(prompt_ids), settings,
@@ -177,8 +177,8 @@ class ModelClient:
 
     def generate_batch(self, run: str, stage: str, prompts: list[list[int]], settings,
                        stop_ids: Iterable[int] = ()) -> list[list[int]]:
-        """engine.sampler.generate_batch on the cached model: new ids per prompt."""
-        from engine.sampler import generate_batch
+        """engine.model.sampler.generate_batch on the cached model: new ids per prompt."""
+        from engine.model.sampler import generate_batch
 
         return generate_batch(self.model(run, stage), prompts, settings, stop_ids=tuple(stop_ids))
 
@@ -191,13 +191,13 @@ class ModelClient:
         the iterator) stops every column at its next token.
 
         Columns whose models share a shape (base, SFT and RL of one run) decode together, one
-        forward per step over their stacked weights (engine.stacked): at batch 1 a small model
+        forward per step over their stacked weights (engine.model.stacked): at batch 1 a small model
         is bound by per-operation overhead, so three columns then cost about what one does.
         Each column still samples with its own settings, seed and stop ids, and gets the
         events ``stream`` would give it alone. A column whose model has a shape of its own
         streams in a thread of its own. Models load here, in the caller's thread, first.
         """
-        from engine.stacked import stack_key
+        from engine.model.stacked import stack_key
 
         cancel = cancel or threading.Event()
         events: queue.Queue = queue.Queue(maxsize=4096)  # bounded: a slow reader slows the models
@@ -258,8 +258,8 @@ class ModelClient:
                       loaded: dict, cancel: threading.Event) -> Iterator[tuple[int, Any]]:
         """(column, TokenEvent) of same-shape columns: plain ``stream`` for one, stacked for
         several (the stacked weights are kept for the next prompt on the same models)."""
-        from engine.sampler import stream
-        from engine.stacked import StackedGPT, stream_stacked
+        from engine.model.sampler import stream
+        from engine.model.stacked import StackedGPT, stream_stacked
 
         reqs = [requests[i] for i in columns]
         if len(columns) == 1:

@@ -8,10 +8,11 @@ three times one, and fight over the cores. Stacking their weights along a new le
 turns each matmul into one batched matmul (``bmm``) whose batch index is the model (about twice
 one model's matmul for three times the work), and every other operation is paid once.
 
-``StackedGPT`` is the forward of ``engine.model.GPT`` written once more over stacked weights
+``StackedGPT`` is the forward of ``engine.model.gpt.GPT`` written once more over stacked weights
 (row m of every tensor is model m); it reuses the model's ``KVCache`` (one row per model, left
 padding for prompts of different lengths) and rotary helpers. ``stream_stacked`` is
-``engine.sampler.stream`` for many rows: each row keeps its own settings, seeded generator, stop
+``engine.model.sampler.stream`` for many rows: each row keeps its own settings, seeded generator,
+stop
 ids and token budget and yields the same ``TokenEvent``s; sampling is done row by row with the
 row's own generator, so a seeded row draws the same tokens it would alone (up to float rounding
 in the batched matmuls, which only matters at an exact tie). A row that finishes is dropped
@@ -28,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from engine.model import GPTConfig, KVCache, apply_rotary
-from engine.sampler import (
+from engine.model.gpt import GPTConfig, KVCache, apply_rotary
+from engine.model.sampler import (
     SampleSettings,
     TokenEvent,
     draw,
@@ -175,7 +176,7 @@ def stream_stacked(models: Sequence, toks: Sequence, prompts: Sequence[Sequence[
                    settings: Sequence[SampleSettings], stop_ids: Sequence[Sequence[int]],
                    cancel: threading.Event | None = None,
                    stacked: StackedGPT | None = None) -> Iterator[tuple[int, TokenEvent]]:
-    """``engine.sampler.stream`` for several same-config models at once: yields
+    """``engine.model.sampler.stream`` for several same-config models at once: yields
     ``(row, TokenEvent)``; each step yields one event per unfinished row, in row order.
 
     Row i uses ``models[i]``, ``toks[i]``, ``prompts[i]``, ``settings[i]`` and ``stop_ids[i]``

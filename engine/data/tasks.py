@@ -6,8 +6,8 @@ check, not a held-out one), "fact_heldout" (entities in no SFT row), "unknown" (
 nowhere: the right answer is a refusal), "identity", and "paraphrase" (known facts and sums
 asked in test wordings) beside "template" (the same items in the template wording).
 
-Problems are drawn from one split (engine/splits.py): RL trains on ``train`` keys, presets are
-tuned on ``dev``, the report card speaks of ``test``. Answers are judged by engine/judge.py.
+Problems are drawn from one split (engine/data/splits.py): RL trains on ``train`` keys, presets are
+tuned on ``dev``, the report card speaks of ``test``. Answers are judged by engine/data/judge.py.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from engine import wordings as Wd
-from engine import world as W
-from engine.splits import check_split
+from engine.data import wordings as Wd
+from engine.data import world as W
+from engine.data.splits import check_split
 
 RL_FAMILIES = ("arith", "count_letters", "decimal_cmp")
 FACT_FAMILIES = ("fact_known", "fact_heldout")
@@ -29,7 +29,7 @@ class Problem:
     family: str
     messages: list[dict] = field(hash=False)  # the user prompt
     answer: str  # the right answer ("" where nothing is checkable)
-    kind: str = ""  # the question kind (engine/wordings.py): capital, add, count, ...
+    kind: str = ""  # the question kind (engine/data/wordings.py): capital, add, count, ...
     rivals: tuple[str, ...] = field(default=(), hash=False)  # other values of a fact's kind
     key: str = ""  # what makes two problems the same problem (for distinct counts)
 

@@ -3,7 +3,8 @@
 A Hugging Face GPT-2 folder holds ``config.json``, ``model.safetensors``, ``vocab.json`` and
 ``merges.txt``. The weights map onto ``GPT(arch="gpt2")`` one to one, except that HF stores its
 linear layers as ``Conv1D`` with the matrix transposed. The tokenizer becomes a tiktoken Encoding
-(``engine.tokenizer.tokenizer_from_hf_folder``). The result is a run folder like any trained one:
+(``engine.tokens.tokenizer.tokenizer_from_hf_folder``). The result is a run folder like any trained
+one:
 ``tokenizer.json``, ``run.json`` and ``base/``.
 
 Downloading is separate and explicit (``deepdive import gpt2 --download NAME``): plain HTTPS,
@@ -27,8 +28,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 
-from engine.checkpoint import save_checkpoint
-from engine.model import GPT, GPTConfig
+from engine.model.checkpoint import save_checkpoint
+from engine.model.gpt import GPT, GPTConfig
 
 HF_FILES = ("config.json", "model.safetensors", "vocab.json", "merges.txt")
 HF_BASE = "https://huggingface.co"
@@ -123,7 +124,7 @@ def import_gpt2(folder: str | Path, run_dir: str | Path, source: str | None = No
     if (run_dir / "base").exists():
         raise GPT2ImportError(f"{run_dir}: already holds a base model; choose another --run")
     model = load_hf_gpt2(folder)
-    from engine.tokenizer import tokenizer_from_hf_folder  # BPE from vocab.json + merges.txt
+    from engine.tokens.tokenizer import tokenizer_from_hf_folder  # BPE from vocab.json + merges.txt
 
     tok = tokenizer_from_hf_folder(folder)
     if tok.n_vocab > model.config.vocab_size:

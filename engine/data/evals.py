@@ -2,7 +2,7 @@
 
 ``evaluate_run(run)`` loads the run's models (base, sft, rl, and the extra-SFT control in
 ``sft_control/`` when the trainer made one), asks each the same held-out problems of every task
-family (engine/tasks.py), checks the answers with the exact verifier, and writes
+family (engine/data/tasks.py), checks the answers with the exact verifier, and writes
 ``report.json``: pass@1 per family x stage, the lecture's claims as numbers with a reading in
 words, a few real answers per cell, and the RL reward / response-length curve from
 ``events.jsonl``.
@@ -22,10 +22,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from engine import tasks as T
-from engine import wordings as Wd
-from engine import world as W
-from engine.judge import is_refusal, judge
+from engine.data import tasks as T
+from engine.data import wordings as Wd
+from engine.data import world as W
+from engine.data.judge import is_refusal, judge
 
 REPORT_FILE = "report.json"
 STAGE_DIRS = {"base": "base", "sft": "sft", "rl": "rl", "control": "sft_control"}
@@ -77,7 +77,7 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 def _generate(model, prompts: list[list[int]], max_tokens: int, stop_ids: list[int],
               temperature: float, seed: int) -> list[list[int]]:
-    from engine.sampler import SampleSettings, generate_batch
+    from engine.model.sampler import SampleSettings, generate_batch
 
     out: list[list[int]] = []
     for i in range(0, len(prompts), BATCH):
@@ -90,7 +90,7 @@ def _generate(model, prompts: list[list[int]], max_tokens: int, stop_ids: list[i
 def _chat_answers(model, tok, problems: list[T.Problem], max_tokens: int, temperature: float,
                   seed: int, prefix: str = "") -> list[dict]:
     """Each problem answered in the chat format; ``prefix`` is forced as the answer's start."""
-    from engine.chat import render_prompt
+    from engine.tokens.chat import render_prompt
 
     end = tok.special_id("<|assistant_end|>")
     specials = set(tok.specials.values())
@@ -127,7 +127,7 @@ def _pass_at_k(model, tok, problems: list[T.Problem], max_tokens: int, seed: int
 
 def _completions(model, tok, pairs: list[tuple[str, str]], seed: int) -> list[dict]:
     """A base model continues held-out fact sentences; right if the answer comes next."""
-    from engine.chat import render_document
+    from engine.tokens.chat import render_document
 
     bos = tok.special_id("<|bos|>")
     prompts = [render_document(tok, prefix) for prefix, _ in pairs]
@@ -189,8 +189,8 @@ def evaluate_run(run_dir, device: str = "cpu", n_per_family: int = 100,
     """Evaluate every stage the run has on ``split``, write its report atomically, return it."""
     import torch
 
-    from engine.checkpoint import load_run_model
-    from engine.runs import read_json, resolve_run
+    from engine.model.checkpoint import load_run_model
+    from engine.run import read_json, resolve_run
 
     run_dir = resolve_run(run_dir)
     t0 = time.perf_counter()
@@ -234,7 +234,7 @@ def evaluate_run(run_dir, device: str = "cpu", n_per_family: int = 100,
 
 def _probe_summary(run_dir: Path) -> dict | None:
     """What the knowledge probe before SFT found (engine/train/probe.py), from sft/meta.json."""
-    from engine.runs import read_json
+    from engine.run import read_json
 
     path = Path(run_dir) / "sft" / "meta.json"
     try:
@@ -319,7 +319,7 @@ REQUIRED = ("format_base", "format_sft", "knowledge_heldout_sft", "refusal_unkno
 
 def rl_curve(run_dir: Path) -> list[dict]:
     """(step, reward, resp_len) of the RL stage's ``step`` events; a resumed step's last wins."""
-    from engine.events import EVENTS_FILE, read_events
+    from engine.progress.events import EVENTS_FILE, read_events
 
     points: dict[int, dict] = {}
     for e in read_events(Path(run_dir) / EVENTS_FILE):

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import tiktoken
 
-from engine import bpe, reference
-from engine.chat import REFERENCE_CHAT_SPECIALS, SPECIAL_TOKENS
+from engine.tokens import bpe, reference
+from engine.tokens.chat import REFERENCE_CHAT_SPECIALS, SPECIAL_TOKENS
 
 FORMAT = "deepdive.tokenizer"
 VERSION = 1
@@ -200,7 +200,7 @@ def _from_file(path: Path, name: str) -> Tokenizer:
 
 
 def _unknown(name: str, why: str = "") -> UnknownEncodingError:
-    from engine.runs import list_runs
+    from engine.run import list_runs
 
     runs = [f"run:{r.name}" for r in list_runs() if r.has_tokenizer]
     available = ", ".join(reference_encodings() + runs) or "none"
@@ -214,7 +214,7 @@ def _unknown(name: str, why: str = "") -> UnknownEncodingError:
 def get_encoding(name: str | Path) -> Tokenizer:
     """A reference encoding, a run (name, "run:<name>" or folder), a tokenizer.json path, or a
     Hugging Face GPT-2 style folder. Unknown -> UnknownEncodingError naming what is available."""
-    from engine.runs import resolve_run
+    from engine.run import resolve_run
 
     name = str(name).strip()
     if not name:

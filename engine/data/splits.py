@@ -8,7 +8,7 @@ Three things are split, each the same way in every process (hashes and seeded dr
   teaches "I don't know" on, ``dev`` / ``test`` names are only ever asked in evaluation.
 - **problem keys** (a sum, a word whose letters are counted, a pair of decimals): a key's hash
   picks its split; a stage draws only keys of its own split.
-- **wordings** of questions: engine/wordings.py lists each kind's templates per split.
+- **wordings** of questions: engine/data/wordings.py lists each kind's templates per split.
 
 Presets are tuned on ``dev``; the report card is computed on ``test``. tests/test_leaks.py checks
 the rows every stage really trains on against these.

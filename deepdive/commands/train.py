@@ -1,7 +1,7 @@
 """``deepdive train``: run the pipeline (tokenizer -> pretrain -> sft -> rl -> control -> eval)
 into a run folder, with a live progress display for people who do not open the app.
 
-Data-parallel: ``torchrun --nproc_per_node=N -m tui.cli train --name RUN ...`` (torchrun
+Data-parallel: ``torchrun --nproc_per_node=N -m deepdive train --name RUN ...`` (torchrun
 runs the ``deepdive`` command once per process; rank 0 draws the display and writes the run
 folder). Spell the run ``--name`` there: torchrun's own parser takes ``--run`` as an ambiguous
 abbreviation of its ``--run-path``.
@@ -34,7 +34,7 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", help="no live display; one line per stage"),
 ) -> None:
     """Train a model through pretraining, SFT and RL on the embedded world; write a run folder."""
-    from engine.runs import RunLockedError, resolve_run
+    from engine.run import RunLockedError, resolve_run
     from engine.train.distributed import env_dist_info
     from engine.train.loop import TrainingError, TrainingStopped, install_stop_handlers
     from engine.train.pipeline import PipelineError, parse_stages

@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _run_dir(run: str):
-    from engine.runs import list_runs, resolve_run
+    from engine.run import list_runs, resolve_run
 
     run_dir = resolve_run(run)
     if not run_dir.is_dir():
@@ -39,8 +39,8 @@ def eval_cmd(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from engine.checkpoint import CheckpointError
-    from engine.evals import evaluate_run
+    from engine.data.evals import evaluate_run
+    from engine.model.checkpoint import CheckpointError
 
     if split not in ("test", "dev"):
         typer.echo(f"error: --split must be test or dev, not {split!r} (train is what the "
@@ -70,7 +70,7 @@ def eval_cmd(
                                "metrics": report["metrics"], "families": report["families"]},
                               allow_nan=False))
     else:
-        from engine.evals import report_path
+        from engine.data.evals import report_path
 
         _print_report(console, report)
         console.print(f"[dim]wrote {report_path(run_dir, split)} in "

@@ -30,12 +30,12 @@ def deepdive_command() -> list[str]:
     found = shutil.which("deepdive")
     if found:
         return [found]
-    return [sys.executable, "-c", "from tui.cli import main; main()"]
+    return [sys.executable, "-m", "deepdive"]
 
 
 def ensure_run(run: str) -> Path:
     """The run's folder; the demo run is trained first (with progress) if it is missing."""
-    from engine.runs import is_run_active, list_runs, resolve_run
+    from engine.run import is_run_active, list_runs, resolve_run
 
     run_dir = resolve_run(run)
     missing = missing_stages(run_dir)
@@ -113,7 +113,7 @@ def served_session_run(run: str) -> None:
     from tui.serve_session import watch_parent
 
     watch_parent()
-    from engine.runs import resolve_run
+    from engine.run import resolve_run
 
     missing = missing_stages(resolve_run(run))
     if missing:

@@ -48,7 +48,7 @@ def tokenize(
             text = text.removesuffix("\n").removesuffix("\r")
     tok = _load(encoding, run)
     if chat:
-        from engine.chat import has_chat_format, render_chat, render_prompt
+        from engine.tokens.chat import has_chat_format, render_chat, render_prompt
 
         messages = [{"role": "user", "content": text}]
         try:
@@ -81,11 +81,16 @@ def tokenize(
 
 
 def _load(encoding: str | None, run: str | None):
-    from engine.reference import ReferenceDataError
-    from engine.tokenizer import Tokenizer, TokenizerFileError, UnknownEncodingError, get_encoding
+    from engine.tokens.reference import ReferenceDataError
+    from engine.tokens.tokenizer import (
+        Tokenizer,
+        TokenizerFileError,
+        UnknownEncodingError,
+        get_encoding,
+    )
 
     if run is not None:
-        from engine.runs import resolve_run
+        from engine.run import resolve_run
 
         run_dir = resolve_run(run)
         path = run_dir / "tokenizer.json"
@@ -118,7 +123,7 @@ def _show(tok, ids: list[int], n_chars: int, n_bytes: int) -> None:
     from rich.console import Console
     from rich.text import Text
 
-    from engine.tokenizer import token_pieces
+    from engine.tokens.tokenizer import token_pieces
 
     console = Console(highlight=False)
     coloured = console.color_system is not None and not console.no_color
@@ -156,7 +161,7 @@ def train(
     name: Annotated[str, typer.Option("--name", help="The encoding's name.")] = "deepdive",
 ) -> None:
     """Learn a byte-level BPE (digits split one by one) and save it as tokenizer.json."""
-    from engine.chat import SPECIAL_TOKENS
+    from engine.tokens.chat import SPECIAL_TOKENS
 
     smallest = 256 + len(SPECIAL_TOKENS)
     if vocab_size < smallest:
@@ -186,7 +191,7 @@ def train(
         TimeRemainingColumn,
     )
 
-    from engine.tokenizer import train_bpe
+    from engine.tokens.tokenizer import train_bpe
 
     t0 = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

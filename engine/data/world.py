@@ -1,7 +1,7 @@
 """The embedded world: a small invented world that every stage of a run learns from.
 
 ``build_world(seed)`` makes countries, cities, people and animals with invented names (built
-from syllables, so no copied text), and splits them (engine/splits.py): SFT asks only about
+from syllables, so no copied text), and splits them (engine/data/splits.py): SFT asks only about
 ``train`` entities; ``dev`` and ``test`` ones ("held out") are described in pretraining
 documents alone. ``World.unknown_people`` exist nowhere: the honest answer about them is
 "I don't know". SFT teaches it on other made-up names (``nobody_names``, the train part of the
@@ -18,9 +18,10 @@ held-out ones.
 
 SFT solutions come from simulated labelers who slip at ``labeler_error_rate``, systematically:
 on additions with a carry they drop the carry (every digit stays consistent with that slip).
-The RL verifier (engine/judge.py) is exact, so RL can fix what imitation copied.
+The RL verifier (engine/data/judge.py) is exact, so RL can fix what imitation copied.
 
-Arithmetic, letter-counting and decimal problems are split by key (``engine.splits.key_split``):
+Arithmetic, letter-counting and decimal problems are split by key
+(``engine.data.splits.key_split``):
 a stage draws only keys of its own split, and no test key appears in any training row.
 """
 
@@ -30,8 +31,8 @@ import random
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from engine import wordings as Wd
-from engine.splits import entity_splits, key_split
+from engine.data import wordings as Wd
+from engine.data.splits import entity_splits, key_split
 
 Message = dict  # {"role": "system"|"user"|"assistant", "content": str}
 
@@ -168,7 +169,7 @@ class Fact(NamedTuple):
     """One checkable fact: ``statement + " " + answer`` is a sentence of pretraining."""
 
     subject: str
-    kind: str  # a fact kind of engine/wordings.py (capital, born, diet, ...)
+    kind: str  # a fact kind of engine/data/wordings.py (capital, born, diet, ...)
     statement: str
     answer: str
 
@@ -256,8 +257,8 @@ def biographies(world: World, rng: random.Random, n: int = 5) -> list[tuple[str,
 def qa_documents(world: World, rng: random.Random, per_fact: int = 2) -> list[tuple[str, str]]:
     """(subject, transcript): questions about *train* entities answered, in training wordings:
     the "mixed training" that teaches the base model to answer from what it read (rendered with
-    the chat's turn markers, engine.chat.Transcript)."""
-    from engine.chat import Transcript
+    the chat's turn markers, engine.tokens.chat.Transcript)."""
+    from engine.tokens.chat import Transcript
 
     docs = []
     for f in facts(world):

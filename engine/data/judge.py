@@ -10,10 +10,11 @@
 - people who exist nowhere: right only when it refuses and invents nothing.
 - identity: right when it says its name.
 
-The RL reward (``engine.tasks.verify``), the report card (engine/evals.py), the Compare and
+The RL reward (``engine.data.tasks.verify``), the report card (engine/data/evals.py), the Compare
+and
 Sample panes all call it, so a mark on screen and a number in the report cannot disagree.
 ``recognise(world, text)`` turns a question a person typed into a Problem when the engine knows
-the wording (engine/wordings.py); anything else is honestly "not checkable".
+the wording (engine/data/wordings.py); anything else is honestly "not checkable".
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-from engine import wordings as Wd
-from engine import world as W
-from engine.tasks import (
+from engine.data import wordings as Wd
+from engine.data import world as W
+from engine.data.tasks import (
     Problem,
     add_problem,
     count_problem,

@@ -1,0 +1,1 @@
+"""The model: the GPT, its checkpoints, the KV-cache sampler, GPT-2 import, the device."""
