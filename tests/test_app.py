@@ -11,8 +11,9 @@ from rich.console import Console
 from textual.command import CommandPalette
 from textual.widgets import Input, TabbedContent, TextArea
 
-from tui.app import PANES, DeepdiveApp, pane_bindings, pane_class
+from tui.app import DeepdiveApp
 from tui.help import HelpScreen
+from tui.pane_registry import PANES, pane_bindings, pane_class
 
 pytestmark = pytest.mark.anyio
 SIZE = (80, 24)

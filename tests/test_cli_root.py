@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from deepdive.cli import PANES
 from deepdive.cli import app as cli
-from tui.app import PANE_KEYS, DeepdiveApp
+from tui.app import DeepdiveApp
+from tui.pane_registry import PANE_KEYS
 
 runner = CliRunner()
 

@@ -7,7 +7,6 @@ user never opens (Compare loads three models) costs nothing."""
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -19,17 +18,9 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane, TextArea
 
+from tui.pane_registry import PANE_KEYS, PANES, pane_bindings, pane_class
 from tui.runpick import default_run
 
-# (key, title, "module:class"): pane classes are imported on first use (see pane_class).
-PANES = [
-    ("tokens", "Tokens", "tui.panes.tokens:TokensPane"),
-    ("sample", "Sample", "tui.panes.sample:SamplePane"),
-    ("train", "Train", "tui.panes.train:TrainPane"),
-    ("compare", "Compare", "tui.panes.compare:ComparePane"),
-    ("report", "Report", "tui.panes.report:ReportPane"),
-]
-PANE_KEYS = [key for key, _, _ in PANES]
 THEMES = ["textual-dark", "textual-light", "nord", "gruvbox", "tokyo-night", "solarized-light"]
 MIN_SIZE = (60, 20)  # below this the panes cannot show anything useful
 
@@ -194,6 +185,7 @@ class DeepdiveApp(App):
             pane.focus()
 
     def action_help(self) -> None:
+        # imported on first use, as the panes are: its Markdown widget is no part of first paint
         from tui.help import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
@@ -255,20 +247,3 @@ class DeepdiveApp(App):
 
             yield SystemCommand(f"{title}: {name}", text, act)
 
-
-def pane_class(key: str) -> type[Widget]:
-    """The pane class for key, imported now (the first frame imports only the first pane)."""
-    spec = next(spec for k, _, spec in PANES if k == key)
-    module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def pane_bindings(pane_cls) -> list[Binding]:
-    """The described bindings a pane class declares (the help screen and palette list these)."""
-    out = []
-    for b in getattr(pane_cls, "BINDINGS", []):
-        if isinstance(b, tuple):
-            b = Binding(*b)
-        if isinstance(b, Binding) and b.description:
-            out.append(b)
-    return out

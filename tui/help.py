@@ -14,6 +14,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
+from tui.pane_registry import PANES, bindings_of, pane_bindings, pane_class
+
 APP_KEYS = """\
 | Key | Does |
 |---|---|
@@ -87,9 +89,7 @@ def key_verbs(classes) -> dict[str, dict[str, list[str]]]:
     BINDINGS (described or not)."""
     out: dict[str, dict[str, list[str]]] = {}
     for cls in classes:
-        for b in getattr(cls, "BINDINGS", []):
-            if isinstance(b, tuple):
-                b = Binding(*b)
+        for b in bindings_of(cls):
             for key in b.key.split(","):
                 out.setdefault(key.strip(), {}).setdefault(verb_of(b.action), []).append(
                     cls.__name__)
@@ -137,8 +137,6 @@ def _key_label(key: str) -> str:
 
 
 def help_markdown() -> str:
-    from tui.app import PANES, pane_bindings, pane_class
-
     parts = ["# deepdive\n", APP_KEYS, key_table_markdown()]
     for i, (key, title, _) in enumerate(PANES):
         pane_cls = pane_class(key)
