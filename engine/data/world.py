@@ -28,13 +28,13 @@ a stage draws only keys of its own split, and no test key appears in any trainin
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from engine.data import wordings as Wd
 from engine.data.splits import entity_splits, key_split
-
-Message = dict  # {"role": "system"|"user"|"assistant", "content": str}
+from engine.tokens.chat import Message, Transcript
 
 IDENTITY = ("I am deepdive, a small model trained from scratch on an invented world. "
             "I can answer questions about its countries, cities, people and animals, "
@@ -258,8 +258,6 @@ def qa_documents(world: World, rng: random.Random, per_fact: int = 2) -> list[tu
     """(subject, transcript): questions about *train* entities answered, in training wordings:
     the "mixed training" that teaches the base model to answer from what it read (rendered with
     the chat's turn markers, engine.tokens.chat.Transcript)."""
-    from engine.tokens.chat import Transcript
-
     docs = []
     for f in facts(world):
         if world.split.get(f.subject) == "train":
@@ -485,8 +483,6 @@ def pretrain_documents(world: World, n_bios: int = 8, qa_per_fact: int = 2,
 
 def documents_about_train(world: World, docs: list[str]) -> list[str]:
     """The documents that name no held-out entity and no nowhere-person (SFT rehearsal)."""
-    import re
-
     banned = world.heldout | set(world.unknown_people)
     pattern = re.compile(r"\b(" + "|".join(sorted(banned, key=len, reverse=True)) + r")\b")
     return [d for d in docs if not pattern.search(d)]
