@@ -1,6 +1,7 @@
 """The whole recipe, stage by stage: tokenizer -> pretrain -> sft -> rl -> control -> eval.
 
-``train(run_dir, preset=...)`` writes a run folder (DESIGN.md):
+``train(run_dir, preset=...)`` writes a run folder (its layout: engine/run.py,
+checkpoints/README.md):
 
 ```
 <run>/run.json  tokenizer.json  events.jsonl  report.json
