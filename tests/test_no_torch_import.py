@@ -1,6 +1,7 @@
 """Importing the app and drawing its first frame on the Tokens pane never imports torch
-(about 1.3 s), nor does loading cl100k and showing its tokens. Each check runs in a fresh
-interpreter: torch imported by another test would hide an import here."""
+(over a second to import: docs/measurements.md), nor does loading cl100k and showing its
+tokens. Each check runs in a fresh interpreter: torch imported by another test would hide an
+import here."""
 
 from __future__ import annotations
 

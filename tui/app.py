@@ -2,8 +2,8 @@
 
 First paint is fast because only the pane the app opens on is imported and built; the others
 are imported and composed on their first visit. Nothing here imports torch; panes load it in
-workers, so the first frame comes before torch (about 1.3 s to import) does, and a pane the
-user never opens (Compare loads three models) costs nothing."""
+workers, so the first frame never waits for torch's import (over a second: docs/measurements.md),
+and a pane the user never opens (Compare loads three models) costs nothing."""
 
 from __future__ import annotations
 

@@ -2,11 +2,11 @@
 
 The Compare pane streams base, SFT and RL of one run side by side: three models with the same
 ``GPTConfig`` and different weights. At batch 1 a small model's decode step is mostly fixed
-per-operation cost (on 2 CPU cores, the tiny run's matmuls are ~40% of a step; norms, rotary,
-attention and the cache are ~100 small operations), so three models in three threads cost about
-three times one, and fight over the cores. Stacking their weights along a new leading dimension
-turns each matmul into one batched matmul (``bmm``) whose batch index is the model (about twice
-one model's matmul for three times the work), and every other operation is paid once.
+per-operation cost (norms, rotary, attention and the cache are many small operations beside the
+matmuls), so three models in three threads cost about three times one, and fight over the cores.
+Stacking their weights along a new leading dimension turns each matmul into one batched matmul
+(``bmm``) whose batch index is the model (far less than three matmuls), and every other
+operation is paid once. The figures are in docs/measurements.md.
 
 ``StackedGPT`` is the forward of ``engine.model.gpt.GPT`` written once more over stacked weights
 (row m of every tensor is model m); it reuses the model's ``KVCache`` (one row per model, left
@@ -60,8 +60,8 @@ class StackedGPT:
         # named_parameters lists the tied head once, as transformer.wte.weight
         params = [dict(m.named_parameters()) for m in models]
         with torch.no_grad():
-            # Linear weights are kept (M, in, out): bmm reads them about a third faster than
-            # transposed views of (M, out, in) (measured at batch 1). The head reads the tied
+            # Linear weights are kept (M, in, out): at batch 1 bmm reads them faster than
+            # transposed views of (M, out, in) (docs/measurements.md). The head reads the tied
             # embedding that way too, so it is kept both ways.
             self.w = {}
             for name in params[0]:

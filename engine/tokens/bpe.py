@@ -32,8 +32,8 @@ SPLIT_PATTERN = (
 )
 _SPLIT = regex.compile(SPLIT_PATTERN)
 # The same pattern for pure-ASCII text, where \p{L} is [A-Za-z], \p{N} is [0-9] and Unicode
-# White_Space is ASCII \s. The stdlib ``re`` runs it ~2.5x faster than ``regex`` runs the
-# Unicode one, and chunk counting is a large part of training time.
+# White_Space is ASCII \s. The stdlib ``re`` runs it faster than ``regex`` runs the Unicode one
+# (docs/measurements.md), and chunk counting is a large part of training time.
 _SPLIT_ASCII = re.compile(
     r"""'(?i:[sdmt]|ll|ve|re)|[^\r\nA-Za-z0-9]?+[A-Za-z]++|[0-9]"""
     r"""| ?[^\sA-Za-z0-9]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",

@@ -1,7 +1,8 @@
 """Presets: every number a run needs, in one place, by name.
 
 - ``micro``: a whole run in seconds, for tests (the models learn little; the plumbing is the point).
-- ``tiny``: the 2-core laptop default, the whole pipeline in about ten minutes.
+- ``tiny``: the 2-core laptop default, the whole pipeline in minutes (its timings:
+  docs/measurements.md).
 - ``small``: a GPU-sized run (bigger model, longer stages, more RL samples).
 
 A preset is plain data; ``deepdive train`` writes it into ``run.json``: a run says how it was
@@ -59,7 +60,7 @@ class Preset:
     sft_doc_frac: float = 0.0  # share of SFT rows that are documents about train entities
     probe_samples: int = 4  # knowledge probe before SFT (engine/train/probe.py); 0: none
     control: bool = True  # run the extra-SFT control beside RL
-    measure_mfu: bool = True  # time a matmul once to report MFU (a second on a CPU)
+    measure_mfu: bool = True  # time a matmul once to report MFU (off where seconds matter)
     notes: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:

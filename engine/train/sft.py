@@ -1,17 +1,16 @@
 """Supervised fine-tuning: conversations, loss only on what the assistant says.
 
-Each conversation is rendered by ``engine.tokens.chat.render_conversation`` into (ids, mask) where
-the
-mask marks assistant content and its ``<|assistant_end|>``; every other target becomes -1, which
-the model's loss ignores. Conversations are visited epoch by epoch in a seeded order, so the
-batch of step k is a pure function of (seed, k); a batch is padded to its longest row.
+Each conversation is rendered by ``engine.tokens.chat.render_conversation`` into (ids, mask)
+where the mask marks assistant content and its ``<|assistant_end|>``; every other target becomes
+-1, which the model's loss ignores. Conversations are visited epoch by epoch in a seeded order,
+so the batch of step k is a pure function of (seed, k); a batch is padded to its longest row.
 
 Rehearsal: ``documents`` (pretraining texts) can make up a share ``doc_frac`` of the training
 rows, with loss on every token. Without them a tiny model's SFT overwrites what pretraining put
 in place for names that no conversation mentions: asked about an entity held out of SFT, it
-answered about a *known* entity instead, never copying the asked-about name (0% of 100 answers;
-seed 0, tiny preset), so knowledge it had read (83% of held-out fact sentences completed by the
-base) never reached its answers. Mixing documents back in keeps that path alive.
+answered about a *known* entity instead, never copying the asked-about name, so knowledge the
+base model had read never reached its answers (figures: docs/measurements.md). Mixing documents
+back in keeps that path alive; the tiny preset now does without it (engine/train/presets.py).
 
 The extra-SFT control (``control`` stage) is this same task, started from the SFT checkpoint.
 """

@@ -161,7 +161,8 @@ def layout_chips(chips: list[Chip], width: int, show_ids: bool = False) -> Layou
     for index, chip in enumerate(chips):
         parts = chip_label(chip, show_ids)
         if not any("\n" in t for t, _ in parts):
-            # the common case, kept cheap: 20k chips lay out in well under 0.1 s
+            # the common case, kept cheap: long texts have tens of thousands of chips
+            # (docs/measurements.md)
             total = sum(_cells(t) for t, _ in parts)
             if x and x + total > width and total <= width:
                 lines.append([])
