@@ -193,17 +193,24 @@ def load_checkpoint(stage_dir: str | Path, device: str | torch.device = "cpu") -
     path = folder / MODEL_FILE
     state, _ = _load_file(folder, MODEL_FILE, meta)
     model = GPT(config)
+    problem = weights_mismatch(model, state)
+    if problem:
+        raise CheckpointError(f"{path}: weights do not fit the config in meta.json ({problem})")
+    model.load_state_dict(state, strict=False)  # lm_head.weight is wte.weight: tied already
+    return model.to(device), meta
+
+
+def weights_mismatch(model: GPT, state: dict[str, torch.Tensor]) -> str | None:
+    """Why ``state`` cannot be loaded into ``model`` (names or shapes; the tied head is not
+    expected), or None when it fits."""
     expected = {k: v.shape for k, v in model.state_dict().items() if k not in TIED}
     missing, unexpected = set(expected) - set(state), set(state) - set(expected)
     if missing or unexpected:
-        raise CheckpointError(f"{path}: weights do not fit the config in meta.json (missing "
-                              f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
+        return f"missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}"
     for k, shape in expected.items():
         if state[k].shape != shape:
-            raise CheckpointError(f"{path}: {k} has shape {tuple(state[k].shape)}, "
-                                  f"the config needs {tuple(shape)}")
-    model.load_state_dict(state, strict=False)  # lm_head.weight is wte.weight: tied already
-    return model.to(device), meta
+            return f"{k} has shape {tuple(state[k].shape)}, the config needs {tuple(shape)}"
+    return None
 
 
 def load_optimizer(stage_dir: str | Path, optimizer) -> bool:

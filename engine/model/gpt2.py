@@ -28,7 +28,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 
-from engine.model.checkpoint import save_checkpoint
+from engine.model.checkpoint import save_checkpoint, weights_mismatch
 from engine.model.gpt import GPT, GPTConfig
 
 HF_FILES = ("config.json", "model.safetensors", "vocab.json", "merges.txt")
@@ -102,15 +102,9 @@ def load_hf_gpt2(folder: str | Path) -> GPT:
         raise GPT2ImportError(f"{path}: lm_head differs from wte (only tied heads are supported)")
     state = convert_state_dict(hf)
     model = GPT(config)
-    want = {k: v.shape for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    missing, extra = set(want) - set(state), set(state) - set(want)
-    if missing or extra:
-        raise GPT2ImportError(f"{path}: tensors do not match config.json (missing "
-                           f"{sorted(missing)[:3]}, unexpected {sorted(extra)[:3]})")
-    for k, shape in want.items():
-        if state[k].shape != shape:
-            raise GPT2ImportError(
-                f"{path}: {k} is {tuple(state[k].shape)}, expected {tuple(shape)}")
+    problem = weights_mismatch(model, state)
+    if problem:
+        raise GPT2ImportError(f"{path}: tensors do not fit config.json ({problem})")
     model.load_state_dict(state, strict=False)
     return model
 
