@@ -19,16 +19,9 @@ pytestmark = pytest.mark.anyio
 SIZE = (80, 24)
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.fixture(autouse=True)
-def empty_root(tmp_path, monkeypatch):
-    root = tmp_path / "checkpoints"
-    root.mkdir()
-    monkeypatch.setenv("DEEPDIVE_CHECKPOINTS", str(root))
+def empty_root(root):
+    """Every test here runs on an empty runs root (conftest's ``root``)."""
     return root
 
 

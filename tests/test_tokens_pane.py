@@ -18,17 +18,9 @@ pytestmark = pytest.mark.anyio
 SIZE = (80, 24)
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.fixture(autouse=True)
-def no_runs(tmp_path, monkeypatch):
-    """An empty runs root: the picker lists only the reference encodings."""
-    root = tmp_path / "checkpoints"
-    root.mkdir()
-    monkeypatch.setenv("DEEPDIVE_CHECKPOINTS", str(root))
+def no_runs(root):
+    """An empty runs root (conftest's ``root``): the picker lists only the reference encodings."""
 
 
 def screen_text(app) -> str:
