@@ -72,6 +72,9 @@ STAGES = MODEL_FOLDERS  # the older name, still read by tui/panes/compare.py
 # The report card's stage columns and the folder each one's model is read from.
 REPORT_STAGES = {"base": PRETRAIN.folder, "sft": SFT.folder, "rl": RL.folder,
                  "control": CONTROL.folder}
+# The report card's columns in the order shown: the stages, with the labelers (the people who
+# wrote the SFT answers) beside the models; a metric's suffix is the column's folder name.
+REPORT_COLUMNS = ("base", "sft", "rl", "labelers", "control")
 
 
 def stage_named(name: str) -> Stage:

@@ -76,6 +76,7 @@ def test_every_stage_writes_one_thing_and_starts_from_an_earlier_model():
         seen.append(s)
     assert R.STAGE_NAMES == ("tokenizer", "pretrain", "sft", "rl", "control", "eval")
     assert set(R.MODEL_FOLDERS) | set(R.REPORT_STAGES.values()) <= set(R.STAGE_FOLDERS)
+    assert [c for c in R.REPORT_COLUMNS if c != "labelers"] == list(R.REPORT_STAGES)
 
 
 def test_file_names_are_what_a_user_sees():

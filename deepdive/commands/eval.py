@@ -104,9 +104,6 @@ def report_cmd(
     _print_report(Console(), report)
 
 
-STAGES = ("base", "sft", "rl", "labelers", "control")
-
-
 def _fmt(x) -> str:
     return "—" if not isinstance(x, (int, float)) else f"{100 * x:.0f}%"
 
@@ -114,8 +111,10 @@ def _fmt(x) -> str:
 def _print_report(console, report: dict) -> None:
     from rich.table import Table
 
+    from engine.run import REPORT_COLUMNS
+
     fams = report.get("families") or {}
-    stages = [s for s in STAGES if any(s in (row or {}) for row in fams.values())]
+    stages = [s for s in REPORT_COLUMNS if any(s in (row or {}) for row in fams.values())]
     split = report.get("split", "held-out")
     table = Table(title=f"report card: {report.get('run', '?')} (greedy, {split} split; "
                         f"n = distinct prompts)")
