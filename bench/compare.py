@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-STAGES = ("base", "sft", "rl")
+from engine.run import MODEL_FOLDERS as STAGES  # noqa: E402  (the three columns: base, sft, rl)
 
 
 def time_columns(client, run: str, stages, prompt_ids, tokens: int, seed: int,
@@ -68,14 +68,14 @@ def three_vs_one(run: str, tokens: int, repeats: int) -> dict:
     from engine.api import ModelClient
     from engine.data.tasks import curated_prompts
     from engine.data.world import build_world
-    from engine.run import read_json, resolve_run
+    from engine.run import RunFolder
     from engine.tokens.chat import render_prompt
 
     client = ModelClient()
     for stage in STAGES:
         client.load(run, stage)  # warm: the goal is about decoding, not three cold starts
     tok = client.tokenizer(run)
-    world = build_world(int(read_json(resolve_run(run) / "run.json").get("seed", 0)))
+    world = build_world(int(RunFolder.of(run).read_info().get("seed", 0)))
     ids = render_prompt(tok, curated_prompts(world)[0].messages)
     time_columns(client, run, ["sft"], ids, 8, 0)  # warm-up (allocator, kernels, the stack)
     time_columns(client, run, STAGES, ids, 8, 0)
@@ -175,9 +175,9 @@ def main() -> None:
                         help="torch.set_num_threads for this process (0: torch's default)")
     args = parser.parse_args()
 
-    from engine.run import resolve_run
+    from engine.run import RunFolder
 
-    missing = [s for s in STAGES if not (resolve_run(args.run) / s / "model.safetensors").is_file()]
+    missing = [s for s in STAGES if not RunFolder.of(args.run).has_model(s)]
     if missing:
         sys.exit(f"bench/compare.py: run {args.run!r} has no {'/'.join(missing)} model; train it "
                  f"first: deepdive train --preset tiny --run {args.run}")

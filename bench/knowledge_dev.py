@@ -19,7 +19,7 @@ def main() -> None:
     from engine.data.tasks import fact_problem
     from engine.model.checkpoint import load_run_model
     from engine.model.sampler import SampleSettings, generate_batch
-    from engine.run import read_json, resolve_run
+    from engine.run import RunFolder, resolve_run
     from engine.tokens.chat import Transcript, render_document
 
     ap = argparse.ArgumentParser()
@@ -27,7 +27,7 @@ def main() -> None:
     ap.add_argument("--stage", default="base")
     args = ap.parse_args()
     run = resolve_run(args.run)
-    info = read_json(run / "run.json")
+    info = RunFolder(run).read_info()
     seed = int((info.get("data") or {}).get("world_seed", info.get("seed", 0)))
     world = W.build_world(seed)
     model, tok, _ = load_run_model(run, args.stage)

@@ -57,6 +57,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from engine.progress.events import read_events
+    from engine.run import RunFolder
     from engine.train.pipeline import train
 
     tmp = None
@@ -71,14 +72,15 @@ def main() -> None:
             train(run_dir, preset=args.preset, seed=args.seed, device=args.device,
                   on_event=lambda e: print(_line(e), file=sys.stderr) if _line(e) else None)
         total = time.perf_counter() - t0
-        events = read_events(run_dir / "events.jsonl")
+        run = RunFolder(run_dir)
+        events = read_events(run.events)
         if args.summarize:
             # Time spent in stages, not first-to-last event: a resumed run (or one whose later
             # stages were retrained another day) must not count the hours in between.
             total = sum(stage_walls(events).values())
-            record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+            record = run.read_info()
             args.preset, args.seed = record["preset"], record["seed"]
-        report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+        report = json.loads(run.report().read_text(encoding="utf-8"))
         metrics = report.get("metrics", {})
         pre = [e for e in events if e["type"] == "step" and e["stage"] == "pretrain"]
         mfus = [e["mfu"] for e in pre if e.get("mfu") is not None]

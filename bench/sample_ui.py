@@ -85,9 +85,12 @@ class FakeClient:
 
 def make_runs_folder(root: Path, name: str) -> None:
     """A run folder list_runs() shows (the fake client never reads the files)."""
-    (root / name / "base").mkdir(parents=True)
-    (root / name / "base" / "model.safetensors").write_bytes(b"")
-    (root / name / "tokenizer.json").write_text("{}")
+    from engine.run import MODEL_FILE, RunFolder
+
+    run = RunFolder(root / name)
+    run.model_dir("base").mkdir(parents=True)
+    (run.model_dir("base") / MODEL_FILE).write_bytes(b"")
+    run.tokenizer.write_text("{}")
 
 
 def build_random_run(root: Path, name: str = "random-tiny") -> None:
@@ -96,19 +99,20 @@ def build_random_run(root: Path, name: str = "random-tiny") -> None:
 
     from engine.model.checkpoint import save_checkpoint
     from engine.model.gpt import GPT, GPTConfig
+    from engine.run import RunFolder
     from engine.tokens.chat import SPECIAL_TOKENS
     from engine.tokens.tokenizer import train_bpe
 
     text = " ".join(f"the {w} number {i} sat on the mat." for i, w in
                     enumerate(["cat", "dog", "owl", "fox"] * 60))
     tok = train_bpe([text], vocab_size=512)  # carries engine.tokens.chat.SPECIAL_TOKENS (CONTRACTS)
-    run = root / name
-    run.mkdir(parents=True)
-    tok.save(run / "tokenizer.json")
+    run = RunFolder(root / name)
+    run.path.mkdir(parents=True)
+    tok.save(run.tokenizer)
     model = GPT(GPTConfig(vocab_size=tok.n_vocab, block_size=512, n_layer=4, n_head=4, n_embd=128))
     with torch.no_grad():  # stop tokens' logits exactly 0: a random model runs to max tokens
         model.transformer.wte.weight[[tok.special_id(s) for s in SPECIAL_TOKENS]] = 0.0
-    save_checkpoint(run / "base", model, {"stage": "base", "step": 0})
+    save_checkpoint(run.model_dir("base"), model, {"stage": "base", "step": 0})
 
 
 async def measure(client, run: str, stage: str, tokens: int, size=(100, 30)) -> dict:

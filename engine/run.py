@@ -1,11 +1,19 @@
-"""Run folders: where they live, what is in them, and the lock that keeps one trainer per run.
+"""The run folder, the one contract between the trainer, the evaluator, the CLI and the app.
+
+Everything that writes or reads a run folder takes its names from here: the file names, the
+training stages in pipeline order (what each writes, what it starts from), and ``RunFolder``,
+a run's path with a property per file. checkpoints/README.md shows the same layout to people,
+and tests/test_run_contract.py keeps the two in step.
 
 ```
 checkpoints/<run>/
-  run.json  tokenizer.json  events.jsonl  report.json
-  base/ sft/ rl/   model.safetensors + meta.json
-                   (+ optimizer.safetensors while a stage is unfinished)
+  run.json  tokenizer.json  events.jsonl  report.json  (report-dev.json)  (train.lock)
+  base/ sft/ rl/ sft_control/   model.safetensors + meta.json
+                                (+ optimizer.safetensors while a stage is unfinished)
 ```
+
+Nothing heavy is imported here (no torch, nothing else from engine/): the app and the CLI read
+run folders long before they load a model.
 """
 
 from __future__ import annotations
@@ -16,9 +24,134 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-STAGES = ("base", "sft", "rl")  # checkpoint folders; the training stage "pretrain" writes "base"
-LOCK_FILE = "train.lock"
+# -- the files ----------------------------------------------------------------------------------
 
+RUN_FILE = "run.json"  # how the run was made: preset (every number), seed, data, versions
+TOKENIZER_FILE = "tokenizer.json"  # the run's BPE
+EVENTS_FILE = "events.jsonl"  # the trainer's event log, append-only
+REPORT_FILE = "report.json"  # the report card (test split)
+DEV_REPORT_FILE = "report-dev.json"  # an evaluation on the dev split, for tuning presets
+LOCK_FILE = "train.lock"  # flock'ed while a trainer writes the run
+MODEL_FILE = "model.safetensors"  # in each stage folder: the weights
+META_FILE = "meta.json"  # in each stage folder: config, step, metrics, sha256 of the files
+OPTIMIZER_FILE = "optimizer.safetensors"  # in a stage folder while the stage is unfinished
+
+RUN_FILES = (RUN_FILE, TOKENIZER_FILE, EVENTS_FILE, REPORT_FILE, DEV_REPORT_FILE, LOCK_FILE)
+STAGE_FILES = (MODEL_FILE, META_FILE, OPTIMIZER_FILE)
+
+
+def report_file(split: str = "test") -> str:
+    """report.json is the test split's card; an evaluation on another split goes beside it."""
+    return {"test": REPORT_FILE, "dev": DEV_REPORT_FILE}.get(split) or f"report-{split}.json"
+
+
+# -- the stages ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the training pipeline and what it leaves in the run folder."""
+
+    name: str  # as in --stages and in events.jsonl
+    folder: str | None = None  # the checkpoint folder it writes (None: no model)
+    parent: str | None = None  # the stage whose weights it starts from (None: from scratch)
+    file: str | None = None  # the file it writes at the top of the run folder
+
+
+TOKENIZER = Stage("tokenizer", file=TOKENIZER_FILE)
+PRETRAIN = Stage("pretrain", folder="base")
+SFT = Stage("sft", folder="sft", parent="pretrain")
+RL = Stage("rl", folder="rl", parent="sft")
+CONTROL = Stage("control", folder="sft_control", parent="sft")  # SFT for as long as RL trained
+EVAL = Stage("eval", file=REPORT_FILE)
+
+PIPELINE = (TOKENIZER, PRETRAIN, SFT, RL, CONTROL, EVAL)  # the order a run goes through
+STAGE_NAMES = tuple(s.name for s in PIPELINE)
+STAGE_FOLDERS = tuple(s.folder for s in PIPELINE if s.folder)  # base, sft, rl, sft_control
+MODEL_FOLDERS = (PRETRAIN.folder, SFT.folder, RL.folder)  # the models the app shows: base/sft/rl
+STAGES = MODEL_FOLDERS  # the older name, still read by tui/panes/compare.py
+# The report card's stage columns and the folder each one's model is read from.
+REPORT_STAGES = {"base": PRETRAIN.folder, "sft": SFT.folder, "rl": RL.folder,
+                 "control": CONTROL.folder}
+# The report card's columns in the order shown: the stages, with the labelers (the people who
+# wrote the SFT answers) beside the models; a metric's suffix is the column's folder name.
+REPORT_COLUMNS = ("base", "sft", "rl", "labelers", "control")
+
+
+def stage_named(name: str) -> Stage:
+    """The pipeline stage called ``name``; KeyError names the stages there are."""
+    for s in PIPELINE:
+        if s.name == name:
+            return s
+    raise KeyError(f"no stage {name!r} (stages: {', '.join(STAGE_NAMES)})")
+
+
+# -- one run folder -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunFolder:
+    """A run folder's path, with the path of each thing in it by its contract name."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    @classmethod
+    def of(cls, run: str | Path) -> RunFolder:
+        """A run given by name (under the checkpoints root) or by path."""
+        return cls(resolve_run(run))
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def run_json(self) -> Path:
+        return self.path / RUN_FILE
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.path / TOKENIZER_FILE
+
+    @property
+    def events(self) -> Path:
+        return self.path / EVENTS_FILE
+
+    @property
+    def lock(self) -> Path:
+        return self.path / LOCK_FILE
+
+    def report(self, split: str = "test") -> Path:
+        return self.path / report_file(split)
+
+    def model_dir(self, stage_or_folder: str) -> Path:
+        """A checkpoint folder, by training stage ("pretrain", "control") or by folder name
+        ("base", "sft_control", or any other folder a run holds)."""
+        named = next((s for s in PIPELINE if s.name == stage_or_folder), None)
+        if named is not None and named.folder is None:
+            raise ValueError(f"the {named.name} stage writes no model")
+        return self.path / (named.folder if named else stage_or_folder)
+
+    def has_model(self, stage_or_folder: str) -> bool:
+        return (self.model_dir(stage_or_folder) / MODEL_FILE).is_file()
+
+    def models(self) -> list[str]:
+        """The model folders the app shows (base, sft, rl) that hold weights, in order."""
+        return [f for f in MODEL_FOLDERS if self.has_model(f)]
+
+    def read_info(self) -> dict:
+        """run.json, or {} where the run has none (a bare folder, an old run)."""
+        return read_json(self.run_json) if self.run_json.is_file() else {}
+
+    def write_info(self, info: dict) -> None:
+        """Write run.json atomically: a reader sees the old file or the new one, never half."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        tmp = self.path / f"{RUN_FILE}.tmp"
+        tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, self.run_json)
+
+
+# -- finding runs -------------------------------------------------------------------------------
 
 def checkpoints_root() -> Path:
     """``$DEEPDIVE_CHECKPOINTS`` if set, else ``./checkpoints`` when it exists, else the repo's."""
@@ -56,9 +189,10 @@ def list_runs(root: str | Path | None = None) -> list[RunInfo]:
         return []
     runs = []
     for d in sorted(p for p in root.iterdir() if p.is_dir()):
-        stages = [s for s in STAGES if (d / s / "model.safetensors").is_file()]
-        has_tok = (d / "tokenizer.json").is_file()
-        if stages or has_tok or (d / "events.jsonl").is_file():
+        run = RunFolder(d)
+        stages = run.models()
+        has_tok = run.tokenizer.is_file()
+        if stages or has_tok or run.events.is_file():
             runs.append(RunInfo(d.name, d, stages, has_tok, is_run_active(d)))
     return runs
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from engine.progress.events import read_events
-from engine.train.pipeline import STAGES
+from engine.run import STAGE_NAMES as STAGES
 
 TRAIN_STAGES = ["pretrain", "sft", "rl", "control"]
 

@@ -15,11 +15,13 @@ import typer
 
 DEMO_RUN = "tiny"
 MAX_SESSIONS = 4  # served sessions at once (each is a process that may load three models)
-STAGES = ("base", "sft", "rl")
 
 
 def missing_stages(run_dir: Path) -> list[str]:
-    return [s for s in STAGES if not (run_dir / s / "model.safetensors").is_file()]
+    """The model folders the demo shows (base, sft, rl) that the run has no weights in."""
+    from engine.run import MODEL_FOLDERS, RunFolder
+
+    return [s for s in MODEL_FOLDERS if not RunFolder(run_dir).has_model(s)]
 
 
 def deepdive_command() -> list[str]:

@@ -41,13 +41,14 @@ def eval_cmd(
 
     from engine.data.evals import evaluate_run
     from engine.model.checkpoint import CheckpointError
+    from engine.run import RunFolder
 
     if split not in ("test", "dev"):
         typer.echo(f"error: --split must be test or dev, not {split!r} (train is what the "
                    "stages learnt from)", err=True)
         raise typer.Exit(2)
     run_dir = _run_dir(run)
-    if not any((run_dir / s / "model.safetensors").is_file() for s in ("base", "sft", "rl")):
+    if not RunFolder(run_dir).models():
         typer.echo(f"error: {run_dir} has no trained model yet (base/, sft/ or rl/); "
                    f"train it first: deepdive train --run {run_dir.name}", err=True)
         raise typer.Exit(2)
@@ -70,10 +71,8 @@ def eval_cmd(
                                "metrics": report["metrics"], "families": report["families"]},
                               allow_nan=False))
     else:
-        from engine.data.evals import report_path
-
         _print_report(console, report)
-        console.print(f"[dim]wrote {report_path(run_dir, split)} in "
+        console.print(f"[dim]wrote {RunFolder(run_dir).report(split)} in "
                       f"{report.get('eval_s', '?')} s")
 
 
@@ -84,8 +83,9 @@ def report_cmd(
     """Show a run's report card (made by ``deepdive eval`` or the train pipeline)."""
     from rich.console import Console
 
-    run_dir = _run_dir(run)
-    path = run_dir / "report.json"
+    from engine.run import RunFolder
+
+    path = RunFolder(_run_dir(run)).report()
     if not path.is_file():
         typer.echo(f"error: {path} does not exist; make it with: deepdive eval --run {run}",
                    err=True)
@@ -104,9 +104,6 @@ def report_cmd(
     _print_report(Console(), report)
 
 
-STAGES = ("base", "sft", "rl", "labelers", "control")
-
-
 def _fmt(x) -> str:
     return "—" if not isinstance(x, (int, float)) else f"{100 * x:.0f}%"
 
@@ -114,8 +111,10 @@ def _fmt(x) -> str:
 def _print_report(console, report: dict) -> None:
     from rich.table import Table
 
+    from engine.run import REPORT_COLUMNS
+
     fams = report.get("families") or {}
-    stages = [s for s in STAGES if any(s in (row or {}) for row in fams.values())]
+    stages = [s for s in REPORT_COLUMNS if any(s in (row or {}) for row in fams.values())]
     split = report.get("split", "held-out")
     table = Table(title=f"report card: {report.get('run', '?')} (greedy, {split} split; "
                         f"n = distinct prompts)")

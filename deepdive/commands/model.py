@@ -16,7 +16,6 @@ from typing import Annotated
 
 import typer
 
-STAGES = ("base", "sft", "rl")  # in pipeline order; a run may have more (sft_control, ...)
 SEED_MAX = 2**63 - 1
 
 
@@ -110,24 +109,27 @@ def settings_problem(temperature: float, top_k: int, top_p: float, max_tokens: i
 
 def run_stages(run_dir: Path) -> list[str]:
     """The stages of a run that have a model: pipeline order first, then the others by name."""
+    from engine.run import MODEL_FILE, MODEL_FOLDERS
+
     if not run_dir.is_dir():
         return []
     found = set()
     for d in run_dir.iterdir():
-        if (d / "model.safetensors").is_file():
+        if (d / MODEL_FILE).is_file():
             # a save interrupted mid-swap leaves the stage as .<stage>.old-<n> (still loadable)
             old = re.fullmatch(r"\.(.+)\.old-.*", d.name)
             found.add(old.group(1) if old else d.name)
-    return [s for s in STAGES if s in found] + sorted(found - set(STAGES))
+    return [s for s in MODEL_FOLDERS if s in found] + sorted(found - set(MODEL_FOLDERS))
 
 
 def check_stage(run: str, stage: str) -> None:
     """Exit 2 with a message (naming --stage where the stage is wrong) unless the run exists and
     has that stage."""
-    from engine.run import list_runs, resolve_run
+    from engine.run import MODEL_FOLDERS, list_runs, resolve_run
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", stage):
-        raise fail(f"--stage must be a stage name such as {', '.join(STAGES)}, not {stage!r}")
+        raise fail(f"--stage must be a stage name such as {', '.join(MODEL_FOLDERS)}, "
+                   f"not {stage!r}")
     run_dir = resolve_run(run)
     if not run_dir.is_dir():
         known = ", ".join(r.name for r in list_runs()) or "none"
@@ -148,21 +150,21 @@ def stop_reason(events, stop_ids, max_tokens: int) -> str:
 
 def runs(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List runs: their stages with step, loss and size."""
-    from engine.run import checkpoints_root, list_runs, read_json
+    from engine.run import META_FILE, MODEL_FILE, RunFolder, checkpoints_root, list_runs, read_json
 
     rows = []
     for info in list_runs():
         stages = {}
         for s in info.stages:
             try:
-                meta = read_json(info.path / s / "meta.json")
+                meta = read_json(RunFolder(info.path).model_dir(s) / META_FILE)
             except (OSError, ValueError):
                 meta = {}
             metrics = meta.get("metrics") or {}
             stages[s] = {"step": meta.get("step"), "loss": metrics.get("val_loss",
                                                                        metrics.get("loss")),
                          "params": meta.get("n_params"),
-                         "bytes": (info.path / s / "model.safetensors").stat().st_size}
+                         "bytes": (RunFolder(info.path).model_dir(s) / MODEL_FILE).stat().st_size}
         rows.append({"run": info.name, "path": str(info.path), "active": info.active,
                      "tokenizer": info.has_tokenizer, "stages": stages})
     if as_json:

@@ -90,10 +90,10 @@ def _load(encoding: str | None, run: str | None):
     )
 
     if run is not None:
-        from engine.run import resolve_run
+        from engine.run import RunFolder
 
-        run_dir = resolve_run(run)
-        path = run_dir / "tokenizer.json"
+        folder = RunFolder.of(run)
+        run_dir, path = folder.path, folder.tokenizer
         if not path.is_file():
             why = "no such run" if not run_dir.is_dir() else "it has no tokenizer.json"
             raise fail(f"run {run!r} ({run_dir}): {why}. List runs with: deepdive runs")
@@ -161,6 +161,7 @@ def train(
     name: Annotated[str, typer.Option("--name", help="The encoding's name.")] = "deepdive",
 ) -> None:
     """Learn a byte-level BPE (digits split one by one) and save it as tokenizer.json."""
+    from engine.run import TOKENIZER_FILE
     from engine.tokens.chat import SPECIAL_TOKENS
 
     smallest = 256 + len(SPECIAL_TOKENS)
@@ -169,7 +170,7 @@ def train(
                    f"{len(SPECIAL_TOKENS)} special tokens), got {vocab_size}")
     files = _data_files(data)
     # a folder (existing, or any path not ending in .json) gets tokenizer.json inside
-    target = out / "tokenizer.json" if out.is_dir() or out.suffix != ".json" else out
+    target = out / TOKENIZER_FILE if out.is_dir() or out.suffix != ".json" else out
     texts = []
     for f in files:  # read everything first: a bad file fails before minutes of training
         try:

@@ -34,7 +34,7 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", help="no live display; one line per stage"),
 ) -> None:
     """Train a model through pretraining, SFT and RL on the embedded world; write a run folder."""
-    from engine.run import RunLockedError, resolve_run
+    from engine.run import RunFolder, RunLockedError, resolve_run
     from engine.train.distributed import env_dist_info
     from engine.train.loop import TrainingError, TrainingStopped, install_stop_handlers
     from engine.train.pipeline import PipelineError, parse_stages
@@ -64,7 +64,7 @@ def train(
     if main:
         report = results.get("eval")
         display.console.print(f"[green]done[/] -> {run_dir}"
-                              + (f"  (report: {run_dir / 'report.json'})" if report else ""))
+                              + (f"  (report: {RunFolder(run_dir).report()})" if report else ""))
 
 
 def _fail(message: str) -> None:

@@ -26,9 +26,8 @@ from engine.data import tasks as T
 from engine.data import wordings as Wd
 from engine.data import world as W
 from engine.data.judge import is_refusal, judge
+from engine.run import META_FILE, REPORT_STAGES, RunFolder, read_json, resolve_run
 
-REPORT_FILE = "report.json"
-STAGE_DIRS = {"base": "base", "sft": "sft", "rl": "rl", "control": "sft_control"}
 CHAT_FAMILIES = ("arith", "count_letters", "decimal_cmp", "fact_known", "fact_heldout",
                  "unknown", "identity", "paraphrase", "template")
 N_EXAMPLES = 3
@@ -178,11 +177,6 @@ def _share(rows: list[dict], key: str = "correct") -> float | None:
 
 # -- the report -------------------------------------------------------------------------------
 
-def report_path(run_dir, split: str = "test") -> Path:
-    """report.json is the test split's card; a dev evaluation (tuning) goes beside it."""
-    return Path(run_dir) / (REPORT_FILE if split == "test" else f"report-{split}.json")
-
-
 def evaluate_run(run_dir, device: str = "cpu", n_per_family: int = 100,
                  progress: Progress | None = None, seed: int = 0,
                  temperature: float = 0.0, split: str = "test") -> dict:
@@ -190,15 +184,15 @@ def evaluate_run(run_dir, device: str = "cpu", n_per_family: int = 100,
     import torch
 
     from engine.model.checkpoint import load_run_model
-    from engine.run import read_json, resolve_run
 
-    run_dir = resolve_run(run_dir)
+    run = RunFolder(resolve_run(run_dir))
+    run_dir = run.path
     t0 = time.perf_counter()
-    info = read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else {}
+    info = run.read_info()
     preset = info.get("preset_config") or {}
     world_seed = int((info.get("data") or {}).get("world_seed", info.get("seed", 0)))
     world = W.build_world(world_seed)
-    stages = [s for s, d in STAGE_DIRS.items() if (run_dir / d / "model.safetensors").is_file()]
+    stages = [s for s, folder in REPORT_STAGES.items() if run.has_model(folder)]
     problems = {fam: T.eval_problems(world, fam, n_per_family, seed, split)
                 for fam in CHAT_FAMILIES}
 
@@ -215,7 +209,7 @@ def evaluate_run(run_dir, device: str = "cpu", n_per_family: int = 100,
     budgets: dict[str, int] = {}
     torch.manual_seed(seed)
     for stage in stages:
-        model, tok, _ = load_run_model(run_dir, STAGE_DIRS[stage], device=device)
+        model, tok, _ = load_run_model(run_dir, REPORT_STAGES[stage], device=device)
         model.eval()
         if not budgets:
             budgets = token_budgets(tok, world, model.config.block_size)
@@ -234,9 +228,7 @@ def evaluate_run(run_dir, device: str = "cpu", n_per_family: int = 100,
 
 def _probe_summary(run_dir: Path) -> dict | None:
     """What the knowledge probe before SFT found (engine/train/probe.py), from sft/meta.json."""
-    from engine.run import read_json
-
-    path = Path(run_dir) / "sft" / "meta.json"
+    path = RunFolder(run_dir).model_dir("sft") / META_FILE
     try:
         return (read_json(path).get("probe") or None) if path.is_file() else None
     except (OSError, ValueError):
@@ -263,8 +255,7 @@ def build_report(run: str, seed: int, results: dict[str, dict[str, list[dict]]],
         rows = results.get(stage, {}).get(fam)
         return _share(rows, key) if rows is not None else None
 
-    for stage in STAGE_DIRS:
-        tag = "sft_control" if stage == "control" else stage
+    for stage, tag in REPORT_STAGES.items():  # a metric's suffix is the stage's folder name
         chat_rows = [r for f in CHAT_FAMILIES for r in results.get(stage, {}).get(f, [])]
         m[f"format_{tag}"] = _share(chat_rows, "format")
         m[f"arith_greedy_{tag}"] = get(stage, "arith")
@@ -319,10 +310,10 @@ REQUIRED = ("format_base", "format_sft", "knowledge_heldout_sft", "refusal_unkno
 
 def rl_curve(run_dir: Path) -> list[dict]:
     """(step, reward, resp_len) of the RL stage's ``step`` events; a resumed step's last wins."""
-    from engine.progress.events import EVENTS_FILE, read_events
+    from engine.progress.events import read_events
 
     points: dict[int, dict] = {}
-    for e in read_events(Path(run_dir) / EVENTS_FILE):
+    for e in read_events(RunFolder(run_dir).events):
         if e.get("type") == "step" and e.get("stage") == "rl" and "reward" in e:
             points[int(e.get("step", 0))] = {"step": int(e.get("step", 0)),
                                              "reward": e.get("reward"),
@@ -478,7 +469,7 @@ def _passk_claim(m: dict) -> dict:
 
 def write_report(run_dir, report: dict, split: str = "test") -> Path:
     """Atomically: a temporary file in the same folder, fsynced, then renamed over."""
-    path = report_path(run_dir, split)
+    path = RunFolder(run_dir).report(split)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(report, f, indent=1, ensure_ascii=False, allow_nan=False)

@@ -27,10 +27,8 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from engine.model.gpt import GPT, GPTConfig
+from engine.run import META_FILE, MODEL_FILE, MODEL_FOLDERS, OPTIMIZER_FILE, RunFolder
 
-MODEL_FILE = "model.safetensors"
-OPTIM_FILE = "optimizer.safetensors"
-META_FILE = "meta.json"
 FORMAT = "deepdive-checkpoint/1"
 TIED = ("lm_head.weight",)  # same tensor as transformer.wte.weight: saved once, re-tied on load
 
@@ -55,7 +53,7 @@ def save_checkpoint(stage_dir: str | Path, model: GPT, meta: dict, optimizer=Non
 
     blobs = {MODEL_FILE: model_bytes(model)}
     if optimizer is not None:
-        blobs[OPTIM_FILE] = optimizer_bytes(optimizer)
+        blobs[OPTIMIZER_FILE] = optimizer_bytes(optimizer)
     meta["files"] = {name: {"bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()}
                      for name, b in blobs.items()}
     blobs[META_FILE] = (json.dumps(meta, indent=2, ensure_ascii=False, allow_nan=False,
@@ -69,7 +67,7 @@ def save_checkpoint(stage_dir: str | Path, model: GPT, meta: dict, optimizer=Non
         _write_synced(new / name, data)
     if stage_dir.is_dir():  # keep files others put in the stage folder (samples, notes ...)
         for p in stage_dir.iterdir():
-            if p.is_file() and p.name not in (MODEL_FILE, OPTIM_FILE, META_FILE):
+            if p.is_file() and p.name not in (MODEL_FILE, OPTIMIZER_FILE, META_FILE):
                 shutil.copy2(p, new / p.name)
     _fsync_dir(new)
     if stage_dir.exists():
@@ -216,11 +214,11 @@ def weights_mismatch(model: GPT, state: dict[str, torch.Tensor]) -> str | None:
 def load_optimizer(stage_dir: str | Path, optimizer) -> bool:
     """Restore AdamW state saved with the checkpoint; False if none was saved."""
     folder = checkpoint_dir(stage_dir)
-    if not (folder / OPTIM_FILE).is_file():
+    if not (folder / OPTIMIZER_FILE).is_file():
         return False
     meta = read_meta(folder)
-    path = folder / OPTIM_FILE
-    tensors, header = _load_file(folder, OPTIM_FILE, meta)
+    path = folder / OPTIMIZER_FILE
+    tensors, header = _load_file(folder, OPTIMIZER_FILE, meta)
     try:
         groups = json.loads(header["param_groups"])
         scalars = json.loads(header.get("scalars", "{}"))
@@ -252,10 +250,10 @@ def load_run_model(run: str | Path, stage: str = "base", device: str | torch.dev
         names = [r.name for r in list_runs()]
         raise CheckpointError(f"{run_dir}: no such run (runs here: {', '.join(names) or 'none'})")
     if not (run_dir / stage).exists() and not list(run_dir.glob(f".{stage}.old-*")):
-        have = [s for s in ("base", "sft", "rl") if (run_dir / s).is_dir()]
+        have = [s for s in MODEL_FOLDERS if (run_dir / s).is_dir()]
         raise CheckpointError(f"{run_dir / stage}: run has no {stage!r} model "
                               f"(stages: {', '.join(have) or 'none'})")
-    tok_path = run_dir / "tokenizer.json"
+    tok_path = RunFolder(run_dir).tokenizer
     if not tok_path.is_file():
         raise CheckpointError(f"{tok_path}: missing (the run's tokenizer)")
     from engine.tokens.tokenizer import Tokenizer

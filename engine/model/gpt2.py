@@ -30,6 +30,7 @@ from safetensors.torch import load as st_load
 
 from engine.model.checkpoint import save_checkpoint, weights_mismatch
 from engine.model.gpt import GPT, GPTConfig
+from engine.run import PRETRAIN, TOKENIZER_FILE, RunFolder
 
 HF_FILES = ("config.json", "model.safetensors", "vocab.json", "merges.txt")
 HF_BASE = "https://huggingface.co"
@@ -111,12 +112,12 @@ def load_hf_gpt2(folder: str | Path) -> GPT:
 
 def import_gpt2(folder: str | Path, run_dir: str | Path, source: str | None = None) -> Path:
     """Write a run folder (tokenizer.json, run.json, base/) from a HF GPT-2 folder."""
-    folder, run_dir = Path(folder), Path(run_dir)
+    folder, run = Path(folder), RunFolder(run_dir)
     missing = [f for f in HF_FILES if not (folder / f).is_file()]
     if missing:
         raise GPT2ImportError(f"{folder}: not a GPT-2 folder, missing {', '.join(missing)}")
-    if (run_dir / "base").exists():
-        raise GPT2ImportError(f"{run_dir}: already holds a base model; choose another --run")
+    if run.model_dir(PRETRAIN.folder).exists():
+        raise GPT2ImportError(f"{run.path}: already holds a base model; choose another --run")
     model = load_hf_gpt2(folder)
     from engine.tokens.tokenizer import tokenizer_from_hf_folder  # BPE from vocab.json + merges.txt
 
@@ -124,18 +125,16 @@ def import_gpt2(folder: str | Path, run_dir: str | Path, source: str | None = No
     if tok.n_vocab > model.config.vocab_size:
         raise GPT2ImportError(f"{folder / 'vocab.json'}: {tok.n_vocab} tokens, "
                            f"but the model has only {model.config.vocab_size}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tok.save(run_dir / "tokenizer.json")
+    run.path.mkdir(parents=True, exist_ok=True)
+    tok.save(run.tokenizer)
     info = {"kind": "import", "arch": "gpt2", "source": source or str(folder.resolve()),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "torch": torch.__version__}
-    tmp = run_dir / "run.json.tmp"
-    tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, run_dir / "run.json")
-    save_checkpoint(run_dir / "base", model, {"stage": "base", "step": 0, "metrics": {},
-                                              "tokenizer": "tokenizer.json",
-                                              "source": info["source"]})
-    return run_dir
+    run.write_info(info)
+    save_checkpoint(run.model_dir(PRETRAIN.folder), model,
+                    {"stage": PRETRAIN.folder, "step": 0, "metrics": {},
+                     "tokenizer": TOKENIZER_FILE, "source": info["source"]})
+    return run.path
 
 
 # ---------------------------------------------------------------- download

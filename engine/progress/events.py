@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-EVENTS_FILE = "events.jsonl"
+from engine.run import EVENTS_FILE  # the run-folder contract names the file
 
 
 class EventWriter:

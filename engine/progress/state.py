@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.progress.events import EVENTS_FILE, EventFollower
-from engine.run import is_run_active
+from engine.run import STAGE_NAMES, is_run_active
 
 # The pipeline in the order a run goes through it; stages not listed here are shown after them.
-STAGE_ORDER = ("tokenizer", "pretrain", "sft", "rl", "control", "eval")
+STAGE_ORDER = STAGE_NAMES  # engine.run.PIPELINE, the run-folder contract
 # Fields of a ``step`` event that become curves (RL adds reward, pass1, resp_len).
 STEP_SERIES = ("loss", "reward", "pass1", "resp_len")
 # Fields of an ``eval`` event that are bookkeeping, not metrics.

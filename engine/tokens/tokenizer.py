@@ -20,6 +20,7 @@ from pathlib import Path
 
 import tiktoken
 
+from engine.run import TOKENIZER_FILE
 from engine.tokens import bpe, reference
 from engine.tokens.chat import REFERENCE_CHAT_SPECIALS, SPECIAL_TOKENS
 
@@ -225,12 +226,12 @@ def get_encoding(name: str | Path) -> Tokenizer:
     path = Path(run).expanduser()
     if path.is_file():
         return _from_file(path, name=_file_name(path))
-    if path.is_dir() and not (path / "tokenizer.json").is_file():
+    if path.is_dir() and not (path / TOKENIZER_FILE).is_file():
         if (path / "vocab.json").is_file() and (path / "merges.txt").is_file():
             return tokenizer_from_hf_folder(path)
     run_dir = resolve_run(run) if run else None
-    if run_dir is not None and (run_dir / "tokenizer.json").is_file():
-        return _from_file(run_dir / "tokenizer.json", name=f"run:{run_dir.name}")
+    if run_dir is not None and (run_dir / TOKENIZER_FILE).is_file():
+        return _from_file(run_dir / TOKENIZER_FILE, name=f"run:{run_dir.name}")
     if name in tiktoken.list_encoding_names():
         try:
             return _reference(name)
@@ -240,7 +241,7 @@ def get_encoding(name: str | Path) -> Tokenizer:
 
 
 def _file_name(path: Path) -> str:
-    if path.name == "tokenizer.json" and path.parent.name:
+    if path.name == TOKENIZER_FILE and path.parent.name:
         return f"run:{path.parent.name}"
     return f"file:{path.name}"
 

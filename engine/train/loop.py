@@ -27,10 +27,9 @@ from typing import Protocol
 import torch
 
 from engine.progress.events import EventWriter
+from engine.run import OPTIMIZER_FILE
 from engine.train.distributed import DistInfo, all_reduce_mean, broadcast_flag, unwrap
 from engine.train.presets import StageConfig
-
-OPTIMIZER_FILE = "optimizer.safetensors"
 
 
 class TrainingError(RuntimeError):
@@ -58,7 +57,7 @@ class StageTask(Protocol):
 @dataclass
 class StageContext:
     stage: str  # the event name: "pretrain" | "sft" | "rl" | "control"
-    ckpt_dir: Path  # where this stage's checkpoints go: <run>/base, sft, rl, sft_control
+    ckpt_dir: Path  # where this stage's checkpoints go: engine.run.Stage.folder in the run
     cfg: StageConfig
     events: EventWriter
     device: torch.device

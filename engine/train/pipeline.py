@@ -1,12 +1,8 @@
 """The whole recipe, stage by stage: tokenizer -> pretrain -> sft -> rl -> control -> eval.
 
-``train(run_dir, preset=...)`` writes a run folder (its layout: engine/run.py,
-checkpoints/README.md):
-
-```
-<run>/run.json  tokenizer.json  events.jsonl  report.json
-      base/ sft/ rl/ sft_control/     model.safetensors + meta.json
-```
+``train(run_dir, preset=...)`` writes a run folder; its names, and the stages in the order
+below with the folder each writes and the stage each starts from, are engine/run.py's
+(checkpoints/README.md shows the layout):
 
 - ``tokenizer``: BPE trained on the world's pretraining documents 
   (engine.tokens.tokenizer.train_bpe).
@@ -38,7 +34,7 @@ from pathlib import Path
 import torch
 
 from engine.progress.events import EventWriter
-from engine.run import RunLock
+from engine.run import STAGE_NAMES, TOKENIZER_FILE, RunFolder, RunLock, stage_named
 from engine.train import distributed as D
 from engine.train.loop import (
     StageContext,
@@ -50,10 +46,6 @@ from engine.train.loop import (
     unfinished_meta,
 )
 from engine.train.presets import Preset, get_preset, preset_from_dict
-
-STAGES = ("tokenizer", "pretrain", "sft", "rl", "control", "eval")
-CKPT = {"pretrain": "base", "sft": "sft", "rl": "rl", "control": "sft_control"}
-PARENT = {"sft": "pretrain", "rl": "sft", "control": "sft"}  # the stage whose weights we start from
 
 
 class PipelineError(ValueError):
@@ -76,13 +68,13 @@ class _Events(EventWriter):
 
 def parse_stages(spec: str | list[str] | None) -> list[str]:
     if spec is None:
-        return list(STAGES)
+        return list(STAGE_NAMES)
     names = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
-    bad = [s for s in names if s not in STAGES]
+    bad = [s for s in names if s not in STAGE_NAMES]
     if bad or not names:
         raise PipelineError(f"unknown stage(s) {', '.join(bad) or '(none given)'}; "
-                            f"choose from {','.join(STAGES)}")
-    return [s for s in STAGES if s in names]  # always in pipeline order
+                            f"choose from {','.join(STAGE_NAMES)}")
+    return [s for s in STAGE_NAMES if s in names]  # always in pipeline order
 
 
 def train(run_dir: str | Path, preset: str | None = None, stages: str | list[str] | None = None,
@@ -124,9 +116,9 @@ def train(run_dir: str | Path, preset: str | None = None, stages: str | list[str
 def _settle_run(run_dir: Path, preset: str | None, preset_obj: Preset | None, seed: int,
                 resume: bool, explicit_stages: bool, info: D.DistInfo) -> tuple[Preset, int]:
     """Write run.json for a new run; for an existing one check the request fits what it was."""
-    path = run_dir / "run.json"
-    if path.is_file():
-        recorded = json.loads(path.read_text(encoding="utf-8"))
+    run = RunFolder(run_dir)
+    if run.run_json.is_file():
+        recorded = run.read_info()
         if not (resume or explicit_stages):
             raise PipelineError(f"{run_dir} already holds a run; continue it with --resume, "
                                 "retrain chosen stages with --stages, or pick another --run")
@@ -145,9 +137,7 @@ def _settle_run(run_dir: Path, preset: str | None, preset_obj: Preset | None, se
             "versions": _versions(), "world_size": info.world_size,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        run.write_info(record)
     return p, seed
 
 
@@ -192,7 +182,7 @@ def _tokenizer_stage(run_dir: Path, p: Preset, world, resume: bool, info: D.Dist
     from engine.data.world import pretrain_documents
     from engine.tokens.tokenizer import train_bpe
 
-    path = run_dir / "tokenizer.json"
+    path = RunFolder(run_dir).tokenizer
     if resume and path.is_file():
         return _load_tokenizer(run_dir)
     if info.is_main:
@@ -214,7 +204,7 @@ def _tokenizer_stage(run_dir: Path, p: Preset, world, resume: bool, info: D.Dist
 def _load_tokenizer(run_dir: Path):
     from engine.tokens.tokenizer import Tokenizer
 
-    path = run_dir / "tokenizer.json"
+    path = RunFolder(run_dir).tokenizer
     if not path.is_file():
         raise PipelineError(f"{path} is missing: run the tokenizer stage first "
                             "(--stages tokenizer,...)")
@@ -228,20 +218,21 @@ def _train_stage(stage: str, run_dir: Path, p: Preset, world, tok, resume: bool,
     from engine.model.checkpoint import load_checkpoint
     from engine.model.gpt import GPT, GPTConfig
 
-    ckpt_dir = run_dir / CKPT[stage]
+    run, this = RunFolder(run_dir), stage_named(stage)
+    ckpt_dir = run.model_dir(this.folder)
     if resume:
         done = finished_meta(ckpt_dir, stage)
         if done is not None:
             return done.get("metrics", {})
     meta = unfinished_meta(ckpt_dir, stage) if resume else None
     cfg = _stage_config(stage, p, run_dir, meta)
-    parent = run_dir / CKPT[PARENT[stage]] if stage in PARENT else None
+    parent = run.model_dir(this.parent) if this.parent else None
     if meta is not None:
         model, _ = load_checkpoint(ckpt_dir, dev)
     elif parent is not None:
-        if finished_meta(parent, PARENT[stage]) is None:
+        if finished_meta(parent, this.parent) is None:
             raise PipelineError(f"{stage} starts from {parent}, which is missing or unfinished; "
-                                f"train the {PARENT[stage]} stage first")
+                                f"train the {this.parent} stage first")
         model, _ = load_checkpoint(parent, dev)
     else:
         torch.manual_seed(seed)  # the same initial weights on every rank and every run
@@ -260,7 +251,7 @@ def _train_stage(stage: str, run_dir: Path, p: Preset, world, tok, resume: bool,
         events.emit("probe", stage=stage, **task.probe)
     ctx = StageContext(stage=stage, ckpt_dir=ckpt_dir, cfg=cfg, events=events, device=dev,
                        dist=info, flops_per_token=flops, peak_flops=peak,
-                       meta={"preset": p.name, "seed": seed, "tokenizer": "tokenizer.json",
+                       meta={"preset": p.name, "seed": seed, "tokenizer": TOKENIZER_FILE,
                              "parent": str(parent) if parent else None, **extra})
     summary = run_stage(D.wrap(model, info, dev), task, ctx, resume_meta=meta)
     D.barrier(info)  # rank 0 has saved this stage's weights before anyone starts the next stage
@@ -285,7 +276,8 @@ def _stage_config(stage: str, p: Preset, run_dir: Path, meta: dict | None):
     if meta is not None:
         steps = int(meta["total_steps"])
     else:
-        rl_meta, sft_meta = read_meta(run_dir / "rl"), read_meta(run_dir / "sft")
+        run = RunFolder(run_dir)
+        rl_meta, sft_meta = read_meta(run.model_dir("rl")), read_meta(run.model_dir("sft"))
         if not (rl_meta and rl_meta.get("done") and sft_meta and sft_meta.get("done")):
             raise PipelineError("the control stage needs finished sft/ and rl/ stages "
                                 "(it trains SFT for as long as RL trained)")
@@ -350,7 +342,7 @@ def _sft_task(stage: str, p: Preset, world, tok, cfg, seed: int, dev: torch.devi
         from engine.model.checkpoint import load_checkpoint
         from engine.train.probe import unknown_facts
 
-        base, _ = load_checkpoint(run_dir / CKPT["pretrain"], dev)
+        base, _ = load_checkpoint(RunFolder(run_dir).model_dir("pretrain"), dev)
         unknown, probe = unknown_facts(base, tok, world, p.probe_samples, seed)
         del base
     data = training_data(stage, p, world, seed, unknown)
@@ -366,7 +358,7 @@ def _eval_stage(run_dir: Path, p: Preset, resume: bool, dev: torch.device, info:
                 events: _Events) -> dict:
     from engine.data.evals import evaluate_run
 
-    report_path = run_dir / "report.json"
+    report_path = RunFolder(run_dir).report()
     if resume and report_path.is_file():
         return json.loads(report_path.read_text(encoding="utf-8")).get("metrics", {})
     if info.is_main:
