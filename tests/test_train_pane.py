@@ -480,3 +480,28 @@ async def test_cli_display_and_pane_agree_on_the_same_events(root):
         assert plain(app, "#train-stats").startswith(display.stats_line())
         assert "✓ val loss 1.50" in plain(app, "#train-track")
         assert display.state.stage("pretrain").headline() == "val loss 1.50"
+
+
+def test_runs_listing_reports_a_training_run_from_the_reducer(root):
+    """``deepdive runs`` says where a training run is with the same reducer and words."""
+    from typer.testing import CliRunner
+
+    from deepdive.cli import app
+    from engine.progress.text import stats_parts
+    from engine.progress.watch import RunWatch
+
+    run = root / "busy"
+    write_events(run, timed_events())
+    runner = CliRunner()
+    with RunLock(run):
+        rows = json.loads(runner.invoke(app, ["runs", "--json"]).stdout)
+        table = runner.invoke(app, ["runs"], env={"COLUMNS": "200"}).stdout
+        watch = RunWatch(run)
+        watch.refresh()
+    progress = rows[0]["progress"]
+    assert progress == {"status": "training", "stage": "pretrain", "step": 30, "total": 40,
+                        "eta_s": 5.0}
+    assert "busy (training pretrain 30/40, ETA 0:05)" in table
+    assert stats_parts(watch.state)[-1] == "ETA 0:05"
+    rows = json.loads(runner.invoke(app, ["runs", "--json"]).stdout)
+    assert rows[0]["progress"] is None  # not training: its events are not read
