@@ -372,13 +372,6 @@ _HANDLERS = {
 }
 
 
-def fold(events: list[dict[str, Any]]) -> RunState:
-    """A fresh ``RunState`` with ``events`` applied."""
-    state = RunState()
-    state.apply_all(events)
-    return state
-
-
 def __getattr__(name: str) -> Any:
     """``from engine.progress.state import RunWatch`` (and the other ``_MOVED`` names) still
     works; imported late, as watch.py imports this module."""
