@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.progress.events import EVENTS_FILE  # noqa: E402
-from engine.progress.state import RunWatch  # noqa: E402
+from engine.progress.watch import RunWatch  # noqa: E402
 
 STAND_IN = textwrap.dedent('''
     import os, signal, sys, time, json

@@ -1,4 +1,5 @@
-"""engine/progress/state.py: folding events.jsonl into what the Train pane shows.
+"""engine/progress/state.py (the reducer) and watch.py (following the file): folding
+events.jsonl into what the Train pane shows.
 
 The recorded runs here are written with the real ``EventWriter`` and the fields the trainer
 (engine/train/loop.py, pipeline.py) emits; ``recorded_run`` prefers the real micro run from
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from engine.progress.events import EVENTS_FILE, EventWriter, read_events
-from engine.progress.state import RunState, RunWatch, Series
+from engine.progress.state import RunState, Series
+from engine.progress.watch import RunWatch
 from engine.run import RunLock
 
 STAGES = ["tokenizer", "pretrain", "sft", "rl", "eval"]

@@ -404,3 +404,104 @@ async def test_opens_on_the_apps_run(root):
                 app, "#train-status")
             options = dict((v, str(p)) for p, v in app.query_one("#train-run", Select)._options)
             assert options["aaa"] == "aaa (training)"
+
+
+def timed_events(steps: int = 40, upto: int = 30) -> list[dict]:
+    """A run mid-pretrain with a steady pace (0.5 s a step), so both front ends have an ETA."""
+    t0 = 1_000_000.0
+    events = [{"t": t0, "type": "run_start", "pid": 0, "preset": "micro", "seed": 3,
+               "stages": ["tokenizer", "pretrain"]},
+              {"t": t0, "type": "stage_start", "stage": "tokenizer", "step": 0, "total_steps": 1},
+              {"t": t0 + 1, "type": "stage_end", "stage": "tokenizer", "step": 1,
+               "summary": {"n_vocab": 512, "elapsed_s": 1.0}},
+              {"t": t0 + 2, "type": "stage_start", "stage": "pretrain", "step": 0,
+               "total_steps": steps}]
+    for step in range(1, upto + 1):
+        events.append({"t": t0 + 2 + step / 2, "type": "step", "stage": "pretrain", "step": step,
+                       "total_steps": steps, "loss": 4.0 / step, "tok_s": 5000.0, "mfu": 0.02,
+                       "elapsed_s": step / 2})
+    return events
+
+
+def end_events(t: float, steps: int = 40) -> list[dict]:
+    return [{"t": t, "type": "stage_end", "stage": "pretrain", "step": steps,
+             "summary": {"val_loss": 1.5, "elapsed_s": 20.0}},
+            {"t": t, "type": "run_end", "status": "done"}]
+
+
+def write_events(run_dir: Path, events: list[dict]) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / EVENTS_FILE, "a", encoding="utf-8") as f:
+        for e in events:
+            f.write(json.dumps(e) + "\n")
+
+
+async def test_cli_display_and_pane_agree_on_the_same_events(root):
+    """One reducer for every front end: ``deepdive train``'s display and the Train pane fold the
+    same events into the same step, ETA, figures and stage words."""
+    import io
+
+    from deepdive.commands.train import TrainDisplay
+    from engine.progress.text import stage_status, stats_parts
+    from engine.progress.watch import RunWatch
+
+    run = root / "agree"
+    events = timed_events()
+    display = TrainDisplay("agree", console=Console(file=io.StringIO(), width=200))
+    assert not display.live_mode  # not a terminal: plain lines
+    with RunLock(run):  # a trainer holds the run: the pane follows it live
+        write_events(run, events)
+        for e in events:
+            display.on_event(e)
+        watch = RunWatch(run)
+        watch.refresh()
+        now = events[-1]["t"] + 1
+        cli = display.stats_line(now)
+        assert cli == " · ".join(stats_parts(watch.state, now))
+        assert "pretrain 30/40" in cli and "5.0k tok/s" in cli and "ETA 0:05" in cli  # 10 × 0.5 s
+        assert [stage_status(s, False) for s in display.state.ordered_stages()] == \
+            [stage_status(s, False) for s in watch.state.ordered_stages()]
+        app = Host(run="agree")
+        async with app.run_test(size=SIZES[1]) as pilot:
+            await settle(app, pilot)
+            stats, track = plain(app, "#train-stats"), plain(app, "#train-track")
+            assert cli.split(" · trained")[0] in stats and "ETA 0:05" in stats
+            for st in display.state.ordered_stages():
+                assert stage_status(st, False) in track
+    done = end_events(events[-1]["t"] + 5)
+    write_events(run, done)
+    for e in done:
+        display.on_event(e)
+    rendered = display.console.file.getvalue()
+    assert "pretrain  done in 20.0s  val loss 1.50" in rendered  # the plain line per stage
+    app = Host(run="agree")
+    async with app.run_test(size=SIZES[1]) as pilot:
+        await settle(app, pilot)
+        assert plain(app, "#train-stats").startswith(display.stats_line())
+        assert "✓ val loss 1.50" in plain(app, "#train-track")
+        assert display.state.stage("pretrain").headline() == "val loss 1.50"
+
+
+def test_runs_listing_reports_a_training_run_from_the_reducer(root):
+    """``deepdive runs`` says where a training run is with the same reducer and words."""
+    from typer.testing import CliRunner
+
+    from deepdive.cli import app
+    from engine.progress.text import stats_parts
+    from engine.progress.watch import RunWatch
+
+    run = root / "busy"
+    write_events(run, timed_events())
+    runner = CliRunner()
+    with RunLock(run):
+        rows = json.loads(runner.invoke(app, ["runs", "--json"]).stdout)
+        table = runner.invoke(app, ["runs"], env={"COLUMNS": "200"}).stdout
+        watch = RunWatch(run)
+        watch.refresh()
+    progress = rows[0]["progress"]
+    assert progress == {"status": "training", "stage": "pretrain", "step": 30, "total": 40,
+                        "eta_s": 5.0}
+    assert "busy (training pretrain 30/40, ETA 0:05)" in table
+    assert stats_parts(watch.state)[-1] == "ETA 0:05"
+    rows = json.loads(runner.invoke(app, ["runs", "--json"]).stdout)
+    assert rows[0]["progress"] is None  # not training: its events are not read

@@ -148,8 +148,28 @@ def stop_reason(events, stop_ids, max_tokens: int) -> str:
     return "end of context"
 
 
+def run_progress(run_dir: Path) -> dict | None:
+    """Where a run's training stands, folded from its events.jsonl by the reducer the Train pane
+    and ``deepdive train`` use: status, stage, step, total, ETA (None: no events)."""
+    from engine.progress.events import EVENTS_FILE
+    from engine.progress.text import run_status, shown_stage
+    from engine.progress.watch import RunWatch
+
+    if not (run_dir / EVENTS_FILE).is_file():
+        return None
+    watch = RunWatch(run_dir)
+    watch.refresh()
+    state = watch.state
+    st = shown_stage(state)
+    eta = st.eta_s() if st else None
+    return {"status": run_status(state), "stage": st.name if st else None,
+            "step": st.step if st else None, "total": st.total if st else None,
+            "eta_s": round(eta, 1) if eta is not None else None}
+
+
 def runs(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """List runs: their stages with step, loss and size."""
+    """List runs: their stages with step, loss and size; a run training says where it is."""
+    from engine.progress.text import eta_text, fmt_duration, fmt_num
     from engine.run import META_FILE, MODEL_FILE, RunFolder, checkpoints_root, list_runs, read_json
 
     rows = []
@@ -165,8 +185,10 @@ def runs(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> N
                                                                        metrics.get("loss")),
                          "params": meta.get("n_params"),
                          "bytes": (RunFolder(info.path).model_dir(s) / MODEL_FILE).stat().st_size}
+        # only a run training now is folded: a finished run's events can be long
+        progress = run_progress(info.path) if info.active else None
         rows.append({"run": info.name, "path": str(info.path), "active": info.active,
-                     "tokenizer": info.has_tokenizer, "stages": stages})
+                     "tokenizer": info.has_tokenizer, "stages": stages, "progress": progress})
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -178,7 +200,12 @@ def runs(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> N
 
     table = Table("run", "stage", "step", "loss", "params", "size", box=None)
     for r in rows:
-        name = r["run"] + (" (training)" if r["active"] else "")
+        name, p = r["run"], r["progress"]
+        if p and p["stage"]:
+            eta = eta_text(None) if p["eta_s"] is None else f"ETA {fmt_duration(p['eta_s'])}"
+            name += f" (training {p['stage']} {fmt_num(p['step'])}/{fmt_num(p['total'])}, {eta})"
+        elif r["active"]:
+            name += " (training)"
         if not r["stages"]:
             table.add_row(name, "-", "", "", "", "")
         for s, d in r["stages"].items():

@@ -9,9 +9,6 @@ abbreviation of its ``--run-path``.
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import typer
 
 STAGE_HELP = "comma-separated subset of tokenizer,pretrain,sft,rl,control,eval (default: all)"
@@ -75,18 +72,22 @@ def _fail(message: str) -> None:
 
 
 class TrainDisplay:
-    """Follows the pipeline's events: a live panel on a terminal, plain lines otherwise."""
+    """Follows the pipeline's events: a live panel on a terminal, plain lines otherwise.
 
-    def __init__(self, run_name: str, live: bool = True):
+    It folds them with the reducer the Train pane uses (``engine.progress.state.RunState``) and
+    says them with the same words (``engine.progress.text``): the same step, ETA and figures."""
+
+    def __init__(self, run_name: str, live: bool = True, console=None):
         from rich.console import Console
 
-        self.console = Console()
+        from engine.progress.state import RunState
+
+        self.console = console or Console()
         self.run_name = run_name
         self.enabled = live
         self.live_mode = live and self.console.is_terminal
-        self.state: dict[str, Any] = {"stage": "-", "step": 0, "total": 0, "loss": None,
-                                      "tok_s": None, "sample": "", "t_stage": time.time(),
-                                      "step0": 0, "done": [], "extra": ""}
+        self.state = RunState()
+        self.state.alive = True  # this process is the trainer
         self._live = None
 
     def __enter__(self) -> TrainDisplay:
@@ -106,61 +107,57 @@ class TrainDisplay:
     def on_event(self, e: dict) -> None:
         if not self.enabled:
             return
-        s, kind = self.state, e["type"]
-        if kind == "stage_start":
-            s.update(stage=e["stage"], step=e.get("step", 0), step0=e.get("step", 0),
-                     total=e.get("total_steps", 0), loss=None, tok_s=None, extra="",
-                     t_stage=time.time())
-        elif kind == "step":
-            s.update(step=e.get("step", 0), total=e.get("total_steps", s["total"]),
-                     loss=e.get("loss"), tok_s=e.get("tok_s"))
-            if "reward" in e:
-                s["extra"] = f"reward {e['reward']:.2f}  resp_len {e.get('resp_len', 0):.0f}"
-        elif kind == "eval":
-            figures = {k: v for k, v in e.items() if k not in ("t", "type", "stage", "step")}
-            s["eval"] = "  ".join(f"{k} {v:.3f}" for k, v in figures.items()
-                                  if isinstance(v, float))[:120]
-        elif kind == "sample":
-            s["sample"] = f"{e.get('prompt', '')!r} -> {e.get('text', '')!r}"[:200]
-        elif kind == "stage_end":
-            summary = e.get("summary", {})
-            line = f"{e['stage']:<9} done in {summary.get('elapsed_s', 0):.1f}s"
-            s["done"].append(line)
-            s["step"] = s["total"] = max(int(e.get("step") or 0), 1)
-            if not self.live_mode:
-                self.console.print(line, highlight=False)
+        from engine.progress.text import stage_done_line
+
+        self.state.apply(e)
+        kind = e.get("type")
+        if kind == "stage_end" and not self.live_mode:
+            self.console.print(stage_done_line(self.state.stage(e.get("stage"))),
+                               highlight=False)
         elif kind == "error":
             self.console.print(f"[red]{e.get('message')}[/]")
         if self._live is not None:
             self._live.update(self.render())
 
+    def stats_line(self, now: float | None = None) -> str:
+        """Stage and step, tok/s, MFU, time trained, ETA: the Train pane's stats, word for word."""
+        from engine.progress.text import stats_parts
+
+        return " · ".join(stats_parts(self.state, now))
+
+    def figures_line(self) -> str:
+        """The current stage's latest loss (and RL's reward and reply length)."""
+        from engine.progress.text import fmt_num
+
+        parts = []
+        for key, label in (("loss", "loss"), ("reward", "reward"), ("resp_len", "resp_len")):
+            value = self.state.latest(key)
+            if value is not None or key == "loss":
+                parts.append(f"{label} {fmt_num(value)}")
+        return "   ".join(parts)
+
     def render(self):
         from rich.panel import Panel
         from rich.table import Table
 
-        s = self.state
+        from engine.progress.text import fmt_num, shown_stage, stage_done_line
+
+        state = self.state
         t = Table.grid(padding=(0, 2))
         t.add_column(style="bold")
         t.add_column()
-        for line in s["done"]:
-            t.add_row("✓", line)
-        total = max(int(s["total"] or 0), 1)
-        frac = min(s["step"] / total, 1.0)
+        for st in state.ordered_stages():
+            if st.status == "done":
+                t.add_row("✓", stage_done_line(st))
+        st = shown_stage(state)
+        frac = (st.fraction if st else None) or 0.0
         bar = "█" * int(frac * 30) + "░" * (30 - int(frac * 30))
-        t.add_row("stage", f"{s['stage']}  {bar} {s['step']}/{s['total']}  ETA {self._eta()}")
-        loss = "-" if s["loss"] is None else f"{s['loss']:.4f}"
-        tok_s = "-" if s["tok_s"] is None else f"{s['tok_s']:,.0f}"
-        t.add_row("loss", f"{loss}   tok/s {tok_s}   {s['extra']}")
-        if s.get("eval"):
-            t.add_row("eval", s["eval"])
-        if s["sample"]:
-            t.add_row("sample", s["sample"])
+        t.add_row("stage", f"{bar}  {self.stats_line()}")
+        t.add_row("now", self.figures_line())
+        if state.last_eval:
+            t.add_row("eval", "  ".join(f"{k} {fmt_num(v)}" for k, v in state.last_eval.items())
+                      [:120])
+        if state.samples:
+            s = state.samples[-1]
+            t.add_row("sample", f"{s.prompt!r} -> {s.text!r}"[:200])
         return Panel(t, title=f"deepdive train · {self.run_name}", border_style="cyan")
-
-    def _eta(self) -> str:
-        s = self.state
-        done = s["step"] - s["step0"]
-        if done <= 0 or not s["total"]:
-            return "-"
-        left = (time.time() - s["t_stage"]) / done * (s["total"] - s["step"])
-        return f"{int(left // 60)}m{int(left % 60):02d}s"

@@ -1,28 +1,27 @@
-"""What a run looks like right now, folded from its ``events.jsonl``.
+"""What a run looks like right now, folded from its ``events.jsonl``: the one reducer.
 
-A pure reducer: ``RunState.apply(event)`` for each event of ``engine/progress/events.py`` (in file
-order)
-keeps per-stage status, compact curves, the latest samples and throughput figures. ``RunWatch``
-follows a run folder: it stats the events file, reads only new bytes, and asks the run lock
-whether a trainer is still alive, so a trainer that died without an ``error`` / ``run_end``
-event shows as "stopped unexpectedly at step N".
+``RunState.apply(event)`` for each event of ``engine/progress/events.py`` (in file order) keeps
+per-stage status, compact curves (``Series``), the latest samples, throughput and the pace a
+stage's ETA comes from. A pure function of the events: no files, no clocks but the ones asked
+for by ``now``. Every front end folds with it: the Train pane (through ``RunWatch``,
+``engine/progress/watch.py``, which follows the file and asks the run lock whether a trainer
+lives), ``deepdive train``'s display and ``deepdive runs``. What they print is in
+``engine/progress/text.py``.
 
 Events are read defensively: any field may be missing (it stays ``None``, shown as "—").
-No textual, no torch: ``deepdive train`` in a plain terminal and the Train pane share this.
+No textual, no torch.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from engine.progress.events import EVENTS_FILE, EventFollower
-from engine.run import STAGE_NAMES, is_run_active
+from engine.progress.text import fmt_num, headline
+from engine.progress.text import num as _num
+from engine.run import STAGE_NAMES
 
 # The pipeline in the order a run goes through it; stages not listed here are shown after them.
 STAGE_ORDER = STAGE_NAMES  # engine.run.PIPELINE, the run-folder contract
@@ -30,16 +29,10 @@ STAGE_ORDER = STAGE_NAMES  # engine.run.PIPELINE, the run-folder contract
 STEP_SERIES = ("loss", "reward", "pass1", "resp_len")
 # Fields of an ``eval`` event that are bookkeeping, not metrics.
 _NOT_METRICS = frozenset({"t", "type", "stage", "step", "total_steps", "elapsed_s"})
-# The figure that best sums up a finished stage, in order of preference.
-HEADLINE_KEYS = ("val_loss", "heldout_pass1", "arith_pass1_rl", "pass1", "reward", "loss",
-                 "n_vocab", "vocab_size")
-HEADLINE_LABELS = {"val_loss": "val loss", "heldout_pass1": "held-out pass@1",
-                   "arith_pass1_rl": "arith RL pass@1", "pass1": "pass@1", "n_vocab": "vocab",
-                   "vocab_size": "vocab"}
-# How EventWriter (json.dumps, default separators) writes a step event's type; a line that
-# differs is simply parsed in full.
-STEP_MARK = b'"type": "step"'
-CATCH_UP_BYTES = 1 << 20  # a backlog larger than this is read by RunWatch._catch_up
+# Names that moved out of this module, still importable from here: name -> its module now.
+_MOVED = {"RunWatch": "engine.progress.watch", "CATCH_UP_BYTES": "engine.progress.watch",
+          "STEP_MARK": "engine.progress.watch", "HEADLINE_KEYS": "engine.progress.text",
+          "HEADLINE_LABELS": "engine.progress.text"}
 
 
 class Series:
@@ -131,38 +124,6 @@ class StageState:
         return headline(self.summary)
 
 
-def headline(summary: dict[str, Any]) -> str | None:
-    for key in HEADLINE_KEYS:
-        if _num(summary.get(key)) is not None:
-            return f"{HEADLINE_LABELS.get(key, key)} {fmt_num(summary[key])}"
-    for key, value in summary.items():
-        if _num(value) is not None:
-            return f"{key} {fmt_num(value)}"
-    return None
-
-
-def fmt_num(value: Any) -> str:
-    """Numbers as people read them; anything missing or odd is "—"."""
-    v = _num(value)
-    if v is None:
-        return "—"
-    if float(v).is_integer() and abs(v) < 1e9:
-        return str(int(v))
-    if abs(v) >= 100:
-        return f"{v:.0f}"
-    if abs(v) >= 1:
-        return f"{v:.2f}"
-    return f"{v:.3f}"
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    if value != value or value in (float("inf"), float("-inf")):
-        return None
-    return float(value)
-
-
 @dataclass
 class Sample:
     stage: str | None
@@ -189,6 +150,7 @@ class RunState:
         self.mfu: float | None = None
         self.lr: float | None = None
         self.stage_elapsed_s: float | None = None
+        self.last_eval: dict[str, float] = {}  # the latest eval event's figures
         self.last_step: int | None = None
         self.last_checkpoint: str | None = None
         self.end_status: str | None = None  # run_end's status: "done" | "stopped"
@@ -290,9 +252,13 @@ class RunState:
         stage = str(e.get("stage") or self.current or "?")
         step = e.get("step")
         x = step if isinstance(step, int) else (self.stage(stage).step or 0)
+        figures = {}
         for key, value in e.items():  # val_loss, heldout_pass1, ... (``val_`` keeps them apart
             if key not in _NOT_METRICS:  # from a step's own loss / pass1)
                 self._add_point(stage, f"val_{key}" if key in STEP_SERIES else key, x, value)
+                if _num(value) is not None:
+                    figures[key] = float(value)
+        self.last_eval = figures
 
     def _on_sample(self, e: dict[str, Any]) -> None:
         prompt, text = str(e.get("prompt") or ""), str(e.get("text") or "")
@@ -365,6 +331,28 @@ class RunState:
             st.status, st.error = "stopped", "stopped unexpectedly"
         self.version += 1
 
+    def latest(self, name: str, stage: str | None = None) -> float | None:
+        """The latest raw value of a step/eval figure of ``stage`` (default: the current one)."""
+        series = self.series.get((stage or self.current or "?", name))
+        return series.last if series is not None else None
+
+    def training_s(self, now: float | None = None) -> float | None:
+        """Time spent training, summed over stages (each stage's own clock, resumes included),
+        not the wall clock since the run began: a run resumed a day later trained for minutes.
+        ``now`` (default: the clock) only moves a stage a living trainer is running."""
+        total, seen = 0.0, False
+        for st in self.ordered_stages():
+            spent = _num(st.summary.get("elapsed_s")) if st.status == "done" else None
+            if spent is None and st.name == self.current and self.stage_elapsed_s is not None:
+                spent = self.stage_elapsed_s  # the stage's clock at its latest step
+                if st.status == "running" and self.alive and st.t_last:
+                    spent += max(0.0, (now or time.time()) - st.t_last)
+            if spent is None and st.t_start is not None and st.t_last is not None:
+                spent = max(0.0, st.t_last - st.t_start)
+            if spent is not None:
+                total, seen = total + spent, True
+        return total if seen else None
+
     def run_elapsed_s(self, now: float | None = None) -> float | None:
         if self.t_start is None:
             return None
@@ -385,101 +373,11 @@ _HANDLERS = {
 }
 
 
-class RunWatch:
-    """Follows one run folder: ``refresh()`` reads new events when the file grew and re-asks
-    the lock whether the trainer lives at most every ``alive_every_s``. Cheap when idle: one
-    ``stat`` per call."""
+def __getattr__(name: str) -> Any:
+    """``from engine.progress.state import RunWatch`` (and the other ``_MOVED`` names) still
+    works; imported late, as watch.py imports this module."""
+    if name in _MOVED:
+        import importlib
 
-    def __init__(self, run_dir: str | Path, alive_every_s: float = 1.0):
-        self.run_dir = Path(run_dir)
-        self.follower = EventFollower(self.run_dir / EVENTS_FILE)
-        self.state = RunState()
-        self.alive_every_s = alive_every_s
-        self._size = -1
-        self._alive_checked = 0.0
-        self.partial = False  # the file ends in an incomplete line (being written, or cut off)
-
-    def refresh(self, max_bytes: int | None = None, child_alive: bool = False) -> bool:
-        """Fold new events in; True when anything the view shows changed. ``child_alive``: the
-        caller's own trainer process still runs (it may not have taken the lock yet)."""
-        before = self.state.version
-        try:
-            size = os.stat(self.follower.path).st_size
-        except OSError:
-            size = 0
-        if size != self._size:
-            if size < self.follower.offset:  # the file was replaced: start over
-                self.follower = EventFollower(self.follower.path)
-                self.state = RunState()
-                before = -1
-            if size - self.follower.offset > CATCH_UP_BYTES:
-                self._catch_up()
-            else:
-                self.state.apply_all(self.follower.poll(max_bytes))
-            # a partial trailing line leaves offset < size: read it again next time
-            self.partial = self.follower.offset < size
-            self._size = -1 if self.partial else size
-        now = time.monotonic()
-        watching = not self.state.ended or self.state.alive  # until the lock is released
-        due = now - self._alive_checked >= self.alive_every_s
-        if self.state.alive is None or (watching and due):
-            self._alive_checked = now
-            alive = child_alive or is_run_active(self.run_dir)
-            if alive != self.state.alive:
-                self.state.alive = alive
-                self.state.version += 1
-            if not alive:
-                self.state.mark_dead()
-        return self.state.version != before
-
-    def _catch_up(self) -> None:
-        """Read a long backlog fast (opening a finished 100k-step run in well under a second).
-
-        Parsing every line costs ~10 us here and curves keep ~1k points anyway, so only every
-        ``stride``-th ``step`` line is parsed, plus the last one before any other event (so
-        final figures and stage boundaries are exact). Every other event is parsed. Like
-        ``EventFollower.poll``: only complete lines, a partial last line waits for the next call.
-        """
-        f = self.follower
-        with open(f.path, "rb") as fh:
-            fh.seek(f.offset)
-            data = fh.read()
-        end = data.rfind(b"\n")
-        if end < 0:
-            return
-        f.offset += end + 1
-        data = data[: end + 1]
-        stride = max(1, data.count(STEP_MARK) // (4 * self.state.series_cap))
-        apply, loads = self.state.apply, json.loads
-        n_step, held = 0, None  # held: the latest step line not parsed yet
-
-        def parse(raw: bytes) -> None:
-            try:
-                event = loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                f.bad_lines += 1
-                return
-            if isinstance(event, dict) and "type" in event:
-                apply(event)
-            else:
-                f.bad_lines += 1
-
-        for raw in data.split(b"\n"):
-            if STEP_MARK in raw:
-                n_step += 1
-                if n_step % stride:
-                    held = raw
-                    continue
-                held = None
-            elif not raw.strip():
-                continue
-            elif held is not None:
-                parse(held)
-                held = None
-            parse(raw)
-        if held is not None:
-            parse(held)
-
-    @property
-    def bad_lines(self) -> int:
-        return self.follower.bad_lines
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

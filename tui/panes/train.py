@@ -1,9 +1,11 @@
 """The Train pane: start or attach to a run and watch its stages unfold.
 
-It only reads the run's ``events.jsonl`` (through ``engine.progress.state.RunWatch``): a trainer
-started here runs as a child process (``train_proc``), one started elsewhere (another terminal,
-tmux, torchrun) is followed the same way. A timer polls ~4×/s; it stats the file first, so an
-idle or finished run costs next to nothing, and views redraw only when the state changed.
+It only reads the run's ``events.jsonl`` (through ``engine.progress.watch.RunWatch``, folded by
+the reducer every front end shares) and draws; starting, stopping and resuming a trainer are
+``train_proc.Trainers``'. A trainer started here runs as a child process, one started
+elsewhere (another terminal, tmux, torchrun) is followed the same way. A timer polls ~4×/s; it
+stats the file first, so an idle or finished run costs next to nothing, and views redraw only
+when the state changed.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Select, Static
 
-from engine.progress.state import RunState, RunWatch, StageState, fmt_num
-from engine.run import checkpoints_root, is_run_active, list_runs
+from engine.progress.state import RunState, StageState
+from engine.progress.text import fmt_bytes, fmt_duration, fmt_num, stage_status, stats_parts
+from engine.progress.watch import RunWatch
+from engine.run import checkpoints_root, list_runs
 from tui.panes import train_proc
 from tui.panes.train_plot import BraillePlot, Curve
+from tui.panes.train_proc import estimate_run_s
 from tui.read_only import refused
 from tui.runpick import open_run, run_label
 from tui.widgets.confirm import Confirm
@@ -44,107 +49,23 @@ PLOTS = {
         ("tokens/reply", [("resp_len", "mean", "cyan")]),
     ],
 }
-CKPT_DIRS = {"pretrain": "base", "sft": "sft", "rl": "rl", "control": "sft_control"}
-ASSUMED_FLOPS = 10e9  # rough sustained fp32 FLOP/s of a small model on a laptop CPU
-
-
-def training_s(state: RunState, now: float | None = None) -> float | None:
-    """Time spent training, summed over stages (each stage's own clock, resumes included),
-    not the wall clock since the run began: a run resumed a day later trained for minutes."""
-    total, seen = 0.0, False
-    for st in state.ordered_stages():
-        spent = _num(st.summary.get("elapsed_s")) if st.status == "done" else None
-        if spent is None and st.name == state.current and state.stage_elapsed_s is not None:
-            spent = state.stage_elapsed_s  # the stage's clock at its latest step
-            if st.status == "running" and state.alive and st.t_last:
-                spent += max(0.0, (now or time.time()) - st.t_last)
-        if spent is None and st.t_start is not None and st.t_last is not None:
-            spent = max(0.0, st.t_last - st.t_start)
-        if spent is not None:
-            total, seen = total + spent, True
-    return total if seen else None
-
-
-def _num(value) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-        else None
-
-
-def estimate_run_s(preset_name: str, root: Path | None = None) -> tuple[float, str]:
-    """(seconds, how) for training a whole run of a preset: from the seconds per step of a run
-    of that preset finished here when there is one, else from FLOPs at an assumed CPU speed.
-    Either way an estimate: the note says which."""
-    import json
-
-    from engine.train.presets import get_preset
-
-    p = get_preset(preset_name)
-    steps = {"pretrain": p.pretrain.steps, "sft": p.sft.steps, "rl": p.rl.steps}
-    for run in list_runs(root or checkpoints_root()):
-        try:
-            if json.loads((run.path / "run.json").read_text()).get("preset") != preset_name:
-                continue
-            metas = {stage: json.loads((run.path / d / "meta.json").read_text())
-                     for stage, d in CKPT_DIRS.items() if (run.path / d / "meta.json").is_file()}
-        except (OSError, ValueError):
-            continue
-        if all(metas.get(s, {}).get("done") for s in steps):
-            total = sum(steps[s] * metas[s]["elapsed_s"] / max(metas[s]["step"], 1)
-                        for s in steps)
-            total += float(metas.get("control", {}).get("elapsed_s", 0))
-            return total, f"an estimate from run {run.name}'s seconds per step here"
-    m = p.model
-    params = 12 * m["n_layer"] * m["n_embd"] ** 2 + p.vocab_size * m["n_embd"]
-    tokens = (p.pretrain.steps * p.pretrain.batch_size * p.pretrain.seq_len
-              + p.sft.steps * p.sft.batch_size * p.sft.seq_len // 2
-              + 2 * p.rl.steps * p.rl.batch_size * p.rl.group * p.rl.max_tokens)  # 2: control
-    return (6 * params * tokens / ASSUMED_FLOPS,
-            f"a rough estimate: 6 × {params / 1e6:.1f}M parameters × tokens at "
-            f"~{ASSUMED_FLOPS / 1e9:.0f} GFLOP/s (a laptop CPU)")
 COLORS = ("cyan", "magenta", "green", "yellow", "blue", "red")
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    s = int(seconds)
-    h, m = divmod(s // 60, 60)
-    return f"{h}:{m:02d}:{s % 60:02d}" if h else f"{m}:{s % 60:02d}"
-
-
-def fmt_rate(tok_s: float | None) -> str:
-    if tok_s is None:
-        return "—"
-    return f"{tok_s / 1000:.1f}k" if tok_s >= 1000 else f"{tok_s:.0f}"
-
-
-def fmt_mfu(mfu: float | None) -> str:
-    if mfu is None:
-        return "—"
-    return f"{mfu * 100:.1f}%" if mfu <= 1 else f"{mfu:.1f}%"
-
-
-def fmt_bytes(n: int | None) -> str:
-    return "—" if n is None else f"{n / 2**20:.0f} MB"
+STATUS_STYLES = {"running": "bold yellow", "done": "green", "failed": "bold red",
+                 "stopped": "magenta"}
 
 
 def stage_cell(st: StageState, run_ended: bool) -> Text:
-    """What the track shows for one stage: waiting / running % ETA / done figure / failed."""
-    if st.status == "running":
-        pct = st.fraction
-        text = Text("▶ ", style="bold yellow")
-        text.append(f"{pct * 100:.0f}%" if pct is not None else f"step {fmt_num(st.step)}")
-        eta = st.eta_s()
-        if eta is not None:
-            text.append(f" ETA {fmt_duration(eta)}", style="dim")
+    """What the track shows for one stage (``stage_status``'s words, coloured)."""
+    words = stage_status(st, run_ended)
+    if st.status == "running":  # the mark stands out, the ETA recedes
+        mark, _, rest = words.partition(" ")
+        pct, eta, tail = rest.partition(" ETA ")
+        text = Text(mark + " ", style=STATUS_STYLES["running"])
+        text.append(pct)
+        if eta:
+            text.append(f" ETA {tail}", style="dim")
         return text
-    if st.status == "done":
-        return Text("✓ " + (st.headline() or "done"), style="green")
-    if st.status == "failed":
-        return Text("✗ " + (st.error or "failed"), style="bold red")
-    if st.status == "stopped":
-        return Text(f"■ stopped at {fmt_num(st.step)}", style="magenta")
-    return Text("– skipped" if run_ended else "· waiting", style="dim")
+    return Text(words, style=STATUS_STYLES.get(st.status, "dim"))
 
 
 def track_table(state: RunState) -> Table:
@@ -202,9 +123,7 @@ class TrainPane(Vertical):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.watch: RunWatch | None = None
-        self.child = None  # subprocess.Popen of a trainer started here
-        self.child_dir: Path | None = None
-        self.stop_requests = 0
+        self.trainers = train_proc.Trainers()  # the trainer started here; stop requests
         self.curve_stage: str | None = None  # None: follow the running stage
         self._runs_mtime = None
         self._run_names: list[str] = []  # the picker's options
@@ -234,6 +153,15 @@ class TrainPane(Vertical):
         with VerticalScroll(id="train-samples"):
             yield Static("", id="train-samples-text")
 
+    @property
+    def child(self):
+        """The trainer process started here (subprocess.Popen), if any."""
+        return self.trainers.child
+
+    @property
+    def child_dir(self) -> Path | None:
+        return self.trainers.child_dir
+
     def on_mount(self) -> None:
         self._refresh_runs(force=True)
         # open on the app's run (else a finished one), its history read at once
@@ -254,7 +182,7 @@ class TrainPane(Vertical):
         """Follow ``run_dir``: its history is read in a worker, then new lines on each tick."""
         self.watch = None
         self.curve_stage = None
-        self.stop_requests = 0
+        self.trainers.stop_requests = 0
         self._shown.clear()
         self._set("#train-status", f"reading {run_dir.name} …")
         self._set("#train-track", "")
@@ -264,7 +192,7 @@ class TrainPane(Vertical):
     @work(thread=True, exclusive=True, group="train-load")
     def _load(self, run_dir: Path) -> None:
         watch = RunWatch(run_dir)
-        watch.refresh(child_alive=self._child_alive(run_dir))
+        watch.refresh(child_alive=self.trainers.child_alive(run_dir))
         self.post_message(RunLoaded(watch))
 
     def on_run_loaded(self, message: RunLoaded) -> None:
@@ -272,31 +200,20 @@ class TrainPane(Vertical):
             self.watch = message.watch
             self._draw()
 
-    def _child_alive(self, run_dir: Path) -> bool:
-        return self.child is not None and self.child_dir == run_dir and self.child.poll() is None
-
     def _tick(self) -> None:
-        self._reap_child()
+        failed = self.trainers.reap()
+        if failed:
+            self.notify(failed, severity="error", timeout=10)
         self._refresh_runs()
         if self.watch is None:
             return
-        if self.watch.refresh(1 << 20, self._child_alive(self.watch.run_dir)):
+        if self.watch.refresh(1 << 20, self.trainers.child_alive(self.watch.run_dir)):
             self._dirty = True
         now = time.monotonic()
         if self._dirty and now - self._drawn_at >= DRAW_MIN_S:
             self._draw()
         elif self.watch.state.alive and now - self._last_stats >= 1.0:
             self._draw_stats()  # elapsed and memory move even between events
-
-    def _reap_child(self) -> None:
-        if self.child is None or self.child.poll() is None:
-            return
-        code, run_dir = self.child.returncode, self.child_dir
-        self.child = None
-        if code not in (0, None) and run_dir is not None:
-            tail = train_proc.log_tail(run_dir) or "no output"
-            self.notify(f"trainer exited with code {code}: {tail}\n(log: {run_dir}/train.log)",
-                        severity="error", timeout=10)
 
     def _refresh_runs(self, force: bool = False) -> None:
         """Keep the run picker in step with checkpoints/ (one stat per tick)."""
@@ -401,21 +318,10 @@ class TrainPane(Vertical):
         if self.watch is None:
             return
         state = self.watch.state
-        st = state.running_stage
-        if st is None and state.current:
-            st = state.stages.get(state.current)
-        step = f"{fmt_num(st.step)}/{fmt_num(st.total)}" if st else "—"
         pid = state.pid if state.alive else None
         rss = train_proc.rss_bytes(pid) if pid else None
         mem = f"{fmt_bytes(rss)} trainer" if rss else f"{fmt_bytes(train_proc.rss_bytes())} app"
-        parts = [
-            f"{st.name if st else 'step'} {step}",
-            f"{fmt_rate(state.tok_s)} tok/s",
-            f"MFU {fmt_mfu(state.mfu)}",
-            f"trained {fmt_duration(training_s(state))}",
-            f"ETA {fmt_duration(st.eta_s() if st else None)}",
-            f"mem {mem}",
-        ]
+        parts = [*stats_parts(state), f"mem {mem}"]
         self._set("#train-stats", " · ".join(parts))
 
     def curves_stage(self, state: RunState) -> str | None:
@@ -485,7 +391,7 @@ class TrainPane(Vertical):
         except ValueError:
             self.notify(f"seed must be a whole number, not {seed_text!r}", severity="error")
             return
-        if self.child is not None and self.child.poll() is None:
+        if self.trainers.child_alive():
             self.notify("a trainer started here is still running; stop it first",
                         severity="warning")
             return
@@ -503,10 +409,7 @@ class TrainPane(Vertical):
             if not yes:
                 self.notify("no run started", timeout=2)
                 return
-            name = f"{preset}-s{seed}-{time.strftime('%H%M%S')}"
-            while (root / name).exists():
-                name += "x"
-            self._start(root / name, ["--preset", preset, "--run", name, "--seed", str(seed)])
+            self._start(lambda: self.trainers.start_new(root, preset, seed))
 
         self.app.push_screen(Confirm(question, yes="Start training", title="New run"), answer)
 
@@ -518,21 +421,19 @@ class TrainPane(Vertical):
         if run_dir is None:
             self.notify("pick a run to resume first", severity="warning")
             return
-        if is_run_active(run_dir) or self._child_alive(run_dir):
-            self.notify(f"{run_dir.name} is already training", severity="warning")
+        problem = self.trainers.resume_problem(run_dir, self.watch.state if self.watch else None)
+        if problem:
+            self.notify(problem, severity="warning")
             return
-        if self.watch and self.watch.state.end_status == "done":
-            self.notify(f"{run_dir.name} already finished", severity="warning")
-            return
-        self._start(run_dir, ["--run", run_dir.name, "--resume"])
+        self._start(lambda: self.trainers.resume(run_dir))
 
-    def _start(self, run_dir: Path, args: list[str]) -> None:
+    def _start(self, start) -> None:
+        """Run ``start`` (it starts the trainer and returns its run folder), then follow it."""
         try:
-            self.child = train_proc.spawn_trainer(run_dir, args)
+            run_dir = start()
         except OSError as exc:
             self.notify(f"could not start the trainer: {exc}", severity="error")
             return
-        self.child_dir = run_dir
         self.notify(f"training {run_dir.name} (log: {run_dir / train_proc.LOG_FILE})")
         self._refresh_runs(force=True)
         select = self.query_one("#train-run", Select)
@@ -548,12 +449,10 @@ class TrainPane(Vertical):
         if run_dir is None:
             self.notify("no run selected", severity="warning")
             return
-        mine = self._child_alive(run_dir)
-        pid = self.child.pid if mine else train_proc.trainer_pid(run_dir)
+        pid, mine, hard = self.trainers.stop_target(run_dir)
         if pid is None:
             self.notify(f"no trainer is running {run_dir.name}", severity="warning")
             return
-        hard = self.stop_requests >= 1
         if mine and not hard:
             self._signal(pid, hard)  # ours, and it saves first: no need to ask
             return
@@ -569,11 +468,10 @@ class TrainPane(Vertical):
 
     def _signal(self, pid: int, hard: bool) -> None:
         try:
-            train_proc.ask_to_stop(pid, hard=hard)
+            self.trainers.stop(pid, hard)
         except OSError as exc:
             self.notify(f"could not signal pid {pid}: {exc}", severity="error")
             return
-        self.stop_requests += 1
         how = "terminating" if hard else "asked to stop; it saves first (s again forces it)"
         self.notify(f"trainer {pid} {how}")
 

@@ -1,5 +1,8 @@
 """Starting and stopping a trainer from the app: ``deepdive train …`` as a child process.
 
+The Train pane only draws and asks; ``Trainers`` holds the child it started, which trainer a
+stop goes to, and whether a run can be resumed; ``estimate_run_s`` says how long a new run takes.
+
 The child gets its own session (``start_new_session``) and writes stdout/stderr to
 ``<run>/train.log``, so a crash in training never reaches the terminal the app draws on, and
 the app only follows ``events.jsonl``. Stopping sends SIGINT (the trainer saves a checkpoint,
@@ -8,16 +11,21 @@ then exits), and SIGTERM if asked again.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from engine.run import LOCK_FILE, is_run_active
+from engine.progress.state import RunState
+from engine.run import LOCK_FILE, checkpoints_root, is_run_active, list_runs
 
 LOG_FILE = "train.log"
+CKPT_DIRS = {"pretrain": "base", "sft": "sft", "rl": "rl", "control": "sft_control"}
+ASSUMED_FLOPS = 10e9  # rough sustained fp32 FLOP/s of a small model on a laptop CPU
 
 
 def deepdive_command() -> list[str]:
@@ -83,3 +91,107 @@ def log_tail(run_dir: Path, n: int = 1) -> str:
     except OSError:
         return ""
     return "\n".join(lines[-n:])
+
+
+def estimate_run_s(preset_name: str, root: Path | None = None) -> tuple[float, str]:
+    """(seconds, how) for training a whole run of a preset: from the seconds per step of a run
+    of that preset finished here when there is one, else from FLOPs at an assumed CPU speed.
+    Either way an estimate: the note says which."""
+    from engine.train.presets import get_preset
+
+    p = get_preset(preset_name)
+    steps = {"pretrain": p.pretrain.steps, "sft": p.sft.steps, "rl": p.rl.steps}
+    for run in list_runs(root or checkpoints_root()):
+        try:
+            if json.loads((run.path / "run.json").read_text()).get("preset") != preset_name:
+                continue
+            metas = {stage: json.loads((run.path / d / "meta.json").read_text())
+                     for stage, d in CKPT_DIRS.items() if (run.path / d / "meta.json").is_file()}
+        except (OSError, ValueError):
+            continue
+        if all(metas.get(s, {}).get("done") for s in steps):
+            total = sum(steps[s] * metas[s]["elapsed_s"] / max(metas[s]["step"], 1)
+                        for s in steps)
+            total += float(metas.get("control", {}).get("elapsed_s", 0))
+            return total, f"an estimate from run {run.name}'s seconds per step here"
+    m = p.model
+    params = 12 * m["n_layer"] * m["n_embd"] ** 2 + p.vocab_size * m["n_embd"]
+    tokens = (p.pretrain.steps * p.pretrain.batch_size * p.pretrain.seq_len
+              + p.sft.steps * p.sft.batch_size * p.sft.seq_len // 2
+              + 2 * p.rl.steps * p.rl.batch_size * p.rl.group * p.rl.max_tokens)  # 2: control
+    return (6 * params * tokens / ASSUMED_FLOPS,
+            f"a rough estimate: 6 × {params / 1e6:.1f}M parameters × tokens at "
+            f"~{ASSUMED_FLOPS / 1e9:.0f} GFLOP/s (a laptop CPU)")
+
+
+def new_run_name(root: Path, preset: str, seed: int) -> str:
+    """A fresh folder name under ``root``: ``<preset>-s<seed>-<HHMMSS>``."""
+    name = f"{preset}-s{seed}-{time.strftime('%H%M%S')}"
+    while (root / name).exists():
+        name += "x"
+    return name
+
+
+class Trainers:
+    """The trainer the app started (at most one at a time) and the stops it asked for.
+
+    No drawing: the Train pane asks here and shows the answers."""
+
+    def __init__(self) -> None:
+        self.child: subprocess.Popen | None = None
+        self.child_dir: Path | None = None
+        self.stop_requests = 0  # stops asked of the followed run (a second one forces)
+
+    def child_alive(self, run_dir: Path | None = None) -> bool:
+        """The child started here still runs (for ``run_dir``, when given)."""
+        if self.child is None or self.child.poll() is not None:
+            return False
+        return run_dir is None or self.child_dir == run_dir
+
+    def reap(self) -> str | None:
+        """Forget a child that ended; a message when it failed (None otherwise)."""
+        if self.child is None or self.child.poll() is None:
+            return None
+        code, run_dir = self.child.returncode, self.child_dir
+        self.child = None
+        if code in (0, None) or run_dir is None:
+            return None
+        tail = log_tail(run_dir) or "no output"
+        return f"trainer exited with code {code}: {tail}\n(log: {run_dir}/{LOG_FILE})"
+
+    def start(self, run_dir: Path, args: list[str]) -> None:
+        """``deepdive train ARGS`` for ``run_dir`` as the child (OSError when it cannot)."""
+        self.child = spawn_trainer(run_dir, args)
+        self.child_dir = run_dir
+
+    def start_new(self, root: Path, preset: str, seed: int) -> Path:
+        """A new run of ``preset`` under ``root``; its folder."""
+        name = new_run_name(root, preset, seed)
+        run_dir = root / name
+        self.start(run_dir, ["--preset", preset, "--run", name, "--seed", str(seed)])
+        return run_dir
+
+    def resume_problem(self, run_dir: Path, state: RunState | None) -> str | None:
+        """Why ``run_dir`` cannot be resumed now (None: it can)."""
+        if is_run_active(run_dir) or self.child_alive(run_dir):
+            return f"{run_dir.name} is already training"
+        if state is not None and state.end_status == "done":
+            return f"{run_dir.name} already finished"
+        return None
+
+    def resume(self, run_dir: Path) -> Path:
+        """Continue ``run_dir`` where it stopped; its folder."""
+        self.start(run_dir, ["--run", run_dir.name, "--resume"])
+        return run_dir
+
+    def stop_target(self, run_dir: Path) -> tuple[int | None, bool, bool]:
+        """(pid, mine, hard) of the trainer a stop for ``run_dir`` goes to: ``mine`` when it is
+        the child started here, ``hard`` when a stop was asked already (pid None: none runs)."""
+        mine = self.child_alive(run_dir)
+        pid = self.child.pid if mine and self.child else trainer_pid(run_dir)
+        return pid, mine, self.stop_requests >= 1
+
+    def stop(self, pid: int, hard: bool) -> None:
+        """Signal ``pid`` (OSError when it cannot be signalled) and count the request."""
+        ask_to_stop(pid, hard=hard)
+        self.stop_requests += 1
