@@ -1,12 +1,12 @@
 """Which run and stage a pane opens on: the app's current run (``DeepdiveApp(run=...)``,
 ``tiny`` by default), never simply the alphabetically first folder.
 
-No textual, no torch: plain functions over ``engine.run.RunInfo``.
+No textual, no torch: plain functions over ``engine.api.RunInfo``.
 """
 
 from __future__ import annotations
 
-from engine.run import RunInfo
+from engine.api import RunInfo, checkpoints_root
 
 DEFAULT_RUN = "tiny"
 # The stage Sample opens on: the chat model people came to talk to, else the best there is.
@@ -16,8 +16,6 @@ STAGE_PREFERENCE = ("sft", "rl", "base")
 def default_run() -> str | None:
     """The app's run when none is named: ``tiny`` when the runs root has it (one stat), else
     None (each pane then falls back to ``open_run``'s choice)."""
-    from engine.run import checkpoints_root
-
     return DEFAULT_RUN if (checkpoints_root() / DEFAULT_RUN).is_dir() else None
 
 

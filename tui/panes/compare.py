@@ -81,7 +81,7 @@ def world_seed_of(info: dict) -> int:
 def default_run(preferred: str | None) -> tuple[str | None, list[str]]:
     """The run to compare (preferred, else "tiny", else the first with a model) and every
     run/stage choice on disk."""
-    from engine.run import STAGES, checkpoints_root, list_runs, resolve_run
+    from engine.api import STAGES, checkpoints_root, list_runs, resolve_run
 
     runs = list_runs()
     choices = [column_key(r.name, s) for r in runs for s in r.stages]
@@ -212,9 +212,7 @@ class ComparePane(Vertical):
     @work(thread=True, exclusive=True, group="compare-prepare", exit_on_error=False)
     def _prepare(self, run: str) -> None:
         """World of the run's world seed -> curated prompts and few-shot examples (a worker)."""
-        from engine.data.tasks import curated_prompts
-        from engine.data.world import build_world
-        from engine.run import read_json, resolve_run
+        from engine.api import build_world, curated_prompts, read_json, resolve_run
         from tui.panes.compare_fewshot import fewshot_examples
 
         try:
@@ -292,11 +290,11 @@ class ComparePane(Vertical):
             if user_text(p).strip() == text:
                 return p
         if self.world is not None:
-            from engine.data.judge import recognise
+            from engine.api import recognise
 
             if (found := recognise(self.world, text)) is not None:
                 return found
-        from engine.data.tasks import Problem
+        from engine.api import Problem
 
         return Problem(family="custom", messages=[{"role": "user", "content": text}], answer="")
 
@@ -420,7 +418,7 @@ class ComparePane(Vertical):
             self.notify("The run's world is still being built; try again in a moment.",
                         severity="warning")
             return
-        from engine.data.tasks import eval_problems
+        from engine.api import eval_problems
 
         self.apply_settings()
         family = family or self.family_of_prompt()

@@ -27,9 +27,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Select, Static
 
-from engine.data.stats import pct
-from engine.progress.state import fmt_num
-from engine.run import checkpoints_root, list_runs, read_json
+from engine.api import checkpoints_root, fmt_num, list_runs, pct, read_json
 
 REPORT_FILE = "report.json"
 STAGE_ORDER = ("base", "sft", "rl", "labelers", "control")

@@ -170,7 +170,7 @@ class SamplePane(Vertical):
         """Fill the model picker with run × stage; say how to get a model when there is none.
         It opens on the app's run (its SFT model, else the best it has), a run still training
         labelled so."""
-        from engine.run import checkpoints_root, list_runs
+        from engine.api import checkpoints_root, list_runs
         from tui.runpick import open_run, open_stage, run_label
 
         runs = list_runs()
