@@ -16,10 +16,12 @@ Import from here, never from engine's rooms: ``from engine.api import list_runs,
 - Evaluation: ``evaluate_run``, ``report_path``, ``token_budgets`` (engine/data/evals.py).
 - Stats and figures: ``wilson``, ``tally_line``, ``pct``, ``fmt_num``.
 
-Importing this module must stay cheap (the app's first frame waits for it): only light modules
-are imported here. Names of heavy ones (torch for the sampler, tiktoken for tokenizers, the world
-tables) are in ``_LAZY`` and load on first use (PEP 562): ``from engine.api import judge`` then
-imports engine.data.judge, so do it inside the function that needs it when it is heavy.
+Importing this module must stay cheap (the app's first frame waits for it): only small modules
+are imported here (engine.run, engine.data.stats, engine.tokens.chat). Every other name is in
+``_LAZY`` and loads on first use (PEP 562): torch for the sampler, tiktoken for tokenizers, the
+world's tables, the model client (torch-free, but not needed before a pane samples). So
+``from engine.api import judge`` imports engine.data.judge: write it inside the function that
+needs it.
 """
 
 from __future__ import annotations
@@ -30,9 +32,6 @@ from typing import TYPE_CHECKING
 from engine.data.stats import pct as pct
 from engine.data.stats import tally_line as tally_line
 from engine.data.stats import wilson as wilson
-from engine.model.client import ModelClient as ModelClient
-from engine.model.client import StreamRequest as StreamRequest
-from engine.model.client import shared_client as shared_client
 from engine.run import STAGES as STAGES
 from engine.run import RunInfo as RunInfo
 from engine.run import checkpoints_root as checkpoints_root
@@ -60,6 +59,9 @@ if TYPE_CHECKING:  # what _LAZY loads, for type checkers and import-linter
     from engine.data.world import build_world as build_world
     from engine.data.world import sft_conversations as sft_conversations
     from engine.model.checkpoint import CheckpointError as CheckpointError
+    from engine.model.client import ModelClient as ModelClient
+    from engine.model.client import StreamRequest as StreamRequest
+    from engine.model.client import shared_client as shared_client
     from engine.model.sampler import SampleSettings as SampleSettings
     from engine.model.sampler import fit_prompt as fit_prompt
     from engine.model.sampler import prepare_prompt as prepare_prompt
@@ -75,6 +77,7 @@ _LAZY = {
     **dict.fromkeys(("Problem", "curated_prompts", "eval_problems"), "engine.data.tasks"),
     **dict.fromkeys(("World", "build_world", "sft_conversations"), "engine.data.world"),
     "CheckpointError": "engine.model.checkpoint",
+    **dict.fromkeys(("ModelClient", "StreamRequest", "shared_client"), "engine.model.client"),
     **dict.fromkeys(("SampleSettings", "fit_prompt", "prepare_prompt"), "engine.model.sampler"),
     "fmt_num": "engine.progress.state",
     **dict.fromkeys(("get_encoding", "reference_encodings", "token_pieces"),

@@ -65,7 +65,7 @@ def settings(**kw):
 
 
 def test_import_is_free_of_torch():
-    heavy = ["torch", "tiktoken", "engine.data.world", "engine.data.judge", "engine.model.sampler"]
+    heavy = ["torch", "tiktoken", "engine.data.world", "engine.data.judge", "engine.model.client"]
     code = f"import sys, engine.api; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
