@@ -1,4 +1,5 @@
-"""engine/api.py: the one place panes run inference (lazy, cached, thread-safe)."""
+"""engine/api.py, the engine facade, and its model client (engine/model/client.py: the one place
+panes run inference; lazy, cached, thread-safe)."""
 
 from __future__ import annotations
 
@@ -64,9 +65,22 @@ def settings(**kw):
 
 
 def test_import_is_free_of_torch():
-    code = "import sys, engine.api; print('torch' in sys.modules)"
+    heavy = ["torch", "tiktoken", "engine.data.world", "engine.data.judge", "engine.model.client"]
+    code = f"import sys, engine.api; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "[]"
+
+
+def test_facade_names_all_resolve():
+    import engine.api as api
+    from engine.data import judge
+
+    for name in dir(api):
+        assert getattr(api, name) is not None, name
+    assert api.judge is judge.judge and api.Problem.__module__ == "engine.data.tasks"
+    assert api.ask_about("capital", "Varo") == "What is the capital of Varo?"
+    with pytest.raises(AttributeError):
+        api.no_such_name  # noqa: B018
 
 
 def test_load_caches_model_and_returns_meta(client):

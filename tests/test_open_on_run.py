@@ -5,6 +5,7 @@ run (linked) and ``aaa``: it sorts first, has only a base model and is still tra
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -65,12 +66,19 @@ async def test_every_pane_opens_on_tiny_not_the_first_run(runs):
         assert tokens._second_default() == "tiny"  # side by side opens on the run's tokenizer
 
 
-async def test_a_named_run_wins_and_without_tiny_a_finished_run_is_chosen(root):
+def zed_and_aaa(root: Path) -> Path:
+    """No tiny: ``zed`` (a finished run, tiny's models) and ``aaa`` (sorts first, a base model
+    only; the caller locks it: still training). Returns aaa."""
     (root / "zed").symlink_to(TINY, target_is_directory=True)
     aaa = root / "aaa"
     aaa.mkdir()
     (aaa / "base").symlink_to(TINY / "base", target_is_directory=True)
     (aaa / "tokenizer.json").symlink_to(TINY / "tokenizer.json")
+    return aaa
+
+
+async def test_a_named_run_wins_and_without_tiny_a_finished_run_is_chosen(root):
+    aaa = zed_and_aaa(root)
     with RunLock(aaa):
         app = DeepdiveApp(start_tab="sample")  # no tiny here: not the training one either
         async with app.run_test(size=SIZE) as pilot:
@@ -83,3 +91,27 @@ async def test_a_named_run_wins_and_without_tiny_a_finished_run_is_chosen(root):
             sample = app.query_one("#sample-pane")
             await until(pilot, lambda: sample.selected_model() is not None, "a model")
             assert sample.selected_model() == ("aaa", "base")  # the best aaa has
+
+
+def test_compare_and_sample_open_on_the_same_run_without_tiny(root):
+    """With no run named, Compare opens where Sample does: a finished run with a model, not
+    the alphabetically first one (still training)."""
+    from engine.api import list_runs
+    from tui.panes.compare import default_run
+    from tui.runpick import open_model_run
+
+    with RunLock(zed_and_aaa(root)):
+        run, choices = default_run(None)
+        assert run == "zed" == open_model_run(list_runs(), None).name
+        assert choices == ["aaa/base", "zed/base", "zed/sft", "zed/rl"]
+
+
+def test_root_watch_says_when_runs_come_and_go(root):
+    from tui.runpick import RootWatch
+
+    watch = RootWatch()
+    assert watch.changed() and not watch.changed()
+    before = root.stat().st_mtime_ns
+    (root / "new").mkdir()
+    os.utime(root, ns=(before + 10**9, before + 10**9))  # a clock coarser than this test: later
+    assert watch.changed() and not watch.changed()

@@ -31,6 +31,7 @@ from textual.message import Message
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from tui.client import UsesClient
 from tui.panes.compare_column import CompareColumn, column_key, split_key
 from tui.panes.compare_runner import (
     FAMILY_LABELS,
@@ -79,25 +80,24 @@ def world_seed_of(info: dict) -> int:
 
 
 def default_run(preferred: str | None) -> tuple[str | None, list[str]]:
-    """The run to compare (preferred, else "tiny", else the first with a model) and every
-    run/stage choice on disk."""
-    from engine.run import STAGES, checkpoints_root, list_runs, resolve_run
+    """The run to compare (preferred, else the one Sample opens on: runpick.open_model_run) and
+    every run/stage choice on disk."""
+    from engine.api import STAGES, checkpoints_root, list_runs, resolve_run
+    from tui.runpick import model_choices, open_model_run
 
     runs = list_runs()
-    choices = [column_key(r.name, s) for r in runs for s in r.stages]
+    choices = [column_key(r.name, s) for r, s in model_choices(runs)]
     if preferred:
         path = resolve_run(preferred)
         if path.parent != checkpoints_root():  # a run given by path: offer its stages too
             choices += [column_key(preferred, s) for s in STAGES
                         if (path / s / "model.safetensors").is_file()]
         return preferred, choices
-    names = [r.name for r in runs if r.stages]
-    if "tiny" in names:
-        return "tiny", choices
-    return (names[0] if names else None), choices
+    run = open_model_run(runs, None)
+    return (run.name if run else None), choices
 
 
-class ComparePane(Vertical):
+class ComparePane(UsesClient, Vertical):
     """Settings row, prompt box, curated prompts, and three model columns."""
 
     DEFAULT_CSS = """
@@ -137,7 +137,7 @@ class ComparePane(Vertical):
 
     def __init__(self, *args, client=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self._client = client  # a engine.api.ModelClient; the app-wide one if not given
+        self._client = client  # None: the app-wide one (UsesClient)
         self.settings = CompareSettings()
         self.fewshot = False
         self.run_name: str | None = None
@@ -152,14 +152,6 @@ class ComparePane(Vertical):
         self._pieces: dict[int, list[str]] = {}  # this run's finished columns' tokens
         self.last_export = None  # the Markdown file of the last export
         self._started = False
-
-    @property
-    def client(self):
-        if self._client is None:
-            from engine.api import shared_client
-
-            self._client = shared_client()
-        return self._client
 
     def compose(self) -> ComposeResult:
         preferred = getattr(self.app, "run_name", None)
@@ -212,9 +204,7 @@ class ComparePane(Vertical):
     @work(thread=True, exclusive=True, group="compare-prepare", exit_on_error=False)
     def _prepare(self, run: str) -> None:
         """World of the run's world seed -> curated prompts and few-shot examples (a worker)."""
-        from engine.data.tasks import curated_prompts
-        from engine.data.world import build_world
-        from engine.run import read_json, resolve_run
+        from engine.api import build_world, curated_prompts, read_json, resolve_run
         from tui.panes.compare_fewshot import fewshot_examples
 
         try:
@@ -292,11 +282,11 @@ class ComparePane(Vertical):
             if user_text(p).strip() == text:
                 return p
         if self.world is not None:
-            from engine.data.judge import recognise
+            from engine.api import recognise
 
             if (found := recognise(self.world, text)) is not None:
                 return found
-        from engine.data.tasks import Problem
+        from engine.api import Problem
 
         return Problem(family="custom", messages=[{"role": "user", "content": text}], answer="")
 
@@ -420,7 +410,7 @@ class ComparePane(Vertical):
             self.notify("The run's world is still being built; try again in a moment.",
                         severity="warning")
             return
-        from engine.data.tasks import eval_problems
+        from engine.api import eval_problems
 
         self.apply_settings()
         family = family or self.family_of_prompt()

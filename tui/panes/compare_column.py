@@ -208,7 +208,7 @@ class CompareColumn(Vertical):
 
     def show_pass_rate(self, passed: int, total: int, elapsed_s: float | None = None,
                        what: str = "pass") -> None:
-        from engine.data.stats import wilson
+        from engine.api import wilson
 
         self.pass_rate = (passed, total)
         pct = round(100 * passed / total) if total else 0

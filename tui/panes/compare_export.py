@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from engine.data.stats import tally_line
+from engine.api import tally_line
 
 
 def common_prefix(a: list[str], b: list[str]) -> int:

@@ -16,7 +16,7 @@ END_MARKS = ("\n\nQ:", "\nQ:", "\n\n")  # where the model's answer ends and the 
 
 def fewshot_examples(world, n: int = N_SHOTS) -> list[tuple[str, str]]:
     """Short single-turn (question, answer) pairs drawn from the world's clean SFT data."""
-    from engine.data.world import sft_conversations
+    from engine.api import sft_conversations
 
     pairs: list[tuple[str, str]] = []
     seen_starts: set[str] = set()

@@ -48,7 +48,7 @@ class CompareSettings:
     def sample_settings(self, seed: int | None = None, temperature: float | None = None,
                         max_tokens: int | None = None):
         """engine.model.sampler settings; ``seed`` defaults to the base seed (column 0's)."""
-        from engine.model.sampler import SampleSettings
+        from engine.api import SampleSettings
 
         return SampleSettings(temperature=self.temperature if temperature is None else temperature,
                               top_k=self.top_k,
@@ -153,7 +153,7 @@ def load_model(client, job_index: int, gen: int, run: str, stage: str,
 
 def prompt_ids(tok, job: ColumnJob) -> list[int]:
     """The chat-formatted prompt, or for a few-shot base column the Q/A document."""
-    from engine.tokens.chat import render_document, render_prompt
+    from engine.api import render_document, render_prompt
 
     if job.is_fewshot:
         return render_document(tok, fewshot_document(job.fewshot, user_text(job.problem)))
@@ -187,8 +187,7 @@ def verdict_of(problem, answer: str):
     up to its first special token, as the report card reads it (engine/data/evals.py)."""
     import re
 
-    from engine.data.judge import judge
-    from engine.tokens.chat import SPECIAL_TOKENS
+    from engine.api import SPECIAL_TOKENS, judge
 
     cut = re.search("|".join(map(re.escape, SPECIAL_TOKENS)), answer)
     return judge(problem, answer[: cut.start()] if cut else answer)
@@ -318,7 +317,7 @@ FAMILY_LABELS = dict(FAMILY_MODES)
 
 def family_budget(client, run: str, stage: str, world, family: str) -> int:
     """The report card's token budget for the family (engine.data.evals.token_budgets)."""
-    from engine.data.evals import token_budgets
+    from engine.api import token_budgets
 
     block = client.model(run, stage).config.block_size
     return token_budgets(client.tokenizer(run), world, block).get(family, block // 2)

@@ -27,9 +27,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Select, Static
 
-from engine.data.stats import pct
-from engine.progress.state import fmt_num
-from engine.run import checkpoints_root, list_runs, read_json
+from engine.api import checkpoints_root, fmt_num, list_runs, pct, read_json
+from tui.runpick import RootWatch
+from tui.widgets.picker import refill
 
 REPORT_FILE = "report.json"
 STAGE_ORDER = ("base", "sft", "rl", "labelers", "control")
@@ -213,7 +213,7 @@ class ReportPane(Vertical):
         super().__init__(**kwargs)
         self.reports: list[tuple[str, dict]] = []  # (run name, report) shown, A first
         self._mtimes: dict[Path, float | None] = {}
-        self._root_mtime: float | None = None
+        self._root = RootWatch()  # runs made or removed: the pickers list them again
         self.claim_titles: list[Text] = []  # the headlines shown, in order (tests read them)
         self.last_export: Path | None = None
 
@@ -251,23 +251,14 @@ class ReportPane(Vertical):
     # ---- runs ----------------------------------------------------------------------------
 
     def _refresh_runs(self, force: bool = False) -> None:
-        root = checkpoints_root()
-        try:
-            mtime = root.stat().st_mtime
-        except OSError:
-            mtime = None
-        if not force and mtime == self._root_mtime:
+        if not self._root.changed() and not force:
             return
-        self._root_mtime = mtime
+        root = checkpoints_root()
         options = [(name + ("" if (root / name / REPORT_FILE).is_file() else " (no report)"), name)
                    for name in run_names(root)]
         for sid in ("#report-run-a", "#report-run-b"):
-            select = self.query_one(sid, Select)
-            current = select.value
             with self.prevent(Select.Changed):
-                select.set_options(options)
-                if current is not Select.NULL and any(v == current for _, v in options):
-                    select.value = current
+                refill(self.query_one(sid, Select), options)
 
     def selected(self) -> list[Path]:
         dirs = []

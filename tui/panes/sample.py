@@ -22,6 +22,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, Select, Static, TextArea
 
+from tui.client import UsesClient
 from tui.panes.sample_run import (
     Knobs,
     SampleDone,
@@ -53,7 +54,7 @@ conversation. ctrl+c copies the sample's text; the palette also copies its ids a
 """
 
 
-class SamplePane(Vertical):
+class SamplePane(UsesClient, Vertical):
     """Prompt, model and knobs on top; the shaded token stream and one token's distribution
     below; a status line at the bottom."""
 
@@ -96,7 +97,7 @@ class SamplePane(Vertical):
 
     def __init__(self, *args, client=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self._client = client  # a engine.api.ModelClient; the app-wide one if not given
+        self._client = client  # None: the app-wide one (UsesClient)
         self.gen = 0  # generation number: messages of older generations are ignored
         self.job: SampleJob | None = None
         self.running = False
@@ -112,14 +113,6 @@ class SamplePane(Vertical):
         self.conversation: list[dict] = []
         self.context_ids: list[int] = []  # the ids the model saw in the current generation
         self._turn: list[dict] = []  # the user message of the running generation
-    @property
-    def client(self):
-        if self._client is None:
-            from engine.api import shared_client
-
-            self._client = shared_client()
-        return self._client
-
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
@@ -170,23 +163,20 @@ class SamplePane(Vertical):
         """Fill the model picker with run × stage; say how to get a model when there is none.
         It opens on the app's run (its SFT model, else the best it has), a run still training
         labelled so."""
-        from engine.run import checkpoints_root, list_runs
-        from tui.runpick import open_run, open_stage, run_label
+        from engine.api import checkpoints_root, list_runs
+        from tui.runpick import model_choices, open_model_run, open_stage, run_label
+        from tui.widgets.picker import refill
 
         runs = list_runs()
-        options = [(f"{run_label(r)} · {s}", (r.name, s)) for r in runs for s in r.stages]
+        options = [(f"{run_label(r)} · {s}", (r.name, s)) for r, s in model_choices(runs)]
         picker = self.query_one("#sample-model", Select)
-        keep = picker.value
         values = [v for _, v in options]
         labels = [label for label, _ in options]
         wanted = getattr(self.app, "run_name", None)
         if (values, labels) != self._models:  # unchanged: leave the picker (and value) alone
             self._models = (values, labels)
-            picker.set_options(options)
-            if keep in values:
-                picker.value = keep
-            elif values:
-                run = open_run([r for r in runs if r.stages], wanted)
+            if not refill(picker, options) and values:
+                run = open_model_run(runs, wanted)
                 stage = open_stage(run) if run else None
                 picker.value = (run.name, stage) if run and stage else values[0]
         given = getattr(self.app, "run_given", True)  # the user named it: say it is missing

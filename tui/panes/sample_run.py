@@ -31,7 +31,7 @@ class Knobs:
     seed: int | None = 1
 
     def sample_settings(self):
-        from engine.model.sampler import SampleSettings
+        from engine.api import SampleSettings
 
         return SampleSettings(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
                               max_tokens=self.max_tokens, seed=self.seed,
@@ -150,7 +150,7 @@ class SampleFailed(Message):
 def run_job(client, job: SampleJob, post: Callable[[Message], object]) -> None:
     """Everything one generation does, in the worker thread; errors become SampleFailed."""
     try:
-        from engine.model.sampler import fit_prompt
+        from engine.api import fit_prompt
 
         post(SampleStatus(job.gen, f"loading {job.run}/{job.stage}…"))
         meta = client.load(job.run, job.stage)
@@ -182,8 +182,7 @@ def run_job(client, job: SampleJob, post: Callable[[Message], object]) -> None:
 def prompt_ids(tok, job: SampleJob) -> tuple[list[int], list[int]]:
     """(prompt ids, stop ids): a raw document, or the conversation so far plus the new user
     message in the chat format training uses (engine.tokens.chat.render_prompt)."""
-    from engine.model.sampler import prepare_prompt
-    from engine.tokens.chat import has_chat_format, render_prompt
+    from engine.api import has_chat_format, prepare_prompt, render_prompt
 
     if not (job.chat and job.history):
         return prepare_prompt(tok, job.text, chat=job.chat)

@@ -21,6 +21,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Input, Label, Select, Static, TextArea
 
+from engine.api import render_chat
 from tui.widgets.chips import Chip, group_chips, layout_chips
 from tui.widgets.picker import Picker
 from tui.widgets.token_view import TokenView
@@ -58,7 +59,7 @@ _cache_lock = threading.Lock()
 
 def load_tokenizer(name: str):
     """get_encoding, cached for reference encodings (runs may be retrained)."""
-    from engine.tokens.tokenizer import get_encoding, reference_encodings
+    from engine.api import get_encoding, reference_encodings
 
     with _cache_lock:
         if name in _cache:
@@ -72,8 +73,7 @@ def load_tokenizer(name: str):
 
 def encoding_choices() -> list[tuple[str, str]]:
     """(label, value) for the picker: every reference encoding, then each run's tokenizer."""
-    from engine.run import list_runs
-    from engine.tokens.tokenizer import reference_encodings
+    from engine.api import list_runs, reference_encodings
     from tui.runpick import run_label
 
     choices = [(name, name) for name in reference_encodings()]
@@ -95,15 +95,6 @@ def _token_bytes(tok, i: int) -> bytes:
         return tok.token_bytes(i)
     except Exception:  # an id this encoding cannot decode: show it, do not crash
         return f"<|id {i}|>".encode()
-
-
-def render_chat(tok, messages: list[dict]) -> list[int]:
-    """Our chat format for our tokenizers; tiktokenizer's <|im_start|> layout for OpenAI's."""
-    from engine.tokens import chat
-
-    if "<|assistant_start|>" in tok.specials:
-        return chat.render_conversation(tok, messages)[0]
-    return chat.render_chat_reference(tok, messages)
 
 
 def analyse(tok, source: str | list[dict]) -> Analysis:

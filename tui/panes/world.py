@@ -19,6 +19,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static
 
+from engine.api import ask_about
+
 STATUS_STYLE = {"known": "green", "held-out": "yellow", "unknown": "magenta"}
 
 
@@ -40,12 +42,6 @@ def _status(split: str | None) -> str:
     return "known" if split == "train" else "held-out"
 
 
-def _ask(kind: str, name: str) -> str:
-    from engine.data import wordings as Wd
-
-    return Wd.fill(Wd.template(kind), name=name)
-
-
 def world_rows(world) -> list[WorldRow]:
     """Every entity of ``world`` with its status and a template question about it."""
     rows: list[WorldRow] = []
@@ -57,7 +53,7 @@ def world_rows(world) -> list[WorldRow]:
         split = world.split.get(c.name, "train")
         rows.append(WorldRow("country", c.name, _status(split), split,
                              f"capital {c.capital} · river {c.river} · {c.language} · "
-                             f"founded {c.founded}", _ask("capital", c.name)))
+                             f"founded {c.founded}", ask_about("capital", c.name)))
     for city in world.cities:
         # a city has no split of its own: its row asks about the entity it is a fact of
         if city.name in capitals:
@@ -69,21 +65,21 @@ def world_rows(world) -> list[WorldRow]:
             subject, kind, what = city.country, "capital", f"in {city.country}"
         split = world.split.get(subject, "train")
         rows.append(WorldRow("city", city.name, _status(split), split, what,
-                             _ask(kind, subject)))
+                             ask_about(kind, subject)))
     for p in world.people:
         split = world.split.get(p.name, "train")
         rows.append(WorldRow("person", p.name, _status(split), split,
                              f"born {p.born} · lives in {p.city} · {p.profession} · "
-                             f"likes {p.food}", _ask("lives", p.name)))
+                             f"likes {p.food}", ask_about("lives", p.name)))
     for a in world.animals:
         split = world.split.get(a.name, "train")
         rows.append(WorldRow("animal", a.name, _status(split), split,
                              f"lives in the {a.habitat} · eats {a.diet}",
-                             _ask("habitat", a.name)))
+                             ask_about("habitat", a.name)))
     for name in world.unknown_people:
         rows.append(WorldRow("nobody", name, "unknown", world.unknown_split.get(name, "test"),
                              "exists nowhere: the right answer is \"I don't know\"",
-                             _ask("lives", name)))
+                             ask_about("lives", name)))
     return rows
 
 
@@ -151,7 +147,7 @@ class WorldScreen(ModalScreen[str | None]):
 
     @on(DataTable.RowSelected)
     def _selected(self, event: DataTable.RowSelected) -> None:
-        self.action_ask()
+        self.actionask_about()
 
     def highlighted(self) -> WorldRow | None:
         table = self.query_one(DataTable)
@@ -159,7 +155,7 @@ class WorldScreen(ModalScreen[str | None]):
             return None
         return self.shown[min(table.cursor_row, len(self.shown) - 1)]
 
-    def action_ask(self) -> None:
+    def actionask_about(self) -> None:
         row = self.highlighted()
         if row is not None:
             self.dismiss(row.question)

@@ -27,3 +27,15 @@ class Picker(Select):
         if not expanded:
             # after Select has re-focused itself (it does so right after closing the list)
             self.call_after_refresh(self.post_message, self.Closed(self))
+
+
+def refill(select: Select, options: list[tuple]) -> bool:
+    """Give ``select`` new ``(label, value)`` options, keeping its value if still offered (Select
+    forgets it). True when it was kept; a caller that wants no Changed wraps this in
+    ``prevent(Select.Changed)``."""
+    current = select.value
+    select.set_options(options)
+    if current is not Select.NULL and any(value == current for _, value in options):
+        select.value = current
+        return True
+    return False
