@@ -85,7 +85,7 @@ def fail(message: str) -> typer.Exit:
 def app_run(run: str | None) -> str | None:
     """The run the app opens on: `run` if it is one (else exit 2), by default the demo run
     when it is there."""
-    from engine.run import list_runs, resolve_run
+    from engine.api import list_runs, resolve_run
 
     if run is None:
         return DEFAULT_RUN if resolve_run(DEFAULT_RUN).is_dir() else None

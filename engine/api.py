@@ -1,9 +1,15 @@
-"""The engine facade: everything a front end (the TUI, a future web page) may call.
+"""The engine facade: everything a front end (the app, the CLI, a future web page) may call.
 
-Import from here, never from engine's rooms: ``from engine.api import list_runs, judge``.
+The panes and the CLI import from here, never from engine's rooms (import-linter checks):
+``from engine.api import list_runs, judge``.
 
-- Runs: ``list_runs``, ``resolve_run``, ``checkpoints_root``, ``read_json``,
-  ``is_run_active``, ``RunInfo``, ``STAGES`` (engine/run.py).
+- Runs and the run-folder contract: ``list_runs``, ``resolve_run``, ``checkpoints_root``,
+  ``read_json``, ``is_run_active``, ``RunInfo``, ``RunFolder``, ``MODEL_FOLDERS``,
+  ``REPORT_COLUMNS``, ``REPORT_STAGES``, ``REPORT_FILE``, ``RUN_FILE``, ``MODEL_FILE``,
+  ``LOCK_FILE`` (engine/run.py).
+- Following a run: ``RunState``, ``StageState``, ``RunWatch`` and the display strings
+  ``fmt_num``, ``fmt_bytes``, ``fmt_duration``, ``stage_status``, ``stats_parts``
+  (engine/progress/); ``get_preset``, ``estimate_run_s`` (engine/train/).
 - Models: ``ModelClient`` (load a stage, ``stream``, ``stream_many``, ``generate_batch``),
   ``StreamRequest``, ``shared_client``, ``SampleSettings``, ``fit_prompt``, ``prepare_prompt``,
   ``CheckpointError`` (engine/model/).
@@ -13,8 +19,12 @@ Import from here, never from engine's rooms: ``from engine.api import list_runs,
 - The world and its tasks: ``build_world``, ``World``, ``sft_conversations``, ``ask_about``,
   ``Problem``, ``curated_prompts``, ``eval_problems`` (engine/data/).
 - The judge: ``judge``, ``recognise``, ``Verdict`` (engine/data/judge.py).
-- Evaluation: ``evaluate_run``, ``report_path``, ``token_budgets`` (engine/data/evals.py).
-- Stats and figures: ``wilson``, ``tally_line``, ``pct``, ``fmt_num``.
+- Evaluation: ``evaluate_run``, ``token_budgets`` (engine/data/evals.py).
+- Training and importing (the CLI's verbs): ``train``, ``parse_stages``, ``PipelineError``,
+  ``TrainingError``, ``TrainingStopped``, ``install_stop_handlers``, ``env_dist_info``
+  (engine/train/); ``train_bpe``, ``import_gpt2``, ``download_gpt2`` and their errors;
+  ``load_run_model``, ``stream``, ``pick_device``.
+- Stats: ``wilson``, ``tally_line``, ``pct`` (engine/data/stats.py).
 
 Importing this module must stay cheap (the app's first frame waits for it): only small modules
 are imported here (engine.run, engine.data.stats, engine.tokens.chat). Every other name is in
@@ -32,8 +42,19 @@ from typing import TYPE_CHECKING
 from engine.data.stats import pct as pct
 from engine.data.stats import tally_line as tally_line
 from engine.data.stats import wilson as wilson
-from engine.run import STAGES as STAGES
+from engine.run import EVENTS_FILE as EVENTS_FILE
+from engine.run import LOCK_FILE as LOCK_FILE
+from engine.run import META_FILE as META_FILE
+from engine.run import MODEL_FILE as MODEL_FILE
+from engine.run import MODEL_FOLDERS as MODEL_FOLDERS
+from engine.run import REPORT_COLUMNS as REPORT_COLUMNS
+from engine.run import REPORT_FILE as REPORT_FILE
+from engine.run import REPORT_STAGES as REPORT_STAGES
+from engine.run import RUN_FILE as RUN_FILE
+from engine.run import TOKENIZER_FILE as TOKENIZER_FILE
+from engine.run import RunFolder as RunFolder
 from engine.run import RunInfo as RunInfo
+from engine.run import RunLockedError as RunLockedError
 from engine.run import checkpoints_root as checkpoints_root
 from engine.run import is_run_active as is_run_active
 from engine.run import list_runs as list_runs
@@ -45,9 +66,8 @@ from engine.tokens.chat import render_chat as render_chat
 from engine.tokens.chat import render_document as render_document
 from engine.tokens.chat import render_prompt as render_prompt
 
-if TYPE_CHECKING:  # what _LAZY loads, for type checkers and import-linter
+if TYPE_CHECKING:  # what _LAZY loads, for type checkers
     from engine.data.evals import evaluate_run as evaluate_run
-    from engine.data.evals import report_path as report_path
     from engine.data.evals import token_budgets as token_budgets
     from engine.data.judge import Verdict as Verdict
     from engine.data.judge import judge as judge
@@ -59,29 +79,77 @@ if TYPE_CHECKING:  # what _LAZY loads, for type checkers and import-linter
     from engine.data.world import build_world as build_world
     from engine.data.world import sft_conversations as sft_conversations
     from engine.model.checkpoint import CheckpointError as CheckpointError
+    from engine.model.checkpoint import load_run_model as load_run_model
     from engine.model.client import ModelClient as ModelClient
     from engine.model.client import StreamRequest as StreamRequest
     from engine.model.client import shared_client as shared_client
+    from engine.model.device import pick_device as pick_device
+    from engine.model.gpt2 import DownloadError as DownloadError
+    from engine.model.gpt2 import GPT2ImportError as GPT2ImportError
+    from engine.model.gpt2 import download_gpt2 as download_gpt2
+    from engine.model.gpt2 import import_gpt2 as import_gpt2
     from engine.model.sampler import SampleSettings as SampleSettings
     from engine.model.sampler import fit_prompt as fit_prompt
     from engine.model.sampler import prepare_prompt as prepare_prompt
-    from engine.progress.state import fmt_num as fmt_num
+    from engine.model.sampler import stream as stream
+    from engine.progress.state import RunState as RunState
+    from engine.progress.state import StageState as StageState
+    from engine.progress.text import eta_text as eta_text
+    from engine.progress.text import fmt_bytes as fmt_bytes
+    from engine.progress.text import fmt_duration as fmt_duration
+    from engine.progress.text import fmt_num as fmt_num
+    from engine.progress.text import run_status as run_status
+    from engine.progress.text import shown_stage as shown_stage
+    from engine.progress.text import stage_done_line as stage_done_line
+    from engine.progress.text import stage_status as stage_status
+    from engine.progress.text import stats_parts as stats_parts
+    from engine.progress.watch import RunWatch as RunWatch
+    from engine.tokens.reference import ReferenceDataError as ReferenceDataError
+    from engine.tokens.tokenizer import Tokenizer as Tokenizer
+    from engine.tokens.tokenizer import TokenizerFileError as TokenizerFileError
+    from engine.tokens.tokenizer import UnknownEncodingError as UnknownEncodingError
     from engine.tokens.tokenizer import get_encoding as get_encoding
     from engine.tokens.tokenizer import reference_encodings as reference_encodings
     from engine.tokens.tokenizer import token_pieces as token_pieces
+    from engine.tokens.tokenizer import train_bpe as train_bpe
+    from engine.train.distributed import env_dist_info as env_dist_info
+    from engine.train.estimate import estimate_run_s as estimate_run_s
+    from engine.train.loop import TrainingError as TrainingError
+    from engine.train.loop import TrainingStopped as TrainingStopped
+    from engine.train.loop import install_stop_handlers as install_stop_handlers
+    from engine.train.pipeline import PipelineError as PipelineError
+    from engine.train.pipeline import parse_stages as parse_stages
+    from engine.train.pipeline import train as train
+    from engine.train.presets import get_preset as get_preset
 
 # name -> the module that defines it, imported on first use
 _LAZY = {
-    **dict.fromkeys(("evaluate_run", "report_path", "token_budgets"), "engine.data.evals"),
+    **dict.fromkeys(("evaluate_run", "token_budgets"), "engine.data.evals"),
     **dict.fromkeys(("Verdict", "judge", "recognise"), "engine.data.judge"),
     **dict.fromkeys(("Problem", "curated_prompts", "eval_problems"), "engine.data.tasks"),
     **dict.fromkeys(("World", "build_world", "sft_conversations"), "engine.data.world"),
-    "CheckpointError": "engine.model.checkpoint",
+    **dict.fromkeys(("CheckpointError", "load_run_model"), "engine.model.checkpoint"),
     **dict.fromkeys(("ModelClient", "StreamRequest", "shared_client"), "engine.model.client"),
-    **dict.fromkeys(("SampleSettings", "fit_prompt", "prepare_prompt"), "engine.model.sampler"),
-    "fmt_num": "engine.progress.state",
-    **dict.fromkeys(("get_encoding", "reference_encodings", "token_pieces"),
+    "pick_device": "engine.model.device",
+    **dict.fromkeys(("DownloadError", "GPT2ImportError", "download_gpt2", "import_gpt2"),
+                    "engine.model.gpt2"),
+    **dict.fromkeys(("SampleSettings", "fit_prompt", "prepare_prompt", "stream"),
+                    "engine.model.sampler"),
+    **dict.fromkeys(("RunState", "StageState"), "engine.progress.state"),
+    **dict.fromkeys(("eta_text", "fmt_bytes", "fmt_duration", "fmt_num", "run_status",
+                     "shown_stage", "stage_done_line", "stage_status", "stats_parts"),
+                    "engine.progress.text"),
+    "RunWatch": "engine.progress.watch",
+    "ReferenceDataError": "engine.tokens.reference",
+    **dict.fromkeys(("Tokenizer", "TokenizerFileError", "UnknownEncodingError", "get_encoding",
+                     "reference_encodings", "token_pieces", "train_bpe"),
                     "engine.tokens.tokenizer"),
+    "env_dist_info": "engine.train.distributed",
+    "estimate_run_s": "engine.train.estimate",
+    **dict.fromkeys(("TrainingError", "TrainingStopped", "install_stop_handlers"),
+                    "engine.train.loop"),
+    **dict.fromkeys(("PipelineError", "parse_stages", "train"), "engine.train.pipeline"),
+    "get_preset": "engine.train.presets",
 }
 
 

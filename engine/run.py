@@ -68,7 +68,6 @@ PIPELINE = (TOKENIZER, PRETRAIN, SFT, RL, CONTROL, EVAL)  # the order a run goes
 STAGE_NAMES = tuple(s.name for s in PIPELINE)
 STAGE_FOLDERS = tuple(s.folder for s in PIPELINE if s.folder)  # base, sft, rl, sft_control
 MODEL_FOLDERS = (PRETRAIN.folder, SFT.folder, RL.folder)  # the models the app shows: base/sft/rl
-STAGES = MODEL_FOLDERS  # the older name, still read by tui/panes/compare.py
 # The report card's stage columns and the folder each one's model is read from.
 REPORT_STAGES = {"base": PRETRAIN.folder, "sft": SFT.folder, "rl": RL.folder,
                  "control": CONTROL.folder}

@@ -301,7 +301,7 @@ def test_estimate_uses_a_finished_run_of_the_preset_here(tmp_path):
     """With the committed tiny run beside it, the tiny estimate is that run's stage times."""
     import shutil
 
-    from tui.panes.train import estimate_run_s
+    from engine.api import estimate_run_s
 
     repo_tiny = Path(__file__).resolve().parent.parent / "checkpoints" / "tiny"
     root = tmp_path / "runs"

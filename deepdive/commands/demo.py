@@ -19,7 +19,7 @@ MAX_SESSIONS = 4  # served sessions at once (each is a process that may load thr
 
 def missing_stages(run_dir: Path) -> list[str]:
     """The model folders the demo shows (base, sft, rl) that the run has no weights in."""
-    from engine.run import MODEL_FOLDERS, RunFolder
+    from engine.api import MODEL_FOLDERS, RunFolder
 
     return [s for s in MODEL_FOLDERS if not RunFolder(run_dir).has_model(s)]
 
@@ -37,7 +37,7 @@ def deepdive_command() -> list[str]:
 
 def ensure_run(run: str) -> Path:
     """The run's folder; the demo run is trained first (with progress) if it is missing."""
-    from engine.run import is_run_active, list_runs, resolve_run
+    from engine.api import is_run_active, list_runs, resolve_run
 
     run_dir = resolve_run(run)
     missing = missing_stages(run_dir)
@@ -115,7 +115,7 @@ def served_session_run(run: str) -> None:
     from tui.serve_session import watch_parent
 
     watch_parent()
-    from engine.run import resolve_run
+    from engine.api import resolve_run
 
     missing = missing_stages(resolve_run(run))
     if missing:

@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _run_dir(run: str):
-    from engine.run import list_runs, resolve_run
+    from engine.api import list_runs, resolve_run
 
     run_dir = resolve_run(run)
     if not run_dir.is_dir():
@@ -39,9 +39,7 @@ def eval_cmd(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from engine.data.evals import evaluate_run
-    from engine.model.checkpoint import CheckpointError
-    from engine.run import RunFolder
+    from engine.api import CheckpointError, RunFolder, evaluate_run
 
     if split not in ("test", "dev"):
         typer.echo(f"error: --split must be test or dev, not {split!r} (train is what the "
@@ -83,7 +81,7 @@ def report_cmd(
     """Show a run's report card (made by ``deepdive eval`` or the train pipeline)."""
     from rich.console import Console
 
-    from engine.run import RunFolder
+    from engine.api import RunFolder
 
     path = RunFolder(_run_dir(run)).report()
     if not path.is_file():
@@ -111,7 +109,7 @@ def _fmt(x) -> str:
 def _print_report(console, report: dict) -> None:
     from rich.table import Table
 
-    from engine.run import REPORT_COLUMNS
+    from engine.api import REPORT_COLUMNS
 
     fams = report.get("families") or {}
     stages = [s for s in REPORT_COLUMNS if any(s in (row or {}) for row in fams.values())]

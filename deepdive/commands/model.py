@@ -46,9 +46,15 @@ def sample(
     if problem:
         raise fail(problem)
     check_stage(run, stage)
-    from engine.model.checkpoint import CheckpointError, load_run_model
-    from engine.model.device import pick_device
-    from engine.model.sampler import SampleSettings, fit_prompt, prepare_prompt, stream
+    from engine.api import (
+        CheckpointError,
+        SampleSettings,
+        fit_prompt,
+        load_run_model,
+        pick_device,
+        prepare_prompt,
+        stream,
+    )
 
     try:
         model, tok, _ = load_run_model(run, stage, pick_device(device))
@@ -109,7 +115,7 @@ def settings_problem(temperature: float, top_k: int, top_p: float, max_tokens: i
 
 def run_stages(run_dir: Path) -> list[str]:
     """The stages of a run that have a model: pipeline order first, then the others by name."""
-    from engine.run import MODEL_FILE, MODEL_FOLDERS
+    from engine.api import MODEL_FILE, MODEL_FOLDERS
 
     if not run_dir.is_dir():
         return []
@@ -125,7 +131,7 @@ def run_stages(run_dir: Path) -> list[str]:
 def check_stage(run: str, stage: str) -> None:
     """Exit 2 with a message (naming --stage where the stage is wrong) unless the run exists and
     has that stage."""
-    from engine.run import MODEL_FOLDERS, list_runs, resolve_run
+    from engine.api import MODEL_FOLDERS, list_runs, resolve_run
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", stage):
         raise fail(f"--stage must be a stage name such as {', '.join(MODEL_FOLDERS)}, "
@@ -151,9 +157,7 @@ def stop_reason(events, stop_ids, max_tokens: int) -> str:
 def run_progress(run_dir: Path) -> dict | None:
     """Where a run's training stands, folded from its events.jsonl by the reducer the Train pane
     and ``deepdive train`` use: status, stage, step, total, ETA (None: no events)."""
-    from engine.progress.events import EVENTS_FILE
-    from engine.progress.text import run_status, shown_stage
-    from engine.progress.watch import RunWatch
+    from engine.api import EVENTS_FILE, RunWatch, run_status, shown_stage
 
     if not (run_dir / EVENTS_FILE).is_file():
         return None
@@ -169,8 +173,17 @@ def run_progress(run_dir: Path) -> dict | None:
 
 def runs(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List runs: their stages with step, loss and size; a run training says where it is."""
-    from engine.progress.text import eta_text, fmt_duration, fmt_num
-    from engine.run import META_FILE, MODEL_FILE, RunFolder, checkpoints_root, list_runs, read_json
+    from engine.api import (
+        META_FILE,
+        MODEL_FILE,
+        RunFolder,
+        checkpoints_root,
+        eta_text,
+        fmt_duration,
+        fmt_num,
+        list_runs,
+        read_json,
+    )
 
     rows = []
     for info in list_runs():
@@ -242,9 +255,8 @@ def import_gpt2(
     """Convert GPT-2 weights into a deepdive run (arch gpt2, stage base)."""
     if (from_dir is None) == (download is None):
         raise fail("give exactly one of --from DIR or --download NAME")
-    from engine.model.gpt2 import DownloadError, GPT2ImportError, download_gpt2
-    from engine.model.gpt2 import import_gpt2 as do_import
-    from engine.run import resolve_run
+    from engine.api import DownloadError, GPT2ImportError, download_gpt2, resolve_run
+    from engine.api import import_gpt2 as do_import
 
     source = str(from_dir) if from_dir else download
     name = run or Path(source.rstrip("/")).name

@@ -48,7 +48,7 @@ def tokenize(
             text = text.removesuffix("\n").removesuffix("\r")
     tok = _load(encoding, run)
     if chat:
-        from engine.tokens.chat import has_chat_format, render_chat, render_prompt
+        from engine.api import has_chat_format, render_chat, render_prompt
 
         messages = [{"role": "user", "content": text}]
         try:
@@ -81,8 +81,8 @@ def tokenize(
 
 
 def _load(encoding: str | None, run: str | None):
-    from engine.tokens.reference import ReferenceDataError
-    from engine.tokens.tokenizer import (
+    from engine.api import (
+        ReferenceDataError,
         Tokenizer,
         TokenizerFileError,
         UnknownEncodingError,
@@ -90,7 +90,7 @@ def _load(encoding: str | None, run: str | None):
     )
 
     if run is not None:
-        from engine.run import RunFolder
+        from engine.api import RunFolder
 
         folder = RunFolder.of(run)
         run_dir, path = folder.path, folder.tokenizer
@@ -123,7 +123,7 @@ def _show(tok, ids: list[int], n_chars: int, n_bytes: int) -> None:
     from rich.console import Console
     from rich.text import Text
 
-    from engine.tokens.tokenizer import token_pieces
+    from engine.api import token_pieces
 
     console = Console(highlight=False)
     coloured = console.color_system is not None and not console.no_color
@@ -161,8 +161,7 @@ def train(
     name: Annotated[str, typer.Option("--name", help="The encoding's name.")] = "deepdive",
 ) -> None:
     """Learn a byte-level BPE (digits split one by one) and save it as tokenizer.json."""
-    from engine.run import TOKENIZER_FILE
-    from engine.tokens.chat import SPECIAL_TOKENS
+    from engine.api import SPECIAL_TOKENS, TOKENIZER_FILE
 
     smallest = 256 + len(SPECIAL_TOKENS)
     if vocab_size < smallest:
@@ -192,7 +191,7 @@ def train(
         TimeRemainingColumn,
     )
 
-    from engine.tokens.tokenizer import train_bpe
+    from engine.api import train_bpe
 
     t0 = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -31,11 +31,18 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", help="no live display; one line per stage"),
 ) -> None:
     """Train a model through pretraining, SFT and RL on the embedded world; write a run folder."""
-    from engine.run import RunFolder, RunLockedError, resolve_run
-    from engine.train.distributed import env_dist_info
-    from engine.train.loop import TrainingError, TrainingStopped, install_stop_handlers
-    from engine.train.pipeline import PipelineError, parse_stages
-    from engine.train.pipeline import train as run_pipeline
+    from engine.api import (
+        PipelineError,
+        RunFolder,
+        RunLockedError,
+        TrainingError,
+        TrainingStopped,
+        env_dist_info,
+        install_stop_handlers,
+        parse_stages,
+        resolve_run,
+    )
+    from engine.api import train as run_pipeline
 
     try:
         parse_stages(stages)
@@ -80,7 +87,7 @@ class TrainDisplay:
     def __init__(self, run_name: str, live: bool = True, console=None):
         from rich.console import Console
 
-        from engine.progress.state import RunState
+        from engine.api import RunState
 
         self.console = console or Console()
         self.run_name = run_name
@@ -107,7 +114,7 @@ class TrainDisplay:
     def on_event(self, e: dict) -> None:
         if not self.enabled:
             return
-        from engine.progress.text import stage_done_line
+        from engine.api import stage_done_line
 
         self.state.apply(e)
         kind = e.get("type")
@@ -121,13 +128,13 @@ class TrainDisplay:
 
     def stats_line(self, now: float | None = None) -> str:
         """Stage and step, tok/s, MFU, time trained, ETA: the Train pane's stats, word for word."""
-        from engine.progress.text import stats_parts
+        from engine.api import stats_parts
 
         return " · ".join(stats_parts(self.state, now))
 
     def figures_line(self) -> str:
         """The current stage's latest loss (and RL's reward and reply length)."""
-        from engine.progress.text import fmt_num
+        from engine.api import fmt_num
 
         parts = []
         for key, label in (("loss", "loss"), ("reward", "reward"), ("resp_len", "resp_len")):
@@ -140,7 +147,7 @@ class TrainDisplay:
         from rich.panel import Panel
         from rich.table import Table
 
-        from engine.progress.text import fmt_num, shown_stage, stage_done_line
+        from engine.api import fmt_num, shown_stage, stage_done_line
 
         state = self.state
         t = Table.grid(padding=(0, 2))

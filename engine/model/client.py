@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.run import MODEL_FILE, TOKENIZER_FILE
+
 
 @dataclass
 class StreamRequest:
@@ -83,7 +85,7 @@ class ModelClient:
         """The run's tokenizer cached until its file changes."""
         from engine.model.checkpoint import CheckpointError
 
-        path = self._run_dir(run) / "tokenizer.json"
+        path = self._run_dir(run) / TOKENIZER_FILE
         stamp = _stamp(path)
         if stamp is None:
             raise CheckpointError(f"{path}: missing (the run's tokenizer)")
@@ -112,7 +114,7 @@ class ModelClient:
             prefix = str(self._run_dir(run))
             for key in [k for k in self._models if k[0] == prefix]:
                 del self._models[key]
-            self._tokenizers.pop(str(Path(prefix) / "tokenizer.json"), None)
+            self._tokenizers.pop(str(Path(prefix) / TOKENIZER_FILE), None)
 
     def loaded(self) -> list[tuple[str, str]]:
         """(run folder, stage) of every model in memory now."""
@@ -126,7 +128,7 @@ class ModelClient:
 
     def _get(self, run: str, stage: str) -> _Loaded:
         key = (str(self._run_dir(run)), stage)
-        stamp = _stamp(Path(key[0]) / stage / "model.safetensors")
+        stamp = _stamp(Path(key[0]) / stage / MODEL_FILE)
         with self._lock:
             hit = self._models.get(key)
             if hit is not None and hit.stamp == stamp:
@@ -153,8 +155,8 @@ class ModelClient:
         # model never see it flip back to training mode.
         model.eval()
         with self._lock:
-            self._tokenizers.setdefault(str(Path(run_dir) / "tokenizer.json"),
-                                        (tok, _stamp(Path(run_dir) / "tokenizer.json")))
+            self._tokenizers.setdefault(str(Path(run_dir) / TOKENIZER_FILE),
+                                        (tok, _stamp(Path(run_dir) / TOKENIZER_FILE)))
         # Everything alive now (torch, the app, this model) lives as long as the app: take it
         # out of the cyclic GC's full scans, which otherwise stall the UI for 100+ ms at a time
         # once torch is imported (measured with bench/sample_ui.py). Refcounting still frees.

@@ -31,6 +31,7 @@ from textual.message import Message
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from engine.api import MODEL_FOLDERS
 from tui.client import UsesClient
 from tui.panes.compare_column import CompareColumn, column_key, split_key
 from tui.panes.compare_runner import (
@@ -51,7 +52,6 @@ from tui.panes.compare_runner import (
     user_text,
 )
 
-DEFAULT_STAGES = ("base", "sft", "rl")
 NARROW = 72  # below this width the columns stack (and scroll) instead of sitting side by side
 # (input id, settings field, label, type, lowest, highest)
 SETTING_INPUTS = (
@@ -82,7 +82,7 @@ def world_seed_of(info: dict) -> int:
 def default_run(preferred: str | None) -> tuple[str | None, list[str]]:
     """The run to compare (preferred, else the one Sample opens on: runpick.open_model_run) and
     every run/stage choice on disk."""
-    from engine.api import STAGES, checkpoints_root, list_runs, resolve_run
+    from engine.api import RunFolder, checkpoints_root, list_runs, resolve_run
     from tui.runpick import model_choices, open_model_run
 
     runs = list_runs()
@@ -90,8 +90,8 @@ def default_run(preferred: str | None) -> tuple[str | None, list[str]]:
     if preferred:
         path = resolve_run(preferred)
         if path.parent != checkpoints_root():  # a run given by path: offer its stages too
-            choices += [column_key(preferred, s) for s in STAGES
-                        if (path / s / "model.safetensors").is_file()]
+            choices += [column_key(preferred, s) for s in MODEL_FOLDERS
+                        if RunFolder(path).has_model(s)]
         return preferred, choices
     run = open_model_run(runs, None)
     return (run.name if run else None), choices
@@ -166,7 +166,7 @@ class ComparePane(UsesClient, Vertical):
                     compact=True, id="compare-prompt")
         yield OptionList(Option("loading the run's world…", disabled=True), id="compare-curated")
         with Horizontal(id="compare-columns"):
-            for i, stage in enumerate(DEFAULT_STAGES):
+            for i, stage in enumerate(MODEL_FOLDERS):
                 key = column_key(self.run_name, stage) if self.run_name else None
                 yield CompareColumn(i, choices, key, id=f"column-{i}")
 
@@ -204,11 +204,11 @@ class ComparePane(UsesClient, Vertical):
     @work(thread=True, exclusive=True, group="compare-prepare", exit_on_error=False)
     def _prepare(self, run: str) -> None:
         """World of the run's world seed -> curated prompts and few-shot examples (a worker)."""
-        from engine.api import build_world, curated_prompts, read_json, resolve_run
+        from engine.api import RunFolder, build_world, curated_prompts, read_json, resolve_run
         from tui.panes.compare_fewshot import fewshot_examples
 
         try:
-            world = build_world(world_seed_of(read_json(resolve_run(run) / "run.json")))
+            world = build_world(world_seed_of(read_json(RunFolder(resolve_run(run)).run_json)))
             self.post_message(PromptsReady(run, curated_prompts(world), fewshot_examples(world),
                                            world=world))
         except Exception as e:  # missing run.json, a world the code no longer builds, …

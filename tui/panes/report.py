@@ -27,18 +27,24 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Select, Static
 
-from engine.api import checkpoints_root, fmt_num, list_runs, pct, read_json
+from engine.api import (
+    REPORT_COLUMNS,
+    REPORT_FILE,
+    REPORT_STAGES,
+    checkpoints_root,
+    fmt_num,
+    list_runs,
+    pct,
+    read_json,
+)
 from tui.runpick import RootWatch
 from tui.widgets.picker import refill
 
-REPORT_FILE = "report.json"
-STAGE_ORDER = ("base", "sft", "rl", "labelers", "control")
 STAGE_TITLES = {"base": "base", "sft": "SFT", "rl": "RL", "labelers": "labelers",
                 "control": "SFT+ control"}
 MAX_EXAMPLES = 4
 HOLDS_STYLE = {True: "bold green", False: "bold red", None: "bold dim"}
 PASS_ROWS = (("pass@1", "arith_pass1"), ("pass@k", "arith_passk"))  # (row key, metric prefix)
-METRIC_STAGE = {"control": "sft_control"}  # stage column -> metrics suffix
 POLL_S = 2.0  # how often report.json files are stat'ed (a finished eval shows up by itself)
 
 
@@ -99,8 +105,8 @@ def pass_rows(report: dict) -> list[tuple[str, str, dict[str, Any]]]:
     how = f"{samples} samples, T=1" if samples else "sampled"
     out = []
     for key, prefix in PASS_ROWS:
-        values = {stage: m.get(f"{prefix}_{METRIC_STAGE.get(stage, stage)}")
-                  for stage in STAGE_ORDER}
+        values = {stage: m.get(f"{prefix}_{REPORT_STAGES.get(stage, stage)}")
+                  for stage in REPORT_COLUMNS}
         if key == "pass@k" and not any(isinstance(v, (int, float)) for v in values.values()):
             continue
         if key == "pass@1" and not any(f"arith_passk_{s}" in m for s in ("sft", "rl")):
@@ -154,7 +160,7 @@ def stages_of(reports: list[dict]) -> list[str]:
                 if key != "n" and key not in seen and isinstance(value, (int, float)) \
                     and not isinstance(value, bool):
                     seen.append(key)
-    rank = {s: i for i, s in enumerate(STAGE_ORDER)}
+    rank = {s: i for i, s in enumerate(REPORT_COLUMNS)}
     return sorted(seen, key=lambda s: (rank.get(s, len(rank)), seen.index(s)))
 
 

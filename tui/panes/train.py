@@ -22,13 +22,21 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Select, Static
 
-from engine.progress.state import RunState, StageState
-from engine.progress.text import fmt_bytes, fmt_duration, fmt_num, stage_status, stats_parts
-from engine.progress.watch import RunWatch
-from engine.run import checkpoints_root, list_runs
+from engine.api import (
+    RunState,
+    RunWatch,
+    StageState,
+    checkpoints_root,
+    estimate_run_s,
+    fmt_bytes,
+    fmt_duration,
+    fmt_num,
+    list_runs,
+    stage_status,
+    stats_parts,
+)
 from tui.panes import train_proc
 from tui.panes.train_plot import BraillePlot, Curve
-from tui.panes.train_proc import estimate_run_s
 from tui.read_only import refused
 from tui.runpick import open_run, run_label
 from tui.widgets.confirm import Confirm

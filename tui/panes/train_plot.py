@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widget import Widget
 
-from engine.progress.text import fmt_num
+from engine.api import fmt_num
 
 # Bit of each dot in a braille cell, indexed [row][column] (Unicode braille patterns).
 _DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))

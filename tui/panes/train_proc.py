@@ -1,7 +1,8 @@
 """Starting and stopping a trainer from the app: ``deepdive train …`` as a child process.
 
 The Train pane only draws and asks; ``Trainers`` holds the child it started, which trainer a
-stop goes to, and whether a run can be resumed; ``estimate_run_s`` says how long a new run takes.
+stop goes to, and whether a run can be resumed (how long a new run takes:
+engine/train/estimate.py).
 
 The child gets its own session (``start_new_session``) and writes stdout/stderr to
 ``<run>/train.log``, so a crash in training never reaches the terminal the app draws on, and
@@ -11,7 +12,6 @@ then exits), and SIGTERM if asked again.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -20,12 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-from engine.progress.state import RunState
-from engine.run import LOCK_FILE, checkpoints_root, is_run_active, list_runs
+from engine.api import LOCK_FILE, RunState, is_run_active
 
 LOG_FILE = "train.log"
-CKPT_DIRS = {"pretrain": "base", "sft": "sft", "rl": "rl", "control": "sft_control"}
-ASSUMED_FLOPS = 10e9  # rough sustained fp32 FLOP/s of a small model on a laptop CPU
 
 
 def deepdive_command() -> list[str]:
@@ -91,37 +88,6 @@ def log_tail(run_dir: Path, n: int = 1) -> str:
     except OSError:
         return ""
     return "\n".join(lines[-n:])
-
-
-def estimate_run_s(preset_name: str, root: Path | None = None) -> tuple[float, str]:
-    """(seconds, how) for training a whole run of a preset: from the seconds per step of a run
-    of that preset finished here when there is one, else from FLOPs at an assumed CPU speed.
-    Either way an estimate: the note says which."""
-    from engine.train.presets import get_preset
-
-    p = get_preset(preset_name)
-    steps = {"pretrain": p.pretrain.steps, "sft": p.sft.steps, "rl": p.rl.steps}
-    for run in list_runs(root or checkpoints_root()):
-        try:
-            if json.loads((run.path / "run.json").read_text()).get("preset") != preset_name:
-                continue
-            metas = {stage: json.loads((run.path / d / "meta.json").read_text())
-                     for stage, d in CKPT_DIRS.items() if (run.path / d / "meta.json").is_file()}
-        except (OSError, ValueError):
-            continue
-        if all(metas.get(s, {}).get("done") for s in steps):
-            total = sum(steps[s] * metas[s]["elapsed_s"] / max(metas[s]["step"], 1)
-                        for s in steps)
-            total += float(metas.get("control", {}).get("elapsed_s", 0))
-            return total, f"an estimate from run {run.name}'s seconds per step here"
-    m = p.model
-    params = 12 * m["n_layer"] * m["n_embd"] ** 2 + p.vocab_size * m["n_embd"]
-    tokens = (p.pretrain.steps * p.pretrain.batch_size * p.pretrain.seq_len
-              + p.sft.steps * p.sft.batch_size * p.sft.seq_len // 2
-              + 2 * p.rl.steps * p.rl.batch_size * p.rl.group * p.rl.max_tokens)  # 2: control
-    return (6 * params * tokens / ASSUMED_FLOPS,
-            f"a rough estimate: 6 × {params / 1e6:.1f}M parameters × tokens at "
-            f"~{ASSUMED_FLOPS / 1e9:.0f} GFLOP/s (a laptop CPU)")
 
 
 def new_run_name(root: Path, preset: str, seed: int) -> str:
