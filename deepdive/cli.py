@@ -17,7 +17,8 @@ from deepdive.commands import demo, model, tokens, train
 from deepdive.commands import eval as eval_cmd
 
 DEFAULT_RUN = "tiny"
-# the app's panes (tui.app.PANE_KEYS; not imported here: it would import textual for --help)
+# the app's panes (tui/pane_registry.py's PANE_KEYS; not imported here: --help must not import
+# textual; tests/test_cli_root.py checks the two agree)
 PANES = ("tokens", "sample", "train", "compare", "report")
 Pane = Literal["tokens", "sample", "train", "compare", "report"]
 

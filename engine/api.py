@@ -9,7 +9,8 @@ The panes and the CLI import from here, never from engine's rooms (import-linter
   ``LOCK_FILE`` (engine/run.py).
 - Following a run: ``RunState``, ``StageState``, ``RunWatch`` and the display strings
   ``fmt_num``, ``fmt_bytes``, ``fmt_duration``, ``stage_status``, ``stats_parts``
-  (engine/progress/); ``get_preset``, ``estimate_run_s`` (engine/train/).
+  (engine/progress/); ``get_preset``, ``estimate_run_s`` (engine/train/); ``deepdive_command``
+  (how to start a trainer or a served app as a child process).
 - Models: ``ModelClient`` (load a stage, ``stream``, ``stream_many``, ``generate_batch``),
   ``StreamRequest``, ``shared_client``, ``SampleSettings``, ``fit_prompt``, ``prepare_prompt``,
   ``CheckpointError`` (engine/model/).
@@ -163,6 +164,20 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
+
+
+def deepdive_command() -> list[str]:
+    """How to start the ``deepdive`` CLI in a child process (a trainer, a served app): the
+    script beside this Python, else the one on PATH, else ``python -m deepdive``."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    beside = Path(sys.executable).with_name("deepdive")
+    if beside.is_file():
+        return [str(beside)]
+    found = shutil.which("deepdive")
+    return [found] if found else [sys.executable, "-m", "deepdive"]
 
 
 def ask_about(kind: str, name: str) -> str:

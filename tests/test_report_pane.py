@@ -37,7 +37,7 @@ class Host(App):
 
 
 def write_report(run_dir: Path, shift: float = 0.0, with_reading: bool = True) -> dict:
-    """A report.json in the shape evaluate_run writes (COMMON.md), figures varied by ``shift``."""
+    """A report.json in the shape evaluate_run writes, figures varied by ``shift``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     report = {
         "run": run_dir.name, "seed": 0, "created": "2026-11-28T18:00:00",

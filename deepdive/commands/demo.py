@@ -6,12 +6,13 @@ Nothing heavy is imported here: the demo's first frame must come before torch lo
 from __future__ import annotations
 
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import typer
+
+from engine.api import deepdive_command
 
 DEMO_RUN = "tiny"
 MAX_SESSIONS = 4  # served sessions at once (each is a process that may load three models)
@@ -24,15 +25,6 @@ def missing_stages(run_dir: Path) -> list[str]:
     return [s for s in MODEL_FOLDERS if not RunFolder(run_dir).has_model(s)]
 
 
-def deepdive_command() -> list[str]:
-    """How to start ``deepdive`` again: the script next to this Python, else the one on PATH."""
-    script = Path(sys.executable).with_name("deepdive")
-    if script.is_file():
-        return [str(script)]
-    found = shutil.which("deepdive")
-    if found:
-        return [found]
-    return [sys.executable, "-m", "deepdive"]
 
 
 def ensure_run(run: str) -> Path:

@@ -7,8 +7,8 @@ this file only.
 
 - ``shared_client()`` is the app-wide instance (one cache of loaded models for every pane).
   Panes take it by default; tests and benches may hand a pane their own client.
-- Every method may block (first use imports torch, ~1.3 s; loading a model reads its files):
-  call them from worker threads, never from the UI thread.
+- Every method may block (first use imports torch, which takes seconds: docs/measurements.md;
+  loading a model reads its files): call them from worker threads, never from the UI thread.
 - Thread-safe: the cache sits behind a lock, and each (run, stage) loads once even when
   several threads ask at the same moment (the Compare pane's columns do).
 - Several streams at once: ``stream_many`` decodes columns whose models share a shape (base,
@@ -158,7 +158,7 @@ class ModelClient:
             self._tokenizers.setdefault(str(Path(run_dir) / TOKENIZER_FILE),
                                         (tok, _stamp(Path(run_dir) / TOKENIZER_FILE)))
         # Everything alive now (torch, the app, this model) lives as long as the app: take it
-        # out of the cyclic GC's full scans, which otherwise stall the UI for 100+ ms at a time
+        # out of the cyclic GC's full scans, which otherwise stall the UI (docs/measurements.md)
         # once torch is imported (measured with bench/sample_ui.py). Refcounting still frees.
         gc.freeze()
         return _Loaded(model, meta, stamp)

@@ -71,9 +71,9 @@ class RunWatch:
         return self.state.version != before
 
     def _catch_up(self) -> None:
-        """Read a long backlog fast (opening a finished 100k-step run in well under a second).
+        """Read a long backlog fast (figures: docs/measurements.md).
 
-        Parsing every line costs ~10 us here and curves keep ~1k points anyway, so only every
+        Parsing a JSON line is the cost and curves keep ~1k points anyway, so only every
         ``stride``-th ``step`` line is parsed, plus the last one before any other event (so
         final figures and stage boundaries are exact). Every other event is parsed. Like
         ``EventFollower.poll``: only complete lines, a partial last line waits for the next call.

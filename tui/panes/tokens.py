@@ -381,7 +381,8 @@ class TokensPane(Vertical):
 
     def on_mount(self) -> None:
         self.query_one("#tok-a", TokenColumn).view.set_chips([], placeholder="loading cl100k_base…")
-        # after the first frame: loading cl100k takes ~1 s and must not delay the first paint
+        # after the first frame: loading cl100k is slow (docs/measurements.md) and must not
+        # delay the first paint
         # (the app says when its first frame is drawn; a test app without that: next refresh)
         getattr(self.app, "after_first_frame", self.call_after_refresh)(self._start)
 

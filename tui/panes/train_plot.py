@@ -98,7 +98,7 @@ class BraillePlot(Widget):
             label = (labels[0] if r == 0 else labels[1] if r == rows - 1
                      else labels[2] if r == mid else "")
             out.append(label.rjust(lw - 1) + "┤" if label else " " * (lw - 1) + "│", style="dim")
-            # one span per run of same-coloured cells, not one per cell: ~50× fewer spans
+            # one span per run of same-coloured cells, not one per cell: far fewer spans
             row_mask, row_color = mask[r], color[r]
             start = 0
             for cc in range(1, cols + 1):

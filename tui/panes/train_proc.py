@@ -13,27 +13,16 @@ then exits), and SIGTERM if asked again.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from engine.api import LOCK_FILE, RunState, is_run_active
+from engine.api import LOCK_FILE, RunState, deepdive_command, is_run_active
 
 LOG_FILE = "train.log"
 
 
-def deepdive_command() -> list[str]:
-    """How to run the ``deepdive`` CLI: the script beside this Python, on PATH, or via -c."""
-    beside = Path(sys.executable).parent / "deepdive"
-    if beside.is_file():
-        return [str(beside)]
-    found = shutil.which("deepdive")
-    if found:
-        return [found]
-    return [sys.executable, "-m", "deepdive"]
 
 
 def spawn_trainer(run_dir: Path, args: list[str]) -> subprocess.Popen:
