@@ -27,8 +27,8 @@ The panes and the CLI import from here, never from engine's rooms (import-linter
   ``load_run_model``, ``stream``, ``pick_device``.
 - Stats: ``wilson``, ``tally_line``, ``pct`` (engine/data/stats.py).
 
-Importing this module must stay cheap (the app's first frame waits for it): only small modules
-are imported here (engine.run, engine.data.stats, engine.tokens.chat). Every other name is in
+Importing this module must stay cheap (the app's first frame waits for it): only engine.run
+(the run-folder contract, standard library only) is imported here. Every other name is in
 ``_LAZY`` and loads on first use (PEP 562): torch for the sampler, tiktoken for tokenizers, the
 world's tables, the model client (torch-free, but not needed before a pane samples). So
 ``from engine.api import judge`` imports engine.data.judge: write it inside the function that
@@ -40,9 +40,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from engine.data.stats import pct as pct
-from engine.data.stats import tally_line as tally_line
-from engine.data.stats import wilson as wilson
 from engine.run import EVENTS_FILE as EVENTS_FILE
 from engine.run import LOCK_FILE as LOCK_FILE
 from engine.run import META_FILE as META_FILE
@@ -61,11 +58,6 @@ from engine.run import is_run_active as is_run_active
 from engine.run import list_runs as list_runs
 from engine.run import read_json as read_json
 from engine.run import resolve_run as resolve_run
-from engine.tokens.chat import SPECIAL_TOKENS as SPECIAL_TOKENS
-from engine.tokens.chat import has_chat_format as has_chat_format
-from engine.tokens.chat import render_chat as render_chat
-from engine.tokens.chat import render_document as render_document
-from engine.tokens.chat import render_prompt as render_prompt
 
 if TYPE_CHECKING:  # what _LAZY loads, for type checkers
     from engine.data.evals import evaluate_run as evaluate_run
@@ -73,6 +65,9 @@ if TYPE_CHECKING:  # what _LAZY loads, for type checkers
     from engine.data.judge import Verdict as Verdict
     from engine.data.judge import judge as judge
     from engine.data.judge import recognise as recognise
+    from engine.data.stats import pct as pct
+    from engine.data.stats import tally_line as tally_line
+    from engine.data.stats import wilson as wilson
     from engine.data.tasks import Problem as Problem
     from engine.data.tasks import curated_prompts as curated_prompts
     from engine.data.tasks import eval_problems as eval_problems
@@ -105,6 +100,11 @@ if TYPE_CHECKING:  # what _LAZY loads, for type checkers
     from engine.progress.text import stage_status as stage_status
     from engine.progress.text import stats_parts as stats_parts
     from engine.progress.watch import RunWatch as RunWatch
+    from engine.tokens.chat import SPECIAL_TOKENS as SPECIAL_TOKENS
+    from engine.tokens.chat import has_chat_format as has_chat_format
+    from engine.tokens.chat import render_chat as render_chat
+    from engine.tokens.chat import render_document as render_document
+    from engine.tokens.chat import render_prompt as render_prompt
     from engine.tokens.reference import ReferenceDataError as ReferenceDataError
     from engine.tokens.tokenizer import Tokenizer as Tokenizer
     from engine.tokens.tokenizer import TokenizerFileError as TokenizerFileError
@@ -125,6 +125,9 @@ if TYPE_CHECKING:  # what _LAZY loads, for type checkers
 
 # name -> the module that defines it, imported on first use
 _LAZY = {
+    **dict.fromkeys(("pct", "tally_line", "wilson"), "engine.data.stats"),
+    **dict.fromkeys(("SPECIAL_TOKENS", "has_chat_format", "render_chat", "render_document",
+                     "render_prompt"), "engine.tokens.chat"),
     **dict.fromkeys(("evaluate_run", "token_budgets"), "engine.data.evals"),
     **dict.fromkeys(("Verdict", "judge", "recognise"), "engine.data.judge"),
     **dict.fromkeys(("Problem", "curated_prompts", "eval_problems"), "engine.data.tasks"),
