@@ -106,6 +106,9 @@ def test_resume_after_kill_continues_the_loss_curve(tmp_path):
     assert ckpts and ckpts[-1] < 30
     res = _trainer(run, "--stages", "tokenizer,pretrain", "--resume")
     assert res.wait(timeout=180) == 0, res.stdout.read()
+    # --quiet: no live panel, one line per stage that ran (the tokenizer was already done)
+    printed = [ln for ln in res.stdout.read().splitlines() if " done in " in ln]
+    assert [ln.split()[0] for ln in printed] == ["pretrain"], printed
     after = read_events(run / "events.jsonl")[len(before):]
     starts = [e for e in after if e["type"] == "stage_start"]
     assert [s["stage"] for s in starts] == ["pretrain"]  # the tokenizer was kept, not redone

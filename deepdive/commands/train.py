@@ -50,7 +50,7 @@ def train(
         _fail(str(e))
     run_dir = resolve_run(run or preset or "tiny")
     main = env_dist_info().is_main
-    display = TrainDisplay(run_dir.name, live=main and not quiet)
+    display = TrainDisplay(run_dir.name, live=not quiet, enabled=main)
     restore_signals = install_stop_handlers()
     try:
         with display:
@@ -84,15 +84,15 @@ class TrainDisplay:
     It folds them with the reducer the Train pane uses (``engine.progress.state.RunState``) and
     says them with the same words (``engine.progress.text``): the same step, ETA and figures."""
 
-    def __init__(self, run_name: str, live: bool = True, console=None):
+    def __init__(self, run_name: str, live: bool = True, console=None, enabled: bool = True):
         from rich.console import Console
 
         from engine.api import RunState
 
         self.console = console or Console()
         self.run_name = run_name
-        self.enabled = live
-        self.live_mode = live and self.console.is_terminal
+        self.enabled = enabled  # False on a DDP rank other than 0: one process reports
+        self.live_mode = enabled and live and self.console.is_terminal
         self.state = RunState()
         self.state.alive = True  # this process is the trainer
         self._live = None
