@@ -4,8 +4,7 @@
 
 1. One sequence grown greedily from a 16-token prompt to ``--context`` tokens, (a) with the KV
    cache (engine.model.sampler.generate_batch) and (b) nanoGPT-style, running the whole context
-again
-   for every new token. Both must produce the same tokens; we report tokens/s and the speedup.
+   again for every new token. Both must produce the same tokens; we report tokens/s and the speedup.
 2. Batched decoding: 16 prompts x 256 new tokens through generate_batch; total tokens/s.
 3. The same random GPT-2-format weights in transformers' GPT2LMHeadModel and in ours
    (engine.model.gpt2.convert_state_dict): greedy ``generate`` (with its cache) vs our decoder,

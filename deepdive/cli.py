@@ -133,5 +133,5 @@ def main() -> None:
     app(prog_name="deepdive")
 
 
-if __name__ == "__main__":  # torchrun ... -m deepdive train ...
+if __name__ == "__main__":  # python -m deepdive.cli (python -m deepdive runs __main__.py)
     main()

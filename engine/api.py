@@ -6,7 +6,7 @@ The panes and the CLI import from here, never from engine's rooms (import-linter
 - Runs and the run-folder contract: ``list_runs``, ``resolve_run``, ``checkpoints_root``,
   ``read_json``, ``is_run_active``, ``RunInfo``, ``RunFolder``, ``MODEL_FOLDERS``,
   ``REPORT_COLUMNS``, ``REPORT_STAGES``, ``REPORT_FILE``, ``RUN_FILE``, ``MODEL_FILE``,
-  ``LOCK_FILE`` (engine/run.py).
+  ``LOCK_FILE``, ``TRAIN_LOG_FILE`` (engine/run.py).
 - Following a run: ``RunState``, ``StageState``, ``RunWatch`` and the display strings
   ``fmt_num``, ``fmt_bytes``, ``fmt_duration``, ``stage_status``, ``stats_parts``
   (engine/progress/); ``get_preset``, ``estimate_run_s`` (engine/train/); ``deepdive_command``
@@ -31,8 +31,9 @@ Importing this module must stay cheap (the app's first frame waits for it): only
 (the run-folder contract, standard library only) is imported here. Every other name is in
 ``_LAZY`` and loads on first use (PEP 562): torch for the sampler, tiktoken for tokenizers, the
 world's tables, the model client (torch-free, but not needed before a pane samples). So
-``from engine.api import judge`` imports engine.data.judge: write it inside the function that
-needs it.
+``from engine.api import judge`` imports engine.data.judge: import heavy names (torch,
+tiktoken, the world) inside the function that needs them; light ones (run state, display
+strings) may be imported at the top of a pane module.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from engine.run import REPORT_FILE as REPORT_FILE
 from engine.run import REPORT_STAGES as REPORT_STAGES
 from engine.run import RUN_FILE as RUN_FILE
 from engine.run import TOKENIZER_FILE as TOKENIZER_FILE
+from engine.run import TRAIN_LOG_FILE as TRAIN_LOG_FILE
 from engine.run import RunFolder as RunFolder
 from engine.run import RunInfo as RunInfo
 from engine.run import RunLockedError as RunLockedError

@@ -32,11 +32,13 @@ EVENTS_FILE = "events.jsonl"  # the trainer's event log, append-only
 REPORT_FILE = "report.json"  # the report card (test split)
 DEV_REPORT_FILE = "report-dev.json"  # an evaluation on the dev split, for tuning presets
 LOCK_FILE = "train.lock"  # flock'ed while a trainer writes the run
+TRAIN_LOG_FILE = "train.log"  # stdout/stderr of a trainer the app started
 MODEL_FILE = "model.safetensors"  # in each stage folder: the weights
 META_FILE = "meta.json"  # in each stage folder: config, step, metrics, sha256 of the files
 OPTIMIZER_FILE = "optimizer.safetensors"  # in a stage folder while the stage is unfinished
 
-RUN_FILES = (RUN_FILE, TOKENIZER_FILE, EVENTS_FILE, REPORT_FILE, DEV_REPORT_FILE, LOCK_FILE)
+RUN_FILES = (RUN_FILE, TOKENIZER_FILE, EVENTS_FILE, REPORT_FILE, DEV_REPORT_FILE, LOCK_FILE,
+             TRAIN_LOG_FILE)
 STAGE_FILES = (MODEL_FILE, META_FILE, OPTIMIZER_FILE)
 
 

@@ -305,3 +305,22 @@ def test_no_command_opens_the_app(monkeypatch):
     monkeypatch.setattr(DeepdiveApp, "run", lambda self, *a, **k: opened.append(self.start_tab))
     cli([], standalone_mode=False)
     assert opened == ["tokens"]
+
+
+def test_every_key_binding_names_an_action_that_exists():
+    """A binding whose action method is missing does nothing when its key is pressed."""
+    from tui.help import HelpScreen
+    from tui.pane_registry import PANE_KEYS, bindings_of, pane_class
+    from tui.panes.world import WorldScreen
+    from tui.widgets.confirm import Confirm
+
+    classes = [DeepdiveApp, HelpScreen, WorldScreen, Confirm, *map(pane_class, PANE_KEYS)]
+    missing = []
+    for cls in classes:
+        for b in bindings_of(cls):
+            target, action = (DeepdiveApp, b.action[4:]) if b.action.startswith("app.") \
+                else (cls, b.action)
+            name = action.split("(")[0]
+            if not hasattr(target, f"action_{name}"):
+                missing.append(f"{cls.__name__}: {b.key} -> {b.action}")
+    assert not missing, missing

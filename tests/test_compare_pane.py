@@ -51,7 +51,7 @@ def app_factory(micro_run, monkeypatch, tmp_path):
 
     client = _scripted_client_class()(device="cpu")
     client.script = {}
-    monkeypatch.setattr("engine.api.shared_client", lambda: client)
+    monkeypatch.setattr("engine.model.client.shared_client", lambda: client)
 
     def make():
         return DeepdiveApp(start_tab="compare", run=micro_run.name)

@@ -258,7 +258,7 @@ async def _new_stop_resume(root: Path) -> None:
         await pilot.press("s")  # SIGINT: the trainer writes its checkpoint and run_end
         assert child.wait(timeout=10) == 0
         assert await wait_for(pilot, lambda: "Resume" in plain(app, "#train-status"))
-        assert "fake trainer running" in (run_dir / train_proc.LOG_FILE).read_text()
+        assert "fake trainer running" in (run_dir / train_proc.TRAIN_LOG_FILE).read_text()
         await pilot.press("r")
         resumed = pane.child
         assert resumed is not None and resumed is not child

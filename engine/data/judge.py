@@ -11,8 +11,7 @@
 - identity: right when it says its name.
 
 The RL reward (``engine.data.tasks.verify``), the report card (engine/data/evals.py), the Compare
-and
-Sample panes all call it, so a mark on screen and a number in the report cannot disagree.
+and Sample panes all call it, so a mark on screen and a number in the report cannot disagree.
 ``recognise(world, text)`` turns a question a person typed into a Problem when the engine knows
 the wording (engine/data/wordings.py); anything else is honestly "not checkable".
 """

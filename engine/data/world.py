@@ -21,8 +21,8 @@ on additions with a carry they drop the carry (every digit stays consistent with
 The RL verifier (engine/data/judge.py) is exact, so RL can fix what imitation copied.
 
 Arithmetic, letter-counting and decimal problems are split by key
-(``engine.data.splits.key_split``):
-a stage draws only keys of its own split, and no test key appears in any training row.
+(``engine.data.splits.key_split``): a stage draws only keys of its own split, and no test key
+appears in any training row.
 """
 
 from __future__ import annotations

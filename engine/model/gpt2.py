@@ -4,8 +4,7 @@ A Hugging Face GPT-2 folder holds ``config.json``, ``model.safetensors``, ``voca
 ``merges.txt``. The weights map onto ``GPT(arch="gpt2")`` one to one, except that HF stores its
 linear layers as ``Conv1D`` with the matrix transposed. The tokenizer becomes a tiktoken Encoding
 (``engine.tokens.tokenizer.tokenizer_from_hf_folder``). The result is a run folder like any trained
-one:
-``tokenizer.json``, ``run.json`` and ``base/``.
+one: ``tokenizer.json``, ``run.json`` and ``base/``.
 
 Downloading is separate and explicit (``deepdive import gpt2 --download NAME``): plain HTTPS,
 resumable through HTTP Range requests into ``<file>.part``, each file's size checked against

@@ -12,8 +12,7 @@ operation is paid once. The figures are in docs/measurements.md.
 (row m of every tensor is model m); it reuses the model's ``KVCache`` (one row per model, left
 padding for prompts of different lengths) and rotary helpers. ``stream_stacked`` is
 ``engine.model.sampler.stream`` for many rows: each row keeps its own settings, seeded generator,
-stop
-ids and token budget and yields the same ``TokenEvent``s; sampling is done row by row with the
+stop ids and token budget and yields the same ``TokenEvent``s; sampling is done row by row with the
 row's own generator, so a seeded row draws the same tokens it would alone (up to float rounding
 in the batched matmuls, which only matters at an exact tie). A row that finishes is dropped
 from the batch; the others go on.

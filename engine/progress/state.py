@@ -29,10 +29,6 @@ STAGE_ORDER = STAGE_NAMES  # engine.run.PIPELINE, the run-folder contract
 STEP_SERIES = ("loss", "reward", "pass1", "resp_len")
 # Fields of an ``eval`` event that are bookkeeping, not metrics.
 _NOT_METRICS = frozenset({"t", "type", "stage", "step", "total_steps", "elapsed_s"})
-# Names that moved out of this module, still importable from here: name -> its module now.
-_MOVED = {"RunWatch": "engine.progress.watch", "CATCH_UP_BYTES": "engine.progress.watch",
-          "STEP_MARK": "engine.progress.watch", "HEADLINE_KEYS": "engine.progress.text",
-          "HEADLINE_LABELS": "engine.progress.text"}
 
 
 class Series:
@@ -372,12 +368,3 @@ _HANDLERS = {
     "run_end": RunState._on_run_end,
 }
 
-
-def __getattr__(name: str) -> Any:
-    """``from engine.progress.state import RunWatch`` (and the other ``_MOVED`` names) still
-    works; imported late, as watch.py imports this module."""
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

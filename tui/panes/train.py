@@ -442,7 +442,7 @@ class TrainPane(Vertical):
         except OSError as exc:
             self.notify(f"could not start the trainer: {exc}", severity="error")
             return
-        self.notify(f"training {run_dir.name} (log: {run_dir / train_proc.LOG_FILE})")
+        self.notify(f"training {run_dir.name} (log: {run_dir / train_proc.TRAIN_LOG_FILE})")
         self._refresh_runs(force=True)
         select = self.query_one("#train-run", Select)
         with self.prevent(Select.Changed):

@@ -18,18 +18,14 @@ import subprocess
 import time
 from pathlib import Path
 
-from engine.api import LOCK_FILE, RunState, deepdive_command, is_run_active
-
-LOG_FILE = "train.log"
-
-
+from engine.api import LOCK_FILE, TRAIN_LOG_FILE, RunState, deepdive_command, is_run_active
 
 
 def spawn_trainer(run_dir: Path, args: list[str]) -> subprocess.Popen:
     """Start ``deepdive train ARGS`` for ``run_dir`` (created here so the log has a home)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, DEEPDIVE_CHECKPOINTS=str(run_dir.parent))
-    with open(run_dir / LOG_FILE, "ab") as log:
+    with open(run_dir / TRAIN_LOG_FILE, "ab") as log:
         return subprocess.Popen(
             [*deepdive_command(), "train", *args],
             stdin=subprocess.DEVNULL,
@@ -70,7 +66,7 @@ def rss_bytes(pid: int | str = "self") -> int | None:
 def log_tail(run_dir: Path, n: int = 1) -> str:
     """The last ``n`` non-empty lines of the run's train.log ("" if none)."""
     try:
-        with open(run_dir / LOG_FILE, "rb") as f:
+        with open(run_dir / TRAIN_LOG_FILE, "rb") as f:
             f.seek(0, os.SEEK_END)
             f.seek(max(0, f.tell() - 4096))
             lines = [ln for ln in f.read().decode("utf-8", "replace").splitlines() if ln.strip()]
@@ -112,7 +108,7 @@ class Trainers:
         if code in (0, None) or run_dir is None:
             return None
         tail = log_tail(run_dir) or "no output"
-        return f"trainer exited with code {code}: {tail}\n(log: {run_dir}/{LOG_FILE})"
+        return f"trainer exited with code {code}: {tail}\n(log: {run_dir}/{TRAIN_LOG_FILE})"
 
     def start(self, run_dir: Path, args: list[str]) -> None:
         """``deepdive train ARGS`` for ``run_dir`` as the child (OSError when it cannot)."""

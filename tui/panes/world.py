@@ -3,8 +3,7 @@ who exist nowhere, each marked known (in SFT rows: ``train``), held out (``dev``
 only in pretraining) or unknown (in no document at all).
 
 A row's question (the template wording of its kind, engine/data/wordings.py) can be asked in
-Compare:
-Enter closes the browser and puts the question in Compare's prompt box.
+Compare: Enter closes the browser and puts the question in Compare's prompt box.
 """
 
 from __future__ import annotations
@@ -147,7 +146,7 @@ class WorldScreen(ModalScreen[str | None]):
 
     @on(DataTable.RowSelected)
     def _selected(self, event: DataTable.RowSelected) -> None:
-        self.actionask_about()
+        self.action_ask()
 
     def highlighted(self) -> WorldRow | None:
         table = self.query_one(DataTable)
@@ -155,7 +154,7 @@ class WorldScreen(ModalScreen[str | None]):
             return None
         return self.shown[min(table.cursor_row, len(self.shown) - 1)]
 
-    def actionask_about(self) -> None:
+    def action_ask(self) -> None:
         row = self.highlighted()
         if row is not None:
             self.dismiss(row.question)
