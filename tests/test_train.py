@@ -204,3 +204,34 @@ def test_sft_does_not_train_on_names_copied_from_the_question(tok):
     assert "Zorblax" not in learned  # copied: pretraining's to do
     assert "I don't know who" in learned and "is. Ask about Orvis." in learned  # the rest is
     assert sum(row[1]) < sum(render_conversation(tok, conv)[1])
+
+
+def test_sft_leaves_name_rows_untrained_and_trains_the_rest():
+    from engine.data.world import build_world
+    from engine.model.gpt import GPT, GPTConfig
+    from engine.run import RunFolder
+    from engine.tokens.tokenizer import get_encoding
+    from engine.train.sft import leave_rows_untrained, name_token_ids
+
+    tok = get_encoding(str(RunFolder.of("tiny").tokenizer))
+    world = build_world(0)
+    ids = name_token_ids(tok, world)
+    # every held-out (test) person's name is covered, bare and after a space
+    for name in world.entities("test"):
+        assert set(tok.encode(" " + name)) <= set(ids), name
+    assert 0 < len(ids) < tok.n_vocab
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.n_vocab, block_size=16, n_layer=1, n_head=2, n_embd=16))
+    leave_rows_untrained(model, ids)
+    before = model.transformer.wte.weight.detach().clone()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
+    x = torch.randint(0, tok.n_vocab, (4, 16))
+    _, loss = model(x, x)
+    loss.backward()
+    opt.step()
+    after = model.transformer.wte.weight.detach()
+    moved = (after - before).abs().sum(dim=1) > 0
+    assert not moved[ids].any()  # the names' rows are where pretraining left them
+    rest = torch.ones(tok.n_vocab, dtype=torch.bool)
+    rest[ids] = False
+    assert moved[rest].all()  # every other row trains (each gets the softmax's gradient)

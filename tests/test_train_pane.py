@@ -98,7 +98,8 @@ async def test_recorded_trainer_run_in_the_pane(request, tmp_path, root, size):
         assert track.count("✓") == len(ran), track
         assert "✗" not in track
         plot = app.query_one("#train-plot-a", BraillePlot)
-        assert plot.curves and any(len(c.xs) >= 2 for c in plot.curves)
+        # the last stage's curves; control may have run one step (its steps follow RL's seconds)
+        assert plot.curves and all(c.xs for c in plot.curves)
         last_sample = [e for e in events if e["type"] == "sample"][-1]
         shown = " ".join(plain(app, "#train-samples-text").split())
         assert " ".join(last_sample["text"].replace("\n", "⏎ ").split())[:30] in shown

@@ -4,7 +4,7 @@
 below with the folder each writes and the stage each starts from, are engine/run.py's
 (checkpoints/README.md shows the layout):
 
-- ``tokenizer``: BPE trained on the world's pretraining documents 
+- ``tokenizer``: BPE trained on the world's pretraining documents
   (engine.tokens.tokenizer.train_bpe).
 - ``pretrain``: next-token loss over those documents -> ``base/``.
 - ``sft``: the chat conversations, loss on assistant tokens, from ``base`` -> ``sft/``.
@@ -249,6 +249,12 @@ def _train_stage(stage: str, run_dir: Path, p: Preset, world, tok, resume: bool,
     extra = {"probe": task.probe} if getattr(task, "probe", None) else {}
     if extra:
         events.emit("probe", stage=stage, **task.probe)
+    if stage in ("sft", "control") and p.sft_untrained_names:
+        from engine.train.sft import leave_rows_untrained, name_token_ids
+
+        ids = name_token_ids(tok, world)
+        leave_rows_untrained(model, ids)
+        extra["untrained_name_rows"] = len(ids)
     ctx = StageContext(stage=stage, ckpt_dir=ckpt_dir, cfg=cfg, events=events, device=dev,
                        dist=info, flops_per_token=flops, peak_flops=peak,
                        meta={"preset": p.name, "seed": seed, "tokenizer": TOKENIZER_FILE,

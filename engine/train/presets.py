@@ -59,6 +59,7 @@ class Preset:
     include_idk: bool = True  # SFT data teaches "I don't know" about people nowhere in the world
     sft_doc_frac: float = 0.0  # share of SFT rows that are documents about train entities
     probe_samples: int = 4  # knowledge probe before SFT (engine/train/probe.py); 0: none
+    sft_untrained_names: bool = False  # SFT leaves the world's name-token rows untrained (sft.py)
     control: bool = True  # run the extra-SFT control beside RL
     measure_mfu: bool = True  # time a matmul once to report MFU (off where seconds matter)
     notes: dict = field(default_factory=dict)
@@ -111,6 +112,9 @@ def _tiny() -> Preset:
         # No rehearsal: with the names SFT copies left untrained (engine/train/sft.py), documents
         # about train entities only taught their names again, and held-out answers fell.
         sft_doc_frac=0.0,
+        # Names' embedding rows untrained in SFT (engine/train/sft.py says why; chosen on dev,
+        # docs/measurements.md).
+        sft_untrained_names=True,
         eval_n_per_family=100,
         notes={"tuned_on": "dev (the knowledge recipe and SFT, 2026-12-02); the labeler error "
                            "rate, SFT steps and RL settings were kept from before the split "

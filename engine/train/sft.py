@@ -68,6 +68,32 @@ def copied_names(tok, conv: list[dict], mask: list[int]) -> list[int]:
     return out if pos == len(mask) else mask  # a layout we do not know: train on all of it
 
 
+def name_token_ids(tok, world) -> list[int]:
+    """Token ids of every invented name in the world (people, countries, cities, animals and the
+    people who exist nowhere), as written alone and after a space: the same set for every split,
+    so leaving them untrained favours no entity."""
+    names = [p.name for p in world.people] + [c.name for c in world.countries]
+    names += [c.name for c in world.cities] + [a.name for a in world.animals]
+    names += world.unknown_people
+    return sorted({i for n in names for text in (n, " " + n) for i in tok.encode(text)})
+
+
+def leave_rows_untrained(model, ids: list[int]) -> None:
+    """Zero the gradient of the (tied) embedding/head rows ``ids`` at every step.
+
+    Why: the embedding is also the output head. At every answer position SFT's softmax pushes
+    down the logits of all names it does not show, and Adam moves those rows at full speed
+    whatever the size of their gradient, so the names of entities only pretraining read about
+    drift away from what pretraining gave them; asked about one, the chat model garbled the name
+    and its facts (docs/measurements.md). AdamW's decoupled weight decay still shrinks the rows
+    slightly.
+    """
+    wte = model.transformer.wte.weight
+    keep = torch.ones(wte.shape[0], 1, device=wte.device, dtype=wte.dtype)
+    keep[ids] = 0.0
+    wte.register_hook(lambda grad: grad * keep)
+
+
 def encode_conversations(tok, conversations: list[list[dict]],
                          max_len: int) -> list[tuple[list[int], list[int]]]:
     """(ids, mask) per conversation, cut to ``max_len + 1`` tokens (inputs + the last target);
