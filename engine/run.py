@@ -68,6 +68,7 @@ EVAL = Stage("eval", file=REPORT_FILE)
 
 PIPELINE = (TOKENIZER, PRETRAIN, SFT, RL, CONTROL, EVAL)  # the order a run goes through
 STAGE_NAMES = tuple(s.name for s in PIPELINE)
+_BY_NAME = {s.name: s for s in PIPELINE}
 STAGE_FOLDERS = tuple(s.folder for s in PIPELINE if s.folder)  # base, sft, rl, sft_control
 MODEL_FOLDERS = (PRETRAIN.folder, SFT.folder, RL.folder)  # the models the app shows: base/sft/rl
 # The report card's stage columns and the folder each one's model is read from.
@@ -80,10 +81,9 @@ REPORT_COLUMNS = ("base", "sft", "rl", "labelers", "control")
 
 def stage_named(name: str) -> Stage:
     """The pipeline stage called ``name``; KeyError names the stages there are."""
-    for s in PIPELINE:
-        if s.name == name:
-            return s
-    raise KeyError(f"no stage {name!r} (stages: {', '.join(STAGE_NAMES)})")
+    if name not in _BY_NAME:
+        raise KeyError(f"no stage {name!r} (stages: {', '.join(STAGE_NAMES)})")
+    return _BY_NAME[name]
 
 
 # -- one run folder -----------------------------------------------------------------------------
@@ -128,7 +128,7 @@ class RunFolder:
     def model_dir(self, stage_or_folder: str) -> Path:
         """A checkpoint folder, by training stage ("pretrain", "control") or by folder name
         ("base", "sft_control", or any other folder a run holds)."""
-        named = next((s for s in PIPELINE if s.name == stage_or_folder), None)
+        named = _BY_NAME.get(stage_or_folder)
         if named is not None and named.folder is None:
             raise ValueError(f"the {named.name} stage writes no model")
         return self.path / (named.folder if named else stage_or_folder)

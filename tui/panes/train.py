@@ -38,8 +38,9 @@ from engine.api import (
 from tui.panes import train_proc
 from tui.panes.train_plot import BraillePlot, Curve
 from tui.read_only import refused
-from tui.runpick import open_run, run_label
+from tui.runpick import RootWatch, open_run, run_label
 from tui.widgets.confirm import Confirm
+from tui.widgets.picker import refill
 
 POLL_S = 0.25  # how often the events file is looked at (a stat; reads only when it grew)
 DRAW_MIN_S = 0.5  # a training run redraws at most twice a second, however fast it logs
@@ -133,7 +134,7 @@ class TrainPane(Vertical):
         self.watch: RunWatch | None = None
         self.trainers = train_proc.Trainers()  # the trainer started here; stop requests
         self.curve_stage: str | None = None  # None: follow the running stage
-        self._runs_mtime = None
+        self._root = RootWatch()  # runs made or removed: the picker lists them again
         self._run_names: list[str] = []  # the picker's options
         self._last_stats = 0.0
         self._shown: dict[str, object] = {}  # what each part shows now, to skip equal updates
@@ -225,25 +226,16 @@ class TrainPane(Vertical):
 
     def _refresh_runs(self, force: bool = False) -> None:
         """Keep the run picker in step with checkpoints/ (one stat per tick)."""
-        root = checkpoints_root()
-        try:
-            mtime = root.stat().st_mtime
-        except OSError:
-            mtime = None
-        if not force and mtime == self._runs_mtime:
+        if not self._root.changed() and not force:
             return
-        self._runs_mtime = mtime
-        select = self.query_one("#train-run", Select)
-        current = select.value
+        root = checkpoints_root()
         options = [(run_label(r), r.name) for r in list_runs(root)]
         if self.child_dir is not None and self.child_dir.parent == root:
             if all(v != self.child_dir.name for _, v in options):  # started, no events yet
                 options.append((self.child_dir.name, self.child_dir.name))
         self._run_names = [v for _, v in options]
         with self.prevent(Select.Changed):
-            select.set_options(options)
-            if current is not Select.NULL and current in self._run_names:
-                select.value = current
+            refill(self.query_one("#train-run", Select), options)
 
     def _has_option(self, name: str) -> bool:
         return name in self._run_names
