@@ -63,7 +63,7 @@ TOKENIZER = Stage("tokenizer", file=TOKENIZER_FILE)
 PRETRAIN = Stage("pretrain", folder="base")
 SFT = Stage("sft", folder="sft", parent="pretrain")
 RL = Stage("rl", folder="rl", parent="sft")
-CONTROL = Stage("control", folder="sft_control", parent="sft")  # SFT for as long as RL trained
+CONTROL = Stage("control", folder="sft_control", parent="sft")  # SFT on the compute RL used
 EVAL = Stage("eval", file=REPORT_FILE)
 
 PIPELINE = (TOKENIZER, PRETRAIN, SFT, RL, CONTROL, EVAL)  # the order a run goes through

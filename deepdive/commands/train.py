@@ -63,6 +63,8 @@ def train(
         _fail(str(e))
     except FileNotFoundError as e:
         _fail(f"missing file: {e}")
+    except OSError as e:  # read-only folder, disk full: what and where, not a traceback
+        _fail(f"cannot write {e.filename or run_dir}: {e.strerror or e}")
     finally:
         restore_signals()
     if main:

@@ -432,7 +432,7 @@ def _rl_claim(m: dict) -> dict:
     reading = (f"The SFT labelers got {_pct(lab)} of the test sums right; SFT imitating them "
                f"scores {_pct(sft)} (pass@1, sampled), RL with the exact verifier {_pct(rl)} "
                f"({'n/a' if gain is None else f'{100 * gain:+.0f} points'}), ")
-    reading += (f"and the control — SFT trained as long again — {_pct(ctl)}. RL is "
+    reading += (f"and the control — SFT given the same compute — {_pct(ctl)}. RL is "
                 f"{_cmp(rl, ctl)} the control and {_cmp(rl, lab)} its labelers"
                 if ctl is not None else "no extra-SFT control was trained for this run")
     if lab is not None and rl is not None and not beats_labelers:

@@ -42,7 +42,6 @@ class CheckpointError(Exception):
 
 def save_checkpoint(stage_dir: str | Path, model: GPT, meta: dict, optimizer=None) -> None:
     stage_dir = Path(stage_dir)
-    stage_dir.parent.mkdir(parents=True, exist_ok=True)
     meta = dict(meta)
     meta.setdefault("stage", stage_dir.name)
     meta.setdefault("step", 0)
@@ -61,23 +60,48 @@ def save_checkpoint(stage_dir: str | Path, model: GPT, meta: dict, optimizer=Non
 
     new = stage_dir.parent / f".{stage_dir.name}.new-{os.getpid()}"
     old = stage_dir.parent / f".{stage_dir.name}.old-{os.getpid()}"
+    had = stage_dir.is_dir()
+    try:
+        stage_dir.parent.mkdir(parents=True, exist_ok=True)
+        _write_folder(new, blobs, keep_from=stage_dir)
+        _swap_in(new, stage_dir, old)
+    except OSError as e:  # disk full, read-only, permissions: the previous checkpoint stands
+        shutil.rmtree(new, ignore_errors=True)
+        kept = "the previous one there is intact" if had else "nothing was written there"
+        raise CheckpointError(f"{stage_dir}: could not save the checkpoint "
+                              f"({e.strerror or e}); {kept}") from e
+    # The old folder, and any a killed save left behind, are no longer needed.
+    for stale in stage_dir.parent.glob(f".{stage_dir.name}.*-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _write_folder(new: Path, blobs: dict[str, bytes], keep_from: Path) -> None:
+    """The complete new checkpoint folder, fsynced, beside the stage folder."""
     shutil.rmtree(new, ignore_errors=True)
     new.mkdir()
     for name, data in blobs.items():
         _write_synced(new / name, data)
-    if stage_dir.is_dir():  # keep files others put in the stage folder (samples, notes ...)
-        for p in stage_dir.iterdir():
+    if keep_from.is_dir():  # keep files others put in the stage folder (samples, notes ...)
+        for p in keep_from.iterdir():
             if p.is_file() and p.name not in (MODEL_FILE, OPTIMIZER_FILE, META_FILE):
                 shutil.copy2(p, new / p.name)
     _fsync_dir(new)
+
+
+def _swap_in(new: Path, stage_dir: Path, old: Path) -> None:
+    """Two renames; should the second fail, the first is undone so the stage folder stays."""
+    moved = False
     if stage_dir.exists():
         shutil.rmtree(old, ignore_errors=True)
         os.replace(stage_dir, old)
-    os.replace(new, stage_dir)
+        moved = True
+    try:
+        os.replace(new, stage_dir)
+    except OSError:
+        if moved:
+            os.replace(old, stage_dir)
+        raise
     _fsync_dir(stage_dir.parent)
-    # The old folder, and any a killed save left behind, are no longer needed.
-    for stale in stage_dir.parent.glob(f".{stage_dir.name}.*-*"):
-        shutil.rmtree(stale, ignore_errors=True)
 
 
 def model_bytes(model: GPT) -> bytes:

@@ -39,17 +39,41 @@ class EventWriter:
     def __init__(self, run_dir: str | Path, enabled: bool = True):
         self.path = Path(run_dir) / EVENTS_FILE
         self.enabled = enabled  # False on non-zero DDP ranks: rank 0 alone writes
+        self._checked_tail = False
 
     def emit(self, type: str, **fields: Any) -> dict[str, Any]:
         event = {"t": round(time.time(), 3), "type": type, **fields}
         if self.enabled:
             line = json.dumps(event, ensure_ascii=False, allow_nan=False, default=_jsonable) + "\n"
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self._checked_tail:
+                line = self._after_partial_line() + line
+                self._checked_tail = True
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(line)
                 f.flush()
                 os.fsync(f.fileno())
         return event
+
+
+    def try_emit(self, type: str, **fields: Any) -> None:
+        """``emit`` where the event reports a failure that may be the disk itself (full,
+        read-only): the failure is already being raised to the user, so a log that cannot be
+        written is not a second error."""
+        try:
+            self.emit(type, **fields)
+        except OSError:
+            pass
+
+    def _after_partial_line(self) -> str:
+        """A newline when the file ends mid-line: a writer killed mid-append left a partial last
+        line, and our first event must not be glued onto it (readers skip the partial alone)."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                return "" if f.read(1) == b"\n" else "\n"
+        except OSError:  # no file yet, or an empty one
+            return ""
 
 
 def _jsonable(value: Any) -> Any:

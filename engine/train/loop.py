@@ -46,6 +46,10 @@ class StepResult:
     tokens: int  # tokens processed (all ranks), for tok/s
     metrics: dict = field(default_factory=dict)  # extra fields for the step event (RL: reward...)
     log_loss: float | None = None  # the figure to report when it is not ``loss`` itself
+    # Compute in token-passes: one token through a forward pass = 1, forward + backward = 3
+    # (the 2N vs 6N FLOPs per token of the usual estimate). The control is matched on it.
+    # None: 3 x tokens, a plain training step.
+    compute: float | None = None
 
 
 class StageTask(Protocol):
@@ -169,10 +173,12 @@ def read_meta(ckpt_dir: Path) -> dict | None:
 
 class StageClock:
     """Wall time of a stage across resumes, and how much of it went to evals and samples
-    (``train_s`` = the rest: what the extra-SFT control is matched against)."""
+    (``train_s`` = the rest), and the compute spent (what the extra-SFT control is matched
+    against: unlike seconds, it is the same on every machine and every run)."""
 
-    def __init__(self, elapsed0: float = 0.0, side0: float = 0.0):
+    def __init__(self, elapsed0: float = 0.0, side0: float = 0.0, compute0: float = 0.0):
         self.t0, self.elapsed0, self.side = time.perf_counter(), elapsed0, side0
+        self.compute = compute0  # token-passes trained so far (StepResult.compute), resumes too
 
     def elapsed(self) -> float:
         return self.elapsed0 + time.perf_counter() - self.t0
@@ -182,8 +188,8 @@ class StageClock:
 
 
 def _save(ctx: StageContext, model, optimizer, step: int, done: bool, clock: StageClock,
-          metrics: dict) -> None:
-    from engine.model.checkpoint import save_checkpoint
+          metrics: dict, last_ckpt: str | None) -> None:
+    from engine.model.checkpoint import CheckpointError, save_checkpoint
 
     if not ctx.dist.is_main:
         return
@@ -191,8 +197,16 @@ def _save(ctx: StageContext, model, optimizer, step: int, done: bool, clock: Sta
     meta = {**ctx.meta, "config": core.config.to_dict(), "stage": ctx.ckpt_dir.name,
             "train_stage": ctx.stage, "step": step, "total_steps": ctx.cfg.steps, "done": done,
             "elapsed_s": round(clock.elapsed(), 3), "side_s": round(clock.side, 3),
+            "compute": clock.compute,
             "metrics": metrics}
-    save_checkpoint(ctx.ckpt_dir, core, meta, optimizer=None if done else optimizer)
+    try:
+        save_checkpoint(ctx.ckpt_dir, core, meta, optimizer=None if done else optimizer)
+    except CheckpointError as e:
+        msg = (f"{ctx.stage}: {e}. Training stopped at step {step}; last good checkpoint: "
+               f"{last_ckpt or 'none'}")
+        ctx.events.try_emit("error", stage=ctx.stage, step=step, message=msg,
+                            last_checkpoint=last_ckpt)
+        raise TrainingError(msg) from None
     if done:  # resume only matters mid-stage; a finished stage keeps weights alone
         (ctx.ckpt_dir / OPTIMIZER_FILE).unlink(missing_ok=True)
     ctx.events.emit("checkpoint", stage=ctx.stage, step=step, path=str(ctx.ckpt_dir))
@@ -216,7 +230,8 @@ def run_stage(model: torch.nn.Module, task: StageTask, ctx: StageContext,
     if resume_meta is not None:
         start = int(resume_meta["step"])
         clock = StageClock(float(resume_meta.get("elapsed_s", 0)),
-                           float(resume_meta.get("side_s", 0)))
+                           float(resume_meta.get("side_s", 0)),
+                           float(resume_meta.get("compute", 0)))
         metrics = dict(resume_meta.get("metrics", {}))
         load_optimizer(ctx.ckpt_dir, optimizer)
         last_ckpt = str(ctx.ckpt_dir)
@@ -243,8 +258,8 @@ def run_stage(model: torch.nn.Module, task: StageTask, ctx: StageContext,
                     msg = (f"{ctx.stage}: the loss became {loss_value} at step {step + 1}; "
                            f"training stopped. Last good checkpoint: {last_ckpt or 'none'} "
                            "(try a lower learning rate)")
-                    ev.emit("error", stage=ctx.stage, step=step + 1, message=msg,
-                            last_checkpoint=last_ckpt)
+                    ev.try_emit("error", stage=ctx.stage, step=step + 1, message=msg,
+                                last_checkpoint=last_ckpt)
                     raise TrainingError(msg)
                 res.loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -254,6 +269,7 @@ def run_stage(model: torch.nn.Module, task: StageTask, ctx: StageContext,
                 time.sleep(sleep_s)
             step += 1
             tokens_since += res.tokens
+            clock.compute += 3.0 * res.tokens if res.compute is None else res.compute
             if step % cfg.log_every == 0 or step in (start + 1, cfg.steps):
                 now = time.perf_counter()
                 tok_s = tokens_since / max(now - t_log, 1e-9)
@@ -277,19 +293,20 @@ def run_stage(model: torch.nn.Module, task: StageTask, ctx: StageContext,
                     ev.emit("sample", stage=ctx.stage, step=step, prompt=got[0], text=got[1])
                 model.train()
             if step % cfg.ckpt_every == 0 and step < cfg.steps:
-                _save(ctx, model, optimizer, step, False, clock, metrics)
+                _save(ctx, model, optimizer, step, False, clock, metrics, last_ckpt)
                 last_ckpt = str(ctx.ckpt_dir)
             clock.side += time.perf_counter() - t_side
             t_log += time.perf_counter() - t_side  # tok/s counts training time only
     except (TrainingStopped, KeyboardInterrupt):
         # `step` counts finished updates; the weights are those after exactly that many.
-        _save(ctx, model, optimizer, step, False, clock, metrics)
+        _save(ctx, model, optimizer, step, False, clock, metrics, last_ckpt)
         raise TrainingStopped(f"{ctx.stage} stopped at step {step}/{cfg.steps}; "
                               f"checkpoint saved in {ctx.ckpt_dir} (continue with --resume)")\
             from None
     summary = {**metrics, "steps": cfg.steps, "elapsed_s": round(clock.elapsed(), 3),
                "train_s": round(clock.train_s(), 3),
-               "sec_per_step": round(clock.train_s() / max(cfg.steps, 1), 5)}
-    _save(ctx, model, optimizer, step, True, clock, summary)
+               "sec_per_step": round(clock.train_s() / max(cfg.steps, 1), 5),
+               "compute": clock.compute}
+    _save(ctx, model, optimizer, step, True, clock, summary, last_ckpt)
     ev.emit("stage_end", stage=ctx.stage, step=step, summary=summary)
     return summary

@@ -9,9 +9,9 @@ below with the folder each writes and the stage each starts from, are engine/run
 - ``pretrain``: next-token loss over those documents -> ``base/``.
 - ``sft``: the chat conversations, loss on assistant tokens, from ``base`` -> ``sft/``.
 - ``rl``: GRPO-style practice on verifiable problems, from ``sft`` -> ``rl/``.
-- ``control``: SFT continued from ``sft`` on the same conversations for as long as RL trained
-  (its steps = RL's training seconds / SFT's seconds per step) -> ``sft_control/``. It answers
-  "was it RL, or just more training?".
+- ``control``: SFT continued from ``sft`` on the same conversations for as much compute as RL
+  used (its steps = RL's token-passes / SFT's token-passes per step; control_steps) ->
+  ``sft_control/``. It answers "was it RL, or just more training?".
 - ``eval``: engine.data.evals.evaluate_run -> ``report.json``.
 
 With ``resume=True`` finished stages are skipped and an unfinished one continues from its last
@@ -100,10 +100,10 @@ def train(run_dir: str | Path, preset: str | None = None, stages: str | list[str
         try:
             results = _run_stages(run_dir, p, wanted, resume, dev, seed, info, events)
         except TrainingStopped as e:
-            events.emit("run_end", status="stopped", reason=str(e))
+            events.try_emit("run_end", status="stopped", reason=str(e))
             raise
         except (TrainingError, PipelineError) as e:
-            events.emit("run_end", status="stopped", reason=str(e), error=True)
+            events.try_emit("run_end", status="stopped", reason=str(e), error=True)
             raise
         events.emit("run_end", status="done")
         return results
@@ -286,14 +286,23 @@ def _stage_config(stage: str, p: Preset, run_dir: Path, meta: dict | None):
         rl_meta, sft_meta = read_meta(run.model_dir("rl")), read_meta(run.model_dir("sft"))
         if not (rl_meta and rl_meta.get("done") and sft_meta and sft_meta.get("done")):
             raise PipelineError("the control stage needs finished sft/ and rl/ stages "
-                                "(it trains SFT for as long as RL trained)")
-        rl_s = float(rl_meta["metrics"].get("train_s", rl_meta.get("elapsed_s", 0)))
-        sft_step_s = float(sft_meta["metrics"].get("sec_per_step") or 1.0)
-        steps = max(1, round(rl_s / max(sft_step_s, 1e-6)))
+                                "(it trains SFT on as much compute as RL used)")
+        steps = control_steps(rl_meta["metrics"], sft_meta["metrics"])
     cfg = p.sft
     return dataclasses.replace(cfg, steps=steps, warmup=min(cfg.warmup, steps // 10),
                                eval_every=max(1, min(cfg.eval_every, steps)),
                                ckpt_every=max(1, min(cfg.ckpt_every, steps)))
+
+
+def control_steps(rl: dict, sft: dict) -> int:
+    """SFT steps that spend the compute RL spent (token-passes, engine.train.loop.StepResult):
+    the same on every machine and every run with the seed. Runs made before compute was
+    recorded fall back to RL's training seconds over SFT's seconds per step."""
+    if rl.get("compute") and sft.get("compute") and sft.get("steps"):
+        per_step = float(sft["compute"]) / int(sft["steps"])
+        return max(1, round(float(rl["compute"]) / per_step))
+    rl_s = float(rl.get("train_s", 0))
+    return max(1, round(rl_s / max(float(sft.get("sec_per_step") or 1.0), 1e-6)))
 
 
 def training_data(stage: str, p: Preset, world, seed: int,

@@ -82,12 +82,17 @@ class RlTask:
         sampled_tokens = sum(len(p) + n for p, n in zip(prompts, lengths, strict=True))
         if not keep:
             if not self.dist.enabled:
-                return StepResult(loss=None, tokens=sampled_tokens, metrics=metrics)
+                return StepResult(loss=None, tokens=sampled_tokens, metrics=metrics,
+                                  compute=_global_sum(sampled_tokens, self.dist, self.device))
             keep = [0]  # every DDP rank must run backward; this row's advantage is 0
         loss = self._pg_loss(model, [prompts[i] for i in keep], [responses[i] for i in keep],
                              adv[keep].to(self.device), max(n_tokens, 1))
+        # sampling passes every token forward once (a KV cache); the update forward + backward
+        trained = sum(len(prompts[i]) + lengths[i] for i in keep)
+        compute = _global_sum(sampled_tokens + 3 * trained, self.dist, self.device)
         return StepResult(loss=loss * self.dist.world_size, tokens=sampled_tokens,
-                          metrics=metrics, log_loss=float(loss.detach()) * self.dist.world_size)
+                          metrics=metrics, log_loss=float(loss.detach()) * self.dist.world_size,
+                          compute=compute)
 
     def _pg_loss(self, model, prompts: list[list[int]], responses: list[list[int]],
                  adv: torch.Tensor, n_tokens: int) -> torch.Tensor:
