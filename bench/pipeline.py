@@ -31,7 +31,11 @@ KEY_METRICS = ("format_base", "format_sft", "knowledge_heldout_sft", "fact_known
                "arith_pass1_rl", "arith_pass1_sft_control", "arith_passk_sft", "arith_passk_rl",
                "arith_greedy_sft", "arith_greedy_rl", "answer_first_sft", "work_first_sft",
                "count_letters_sft", "count_letters_rl", "decimal_cmp_sft", "decimal_cmp_rl",
-               "probe_unknown", "probe_facts")
+               "probe_unknown", "probe_facts", "transfer_arith", "transfer_arith_lo",
+               "transfer_arith_hi", "transfer_decimal_cmp", "transfer_decimal_cmp_lo",
+               "transfer_decimal_cmp_hi", "transfer_count_letters", "transfer_count_letters_lo",
+               "transfer_count_letters_hi", "rl_len_start", "rl_len_end", "rl_work_first_start",
+               "rl_work_first_end", "sft_data_work_first")
 
 
 def stage_walls(events: list[dict]) -> dict[str, float]:

@@ -14,8 +14,10 @@ then throw bad input and corrupted files at the loaders.
 4. bench/badfiles.py: corrupted run files into the loaders.
 
 Usage: python bench/reliability.py [--kills 24] [--seed 0] [--keep DIR]
-The last line is one JSON object: kills_tried, kills_survived, resumes_exact, bad_inputs_tried,
-crashes (must be 0), corrupt_files_tried, corrupt_files_rejected, and the details.
+The last line is one JSON object: kills_tried, kills_survived, resumes_exact (of the resumes
+that logged a step the reference logged: every such loss equal), final_equal (every model
+folder bit for bit), bad_inputs_tried, crashes (must be 0), corrupt_files_tried,
+corrupt_files_rejected, and the details.
 """
 
 from __future__ import annotations
@@ -265,16 +267,18 @@ def soak(kills: list[Kill], seed: int, work: Path, ref: Path) -> dict:
     raw = events_path.read_bytes()
     ends = starts[1:] + [len(raw)]
     resumed = list(zip(starts, ends, strict=True))[1:]  # every process after the first
-    exact = 0
+    exact = compared = 0
     for start, end in resumed:
         part = [json.loads(line) for line in raw[start:end].splitlines() if _is_json(line)]
-        # a resumed stretch also logs its first step, which the reference may not have logged
+        # a resumed stretch also logs its first step, which the reference may not have logged;
+        # one killed before it logged any step has nothing to compare (the weights still do)
         shared = {k: v for k, v in logged_losses(part).items() if k in ref_losses}
+        compared += bool(shared)
         exact += bool(shared) and all(ref_losses[k] == v for k, v in shared.items())
     events = read_events(events_path)
     weights = same_weights(run, ref) if rc == 0 else {}
     return {"kills_tried": tried, "kills_survived": survived, "kills_missed": missed,
-            "resumes_checked": len(resumed), "resumes_exact": exact,
+            "resumes": len(resumed), "resumes_checked": compared, "resumes_exact": exact,
             "final_equal": bool(weights) and all(weights.values()), "weights_equal": weights,
             "events_problems": folded_steps_ok(events, reference_events) if rc == 0 else [],
             "kills_by_stage": _count(k.stage for k in kills[:tried]),
@@ -320,7 +324,8 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
     summary = {
         "kills_tried": result["kills_tried"], "kills_survived": result["kills_survived"],
-        "resumes_exact": result["resumes_exact"],
+        "resumes_exact": result["resumes_exact"], "resumes_checked": result["resumes_checked"],
+        "final_equal": result["final_equal"],
         "bad_inputs_tried": bad_in["bad_inputs_tried"],
         "crashes": result["trainer_crashes"] + bad_in["crashes"] + bad_files["crashes"],
         "corrupt_files_tried": bad_files["corrupt_files_tried"],

@@ -21,7 +21,8 @@ The panes and the CLI import from here, never from engine's rooms (import-linter
   ``Problem``, ``curated_prompts``, ``eval_problems`` (engine/data/).
 - The judge: ``judge``, ``recognise``, ``Verdict`` (engine/data/judge.py).
 - Evaluation: ``evaluate_run``, ``token_budgets`` (engine/data/evals.py).
-- Training and importing (the CLI's verbs): ``train``, ``parse_stages``, ``PipelineError``,
+- Training and importing (the CLI's verbs): ``train``, ``parse_stages``, ``parse_rl_families``,
+  ``PipelineError``,
   ``TrainingError``, ``TrainingStopped``, ``install_stop_handlers``, ``env_dist_info``
   (engine/train/); ``train_bpe``, ``import_gpt2``, ``download_gpt2`` and their errors;
   ``load_run_model``, ``stream``, ``pick_device``.
@@ -121,6 +122,7 @@ if TYPE_CHECKING:  # what _LAZY loads, for type checkers
     from engine.train.loop import TrainingStopped as TrainingStopped
     from engine.train.loop import install_stop_handlers as install_stop_handlers
     from engine.train.pipeline import PipelineError as PipelineError
+    from engine.train.pipeline import parse_rl_families as parse_rl_families
     from engine.train.pipeline import parse_stages as parse_stages
     from engine.train.pipeline import train as train
     from engine.train.presets import get_preset as get_preset
@@ -154,7 +156,8 @@ _LAZY = {
     "estimate_run_s": "engine.train.estimate",
     **dict.fromkeys(("TrainingError", "TrainingStopped", "install_stop_handlers"),
                     "engine.train.loop"),
-    **dict.fromkeys(("PipelineError", "parse_stages", "train"), "engine.train.pipeline"),
+    **dict.fromkeys(("PipelineError", "parse_rl_families", "parse_stages", "train"),
+                    "engine.train.pipeline"),
     "get_preset": "engine.train.presets",
 }
 

@@ -30,14 +30,17 @@ def random_run(tmp_path_factory) -> Path:
     run.mkdir()
     tok.save(run / "tokenizer.json")
     (run / "run.json").write_text(json.dumps({"preset": "test", "seed": 0,
-                                              "data": {"world_seed": 0}}))
+                                              "data": {"world_seed": 0},
+                                              "preset_config": {"rl": {"families": [
+                                                  "arith", "decimal_cmp"]}}}))
     torch.manual_seed(0)
     cfg = GPTConfig(vocab_size=tok.n_vocab, block_size=256, n_layer=1, n_head=2, n_embd=16)
     for stage in ("base", "sft", "rl", "sft_control"):
         save_checkpoint(run / stage, GPT(cfg), {"stage": stage, "step": 1})
     events = EventWriter(run)
     for step, reward in ((1, 0.25), (2, 0.5)):
-        events.emit("step", stage="rl", step=step, reward=reward, resp_len=40.0 + step)
+        events.emit("step", stage="rl", step=step, reward=reward, resp_len=40.0 + step,
+                    work_first=reward * 2)
     events.emit("step", stage="sft", step=3, loss=1.0)  # not RL: not on the curve
     return run
 
@@ -60,11 +63,21 @@ def test_evaluate_run_writes_a_complete_report(random_run):
         assert 0.0 <= m[f"arith_pass1_{stage}"] <= m[f"arith_passk_{stage}"] <= 1.0
     # The labelers' accuracy is measured by simulating them on test sums, not the models.
     assert m["arith_labelers"] == round(W.labeler_accuracy(W.build_world(0), 0.3, "test"), 4)
-    assert report["rl_curve"] == [{"step": 1, "reward": 0.25, "resp_len": 41.0},
-                                  {"step": 2, "reward": 0.5, "resp_len": 42.0}]
+    assert report["rl_curve"] == [{"step": 1, "reward": 0.25, "resp_len": 41.0, "work_first": 0.5},
+                                  {"step": 2, "reward": 0.5, "resp_len": 42.0, "work_first": 1.0}]
+    assert (m["rl_len_start"], m["rl_len_end"]) == (41.0, 42.0)
+    assert (m["rl_work_first_start"], m["rl_work_first_end"]) == (0.5, 1.0)
+    assert 0.9 <= m["sft_data_work_first"] <= 1.0  # the world's worked SFT replies
+    # transfer: every family, RL - control on the same prompts, practised ones marked
+    rows = {r["family"]: r for r in report["transfer"]}
+    assert set(rows) == set(E.CHAT_FAMILIES)
+    assert [f for f, r in rows.items() if r["trained"]] == ["arith", "decimal_cmp"]
+    for fam, r in rows.items():
+        assert r["diff"] == round(r["rl"] - r["control"], 4) == m[f"transfer_{fam}"]
+        assert r["lo"] <= r["diff"] <= r["hi"] and r["n"] == report["families"][fam]["n"]
     ids = {c["id"] for c in report["claims"]}
     assert {"knowledge", "format", "hallucination", "tokens_to_think", "paraphrase",
-            "pass_at_k", "rl_beyond_labelers", "rl_dynamics"} <= ids
+            "pass_at_k", "rl_beyond_labelers", "rl_dynamics", "transfer", "rl_discovers"} <= ids
     assert all(c["reading"] for c in report["claims"])
     ex = report["examples"]["arith"]["sft"][0]
     assert set(ex) >= {"prompt", "answer", "expected", "correct", "reason"}
@@ -159,3 +172,52 @@ def test_cli_report_without_report_exits_2(tmp_path):
     assert res.exit_code == 2 and "deepdive eval" in res.output
     res = CliRunner().invoke(app, ["eval", "--run", str(tmp_path / "missing")])
     assert res.exit_code == 2
+
+
+def test_paired_difference_matches_the_textbook_formula():
+    from engine.data.stats import paired_difference
+
+    a = [True, True, False, True, False, True, True, False]
+    b = [False, True, False, False, False, True, False, False]
+    d = [x - y for x, y in zip(a, b, strict=True)]
+    mean = sum(d) / len(d)
+    sd = (sum((x - mean) ** 2 for x in d) / (len(d) - 1)) ** 0.5
+    got = paired_difference(a, b)
+    assert got == pytest.approx((mean, mean - 1.96 * sd / len(d) ** 0.5,
+                                 mean + 1.96 * sd / len(d) ** 0.5))
+    assert paired_difference(a, a) == (0.0, 0.0, 0.0)  # the same answers: no difference at all
+    with pytest.raises(ValueError):
+        paired_difference(a, b[:-1])
+
+
+def _row(fam: str, trained: bool, lo: float) -> dict:
+    return {"family": fam, "trained": trained, "verifiable": fam in E.T.RL_FAMILIES,
+            "rl": 0.5, "control": 0.4, "diff": lo + 0.05, "lo": lo, "hi": lo + 0.1, "n": 100}
+
+
+def test_the_transfer_verdict_follows_the_left_out_interval():
+    practised = _row("arith", True, 0.02)
+    up = E.transfer_claim([practised, _row("count_letters", False, 0.01)])
+    flat = E.transfer_claim([practised, _row("count_letters", False, -0.03)])
+    none_left = E.transfer_claim([practised])
+    assert up["holds"] is True and up["title"].startswith("RL's practice transferred")
+    assert flat["holds"] is False and flat["title"].startswith("No transfer")
+    assert "count_letters, never practised" in flat["reading"]
+    assert none_left["holds"] is None and "none measures transfer" in none_left["reading"]
+
+
+def test_the_discovery_verdict_follows_the_data_and_the_rl_shares():
+    sampled = {"example_work_first": {"prompt": "2+2?", "answer": "2 and 2.\nAnswer: 4"},
+               "n_work_first": 5, "n_answer_first": 3, "pass1_work_first": 0.4,
+               "pass1_answer_first": 0.1}
+    found = E.thinking_claim({"sft_data_work_first": 0.0, "rl_work_first_start": 0.0,
+                              "rl_work_first_end": 0.3}, sampled)
+    known = E.thinking_claim({"sft_data_work_first": 0.6, "rl_work_first_start": 0.5,
+                              "rl_work_first_end": 0.9}, sampled)
+    # answering first is new to data that always works first, but it is right less often
+    worse = E.thinking_claim({"sft_data_work_first": 1.0, "rl_work_first_start": 0.98,
+                              "rl_work_first_end": 0.9}, sampled)
+    assert found["holds"] is True and "Answer: 4" in found["reading"]
+    assert known["holds"] is False and "discovered nothing new" in known["reading"]
+    assert worse["holds"] is False and "nothing better was discovered" in worse["reading"]
+    assert E.thinking_claim({}, {})["holds"] is None

@@ -4,6 +4,7 @@ following a run while it is written, and start / stop / resume of a trainer chil
 from __future__ import annotations
 
 import json
+import os
 import sys
 import textwrap
 import time
@@ -506,3 +507,33 @@ def test_runs_listing_reports_a_training_run_from_the_reducer(root):
     assert stats_parts(watch.state)[-1] == "ETA 0:05"
     rows = json.loads(runner.invoke(app, ["runs", "--json"]).stdout)
     assert rows[0]["progress"] is None  # not training: its events are not read
+
+
+async def test_a_trainer_killed_while_followed_is_reported_and_the_pane_still_works(root,
+                                                                                   tmp_path):
+    import signal
+    import subprocess
+
+    script = tmp_path / "fake_trainer.py"
+    script.write_text(FAKE_TRAINER.format(repo=str(Path(__file__).resolve().parent.parent)))
+    child = subprocess.Popen([sys.executable, str(script), "train", "--run", "doomed"],
+                             env={**os.environ, "DEEPDIVE_CHECKPOINTS": str(root)},
+                             stdout=subprocess.DEVNULL)
+    try:
+        app = Host()
+        async with app.run_test(size=(80, 24)) as pilot:
+            assert await wait_for(pilot, lambda: (root / "doomed" / EVENTS_FILE).exists())
+            app.query_one("#train-run", Select).value = "doomed"
+            assert await wait_for(pilot, lambda: "training" in plain(app, "#train-status"))
+            child.send_signal(signal.SIGKILL)  # no run_end, no checkpoint: it is just gone
+            child.wait()
+            assert await wait_for(pilot, lambda: "stopped unexpectedly" in
+                                  plain(app, "#train-status"))
+            assert "last checkpoint: none saved" in plain(app, "#train-status")  # nothing to lose
+            await pilot.press("s")  # and the pane still answers: nothing left to stop
+            assert await wait_for(pilot, lambda: any("no trainer is running" in n.message
+                                                     for n in app._notifications))
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()

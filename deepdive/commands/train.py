@@ -28,6 +28,9 @@ def train(
                                 "stages, resume the unfinished one from its last checkpoint"),
     device: str = typer.Option(None, help="cpu | cuda | cuda:N | mps (default: best available)"),
     seed: int = typer.Option(0, help="world and training seed (a new run only)"),
+    rl_families: str = typer.Option(None, help="what RL practises on, comma-separated: arith,"
+                                    "count_letters,decimal_cmp (a new run only; default: the "
+                                    "preset's); the report card measures transfer to the rest"),
     quiet: bool = typer.Option(False, "--quiet", help="no live display; one line per stage"),
 ) -> None:
     """Train a model through pretraining, SFT and RL on the embedded world; write a run folder."""
@@ -39,6 +42,7 @@ def train(
         TrainingStopped,
         env_dist_info,
         install_stop_handlers,
+        parse_rl_families,
         parse_stages,
         resolve_run,
     )
@@ -46,6 +50,7 @@ def train(
 
     try:
         parse_stages(stages)
+        parse_rl_families(rl_families)
     except PipelineError as e:
         _fail(str(e))
     run_dir = resolve_run(run or preset or "tiny")
@@ -55,7 +60,8 @@ def train(
     try:
         with display:
             results = run_pipeline(run_dir, preset=preset, stages=stages, resume=resume,
-                                   device=device, seed=seed, on_event=display.on_event)
+                                   device=device, seed=seed, on_event=display.on_event,
+                                   rl_families=rl_families)
     except TrainingStopped as e:
         display.console.print(f"[yellow]stopped:[/] {e}")
         raise typer.Exit(130) from None

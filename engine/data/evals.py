@@ -25,7 +25,8 @@ from pathlib import Path
 from engine.data import tasks as T
 from engine.data import wordings as Wd
 from engine.data import world as W
-from engine.data.judge import is_refusal, judge
+from engine.data.judge import is_refusal, judge, recognise, works_first
+from engine.data.stats import paired_difference
 from engine.run import META_FILE, REPORT_STAGES, RunFolder, read_json, resolve_run
 
 CHAT_FAMILIES = ("arith", "count_letters", "decimal_cmp", "fact_known", "fact_heldout",
@@ -121,7 +122,21 @@ def _pass_at_k(model, tok, problems: list[T.Problem], max_tokens: int, seed: int
         p1 += c / PASSK_SAMPLES
         pk += pass_at_k(PASSK_SAMPLES, c, PASSK_K)
     n = max(len(problems), 1)
-    return {"pass1": round(p1 / n, 4), "passk": round(pk / n, 4), "n": len(problems)}
+    return {"pass1": round(p1 / n, 4), "passk": round(pk / n, 4), "n": len(problems),
+            **_by_strategy(rows)}
+
+
+def _by_strategy(rows: list[dict]) -> dict:
+    """How sampled replies went about it (work first / answer first), how often each was right,
+    and one right reply of each way as an example."""
+    out: dict = {"work_first_share": _share([{"correct": works_first(r["answer"])}
+                                             for r in rows])}
+    for way, wanted in (("work_first", True), ("answer_first", False)):
+        mine = [r for r in rows if works_first(r["answer"]) == wanted]
+        out[f"pass1_{way}"] = _share(mine)
+        out[f"n_{way}"] = len(mine)
+        out[f"example_{way}"] = next((r for r in mine if r["correct"]), None)
+    return out
 
 
 def _completions(model, tok, pairs: list[tuple[str, str]], seed: int) -> list[dict]:
@@ -217,13 +232,30 @@ def evaluate_run(run_dir, device: str = "cpu", n_per_family: int = 100,
                                                      temperature, seed, split, tick)
         del model
     labelers = W.labeler_accuracy(world, float(preset.get("labeler_error_rate", 0.3)), split)
+    rl_cfg = preset.get("rl") or {}
     report = build_report(run_dir.name, seed, results, labelers, rl_curve(run_dir), temperature,
                           sampled=sampled, split=split, probe=_probe_summary(run_dir),
-                          tuned_on=(preset.get("notes") or {}).get("tuned_on"))
+                          tuned_on=(preset.get("notes") or {}).get("tuned_on"),
+                          rl_families=tuple(rl_cfg.get("families") or T.RL_FAMILIES),
+                          sft_work_first=sft_data_work_first(world, preset))
     report["eval_s"] = round(time.perf_counter() - t0, 2)
     report["budgets"] = budgets
     write_report(run_dir, report, split)
     return report
+
+
+def sft_data_work_first(world: W.World, preset: dict) -> float | None:
+    """Share of the SFT data's replies to verifiable problems that work before answering: the
+    ways of answering RL could have learnt by imitation."""
+    convs = W.sft_conversations(world,
+                                labeler_error_rate=float(preset.get("labeler_error_rate", 0.3)),
+                                include_idk=bool(preset.get("include_idk", True)))
+    rows = []
+    for conv in convs:
+        problem = recognise(world, conv[0]["content"])
+        if problem is not None and problem.family in T.RL_FAMILIES:
+            rows.append({"correct": works_first(conv[-1]["content"])})
+    return _share(rows)
 
 
 def _probe_summary(run_dir: Path) -> dict | None:
@@ -238,7 +270,9 @@ def _probe_summary(run_dir: Path) -> dict | None:
 def build_report(run: str, seed: int, results: dict[str, dict[str, list[dict]]],
                  labelers: float, curve: list[dict], temperature: float = 0.0,
                  sampled: dict[str, dict] | None = None, split: str = "test",
-                 probe: dict | None = None, tuned_on: str | None = None) -> dict:
+                 probe: dict | None = None, tuned_on: str | None = None,
+                 rl_families: tuple[str, ...] = T.RL_FAMILIES,
+                 sft_work_first: float | None = None) -> dict:
     """The report object from the rows each stage produced (pure: no models, no files)."""
     sampled = sampled or {}
     fams: dict[str, dict] = {}
@@ -289,6 +323,12 @@ def build_report(run: str, seed: int, results: dict[str, dict[str, list[dict]]],
     if probe:
         m["probe_facts"] = probe.get("facts")
         m["probe_unknown"] = probe.get("unknown")
+    transfer = transfer_rows(results, rl_families)
+    for row in transfer:
+        fam = row["family"]
+        m[f"transfer_{fam}"], m[f"transfer_{fam}_lo"] = row["diff"], row["lo"]
+        m[f"transfer_{fam}_hi"] = row["hi"]
+    m.update(_thinking_metrics(curve, sampled.get("rl") or {}, sft_work_first))
     m = {k: v for k, v in m.items() if v is not None or k in REQUIRED}
     examples = {fam: {s: r[fam][:N_EXAMPLES] for s, r in results.items() if fam in r}
                 for fam in (*CHAT_FAMILIES, "answer_first", "complete_heldout")}
@@ -298,8 +338,38 @@ def build_report(run: str, seed: int, results: dict[str, dict[str, list[dict]]],
             "decoding": {"temperature": temperature, "top_k": 50 if temperature > 0 else None,
                          "pass_at_k": {"samples": PASSK_SAMPLES, "k": PASSK_K,
                                        "temperature": 1.0}},
-            "metrics": m, "families": fams, "claims": claims(m, curve), "examples": examples,
-            "rl_curve": curve}
+            "metrics": m, "families": fams, "examples": examples, "rl_curve": curve,
+            "rl_families": list(rl_families), "transfer": transfer,
+            "claims": claims(m, curve) + [transfer_claim(transfer),
+                                          thinking_claim(m, sampled.get("rl") or {})]}
+
+
+def transfer_rows(results: dict[str, dict[str, list[dict]]],
+                  rl_families: tuple[str, ...]) -> list[dict]:
+    """Per family, RL minus the compute-matched control on the same test prompts (greedy), with
+    a paired 95% interval; practised (an RL family) or not."""
+    rl, ctl = results.get("rl") or {}, results.get("control") or {}
+    rows = []
+    for fam in CHAT_FAMILIES:
+        a, b = rl.get(fam), ctl.get(fam)
+        if not a or not b or [r["prompt"] for r in a] != [r["prompt"] for r in b]:
+            continue
+        d, lo, hi = paired_difference([r["correct"] for r in a], [r["correct"] for r in b])
+        rows.append({"family": fam, "trained": fam in rl_families,
+                     "verifiable": fam in T.RL_FAMILIES, "rl": _share(a), "control": _share(b),
+                     "diff": round(d, 4), "lo": round(lo, 4), "hi": round(hi, 4), "n": len(a)})
+    return rows
+
+
+def _thinking_metrics(curve: list[dict], rl_sampled: dict, sft_work_first: float | None) -> dict:
+    first, last = (curve[0], curve[-1]) if curve else ({}, {})
+    return {"rl_len_start": first.get("resp_len"), "rl_len_end": last.get("resp_len"),
+            "rl_work_first_start": first.get("work_first"),
+            "rl_work_first_end": last.get("work_first"),
+            "sft_data_work_first": sft_work_first,
+            "rl_pass1_work_first": rl_sampled.get("pass1_work_first"),
+            "rl_pass1_answer_first": rl_sampled.get("pass1_answer_first"),
+            "rl_sampled_work_first": rl_sampled.get("work_first_share")}
 
 
 REQUIRED = ("format_base", "format_sft", "knowledge_heldout_sft", "refusal_unknown_sft",
@@ -317,7 +387,8 @@ def rl_curve(run_dir: Path) -> list[dict]:
         if e.get("type") == "step" and e.get("stage") == "rl" and "reward" in e:
             points[int(e.get("step", 0))] = {"step": int(e.get("step", 0)),
                                              "reward": e.get("reward"),
-                                             "resp_len": e.get("resp_len")}
+                                             "resp_len": e.get("resp_len"),
+                                             "work_first": e.get("work_first")}
     return [points[s] for s in sorted(points)]
 
 
@@ -478,3 +549,78 @@ def write_report(run_dir, report: dict, split: str = "test") -> Path:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     return path
+
+
+def _points(x: float) -> str:
+    return f"{100 * x:+.0f}"
+
+
+def transfer_claim(rows: list[dict]) -> dict:
+    """Does practice on some verifiable families move the ones RL never practised? Read from
+    the paired intervals: transfer only where the whole interval is above zero."""
+    left = [r for r in rows if r["verifiable"] and not r["trained"]]
+    holds = any(r["lo"] > 0 for r in left) if left else None
+    table = "; ".join(f"{r['family']} ({'practised' if r['trained'] else 'left out'}) "
+                      f"{_points(r['diff'])} points [{_points(r['lo'])}, {_points(r['hi'])}], "
+                      f"n={r['n']}" for r in rows)
+    practised_up = [r["family"] for r in rows if r["trained"] and r["lo"] > 0]
+    if not rows:
+        reading = "This run has no RL and control models to compare."
+    else:
+        reading = (f"RL minus the control given the same compute, greedy answers to the same "
+                   f"test prompts, 95% paired intervals: {table}. "
+                   f"Practised families above the control beyond noise: "
+                   f"{', '.join(practised_up) or 'none'}. ")
+        if not left:
+            reading += "RL practised every verifiable family, so none measures transfer."
+        elif holds:
+            reading += (f"Left out of RL yet above the control: "
+                        f"{', '.join(r['family'] for r in left if r['lo'] > 0)}.")
+        else:
+            reading += (f"On {', '.join(r['family'] for r in left)}, never practised, RL is "
+                        "not above the control beyond noise: no transfer measured here.")
+    return _claim("transfer", holds, "RL's practice transferred to a family it never practised",
+                  "No transfer to the families RL never practised", reading,
+                  value=next((r["diff"] for r in left), None), rows=rows)
+
+
+def thinking_claim(m: dict, rl_sampled: dict) -> dict:
+    """Did RL find a way of answering its SFT data never showed? (Working before answering
+    when the data only answered first, or the reverse.)"""
+    data, start, end = (m.get(k) for k in ("sft_data_work_first", "rl_work_first_start",
+                                           "rl_work_first_end"))
+    new_way, example, unseen = None, None, None
+    if None not in (data, start, end):
+        # a way the data never shows, that RL made more common ...
+        if data == 0 and end > start:
+            unseen, way, other = "working before answering", "work_first", "answer_first"
+        elif data == 1 and end < start:
+            unseen, way, other = "answering first", "answer_first", "work_first"
+        new_way = False
+        if unseen:  # ... and that is right at least as often as the way SFT taught
+            mine, theirs = (rl_sampled.get(f"pass1_{w}") for w in (way, other))
+            new_way = mine is not None and theirs is not None and mine >= theirs and mine > 0
+            example = rl_sampled.get(f"example_{way}") if new_way else None
+    reading = (f"{_pct(data)} of the SFT data's replies to sums, letter counts and decimals work "
+               f"before answering. Over RL, sampled replies that work first went from "
+               f"{_pct(start)} to {_pct(end)} and the mean reply from {m.get('rl_len_start')} "
+               f"to {m.get('rl_len_end')} tokens. RL's sampled sums (test) are right "
+               f"{_pct(m.get('rl_pass1_work_first'))} of the time when it works first "
+               f"(n={rl_sampled.get('n_work_first')}) and "
+               f"{_pct(m.get('rl_pass1_answer_first'))} when it answers first "
+               f"(n={rl_sampled.get('n_answer_first')}). ")
+    if new_way:
+        reading += (f"RL made {unseen} more common, a way its SFT data never shows, and it is "
+                    f"right at least as often: RL found it."
+                    + (f" Example: {example['prompt']!r} -> {example['answer']!r}."
+                       if example else ""))
+    elif unseen:
+        reading += (f"RL made {unseen} more common, a way its SFT data never shows, but it is "
+                    "right less often than the way SFT taught: nothing better was discovered "
+                    "at this scale.")
+    elif new_way is False:
+        reading += ("Every way of answering RL uses was in its SFT data: at this scale RL "
+                    "reweighted what SFT showed and discovered nothing new.")
+    return _claim("rl_discovers", new_way, "RL found a way of answering its SFT data never showed",
+                  "RL found no new way of answering at this scale", reading,
+                  value=end, start=start, sft_data=data, example=example)

@@ -85,6 +85,13 @@ def verify(problem: Problem, response: str | None) -> float:
     return 1.0 if judge(problem, response).correct else 0.0
 
 
+def works_first(reply: str | None) -> bool:
+    """The reply writes something before it states its answer (the column-by-column work, the
+    spelling, the aligned decimals ...), rather than opening with the answer."""
+    lines = [ln.strip() for ln in (reply or "").strip().splitlines() if ln.strip()]
+    return len(lines) > 1 and not ANSWER_RE.match(lines[0])
+
+
 # -- numbers ------------------------------------------------------------------------------------
 
 def _value(s: str) -> str:

@@ -34,3 +34,17 @@ def tally_line(k: int, n: int) -> str:
         return "0/0"
     lo, hi = wilson(k, n)
     return f"{k}/{n} · {pct(k / n)} (95%: {100 * lo:.0f}–{100 * hi:.0f}%)"
+
+
+def paired_difference(a: list[bool], b: list[bool], z: float = 1.96) -> tuple[float, float, float]:
+    """Mean of a_i - b_i over the same items (RL vs control on one prompt each) with its normal
+    95% interval, as (difference, low, high). Pairing removes the items' own difficulty from
+    the noise, so the interval is narrower than two independent rates' would be."""
+    n = len(a)
+    if n == 0 or n != len(b):
+        raise ValueError("paired_difference needs two equally long, non-empty lists")
+    d = [float(x) - float(y) for x, y in zip(a, b, strict=True)]
+    mean = sum(d) / n
+    var = sum((x - mean) ** 2 for x in d) / (n - 1) if n > 1 else 0.0
+    half = z * math.sqrt(var / n)
+    return mean, max(-1.0, mean - half), min(1.0, mean + half)  # a difference of shares

@@ -100,12 +100,13 @@ def _dec(rng: random.Random, split: str, wording: str | None) -> Problem:
 _MAKERS = {"arith": _arith, "count_letters": _count, "decimal_cmp": _dec}
 
 
-def rl_problems(world: W.World, split: str, n: int, seed: int) -> list[Problem]:
-    """n problems cycling through the RL families, keys (and wordings) of ``split``."""
+def rl_problems(world: W.World, split: str, n: int, seed: int,
+                families: tuple[str, ...] = RL_FAMILIES) -> list[Problem]:
+    """n problems cycling through ``families``, keys (and wordings) of ``split``."""
     check_split(split)
     rng = random.Random(f"{world.seed}:{split}:{seed}")
     wording = "train" if split == "train" else None  # dev/test keys: the template wording
-    return [_MAKERS[RL_FAMILIES[i % 3]](rng, split, wording) for i in range(n)]
+    return [_MAKERS[families[i % len(families)]](rng, split, wording) for i in range(n)]
 
 
 def _distinct(make, n: int, tries: int = 20) -> list[Problem]:

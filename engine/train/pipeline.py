@@ -80,20 +80,23 @@ def parse_stages(spec: str | list[str] | None) -> list[str]:
 def train(run_dir: str | Path, preset: str | None = None, stages: str | list[str] | None = None,
           resume: bool = False, device: str | None = None, seed: int = 0,
           on_event: Callable[[dict], None] | None = None,
-          preset_obj: Preset | None = None) -> dict:
+          preset_obj: Preset | None = None, rl_families: str | None = None) -> dict:
     """Run the requested stages into ``run_dir``; returns {stage: summary}. ``preset`` None:
-    the one an existing run was made with, else "tiny". Raises PipelineError
-    (bad request), RunLockedError, TrainingError (NaN...), TrainingStopped (Ctrl-C)."""
+    the one an existing run was made with, else "tiny". ``rl_families`` ("arith,decimal_cmp"):
+    what RL practises on, a new run only. Raises PipelineError (bad request), RunLockedError,
+    TrainingError (NaN...), TrainingStopped (Ctrl-C)."""
     run_dir = Path(run_dir)
     wanted = parse_stages(stages)
     if preset_obj is None and preset is not None:
         get_preset(preset)  # an unknown name fails here, before anything is written
+    families = parse_rl_families(rl_families)
     info, dev = D.setup(device)
     lock = RunLock(run_dir) if info.is_main else None
     try:
         if lock:
             lock.acquire()
-        p, seed = _settle_run(run_dir, preset, preset_obj, seed, resume, stages is not None, info)
+        p, seed = _settle_run(run_dir, preset, preset_obj, seed, resume, stages is not None, info,
+                              families)
         events = _Events(run_dir, info.is_main, on_event)
         events.emit("run_start", pid=os.getpid(), preset=p.name, stages=wanted, seed=seed,
                     resumed=resume, world_size=info.world_size, device=str(dev))
@@ -113,8 +116,24 @@ def train(run_dir: str | Path, preset: str | None = None, stages: str | list[str
         D.teardown()
 
 
+def parse_rl_families(spec: str | None) -> tuple[str, ...] | None:
+    """"arith,decimal_cmp" -> ("arith", "decimal_cmp"); None -> None (the preset's)."""
+    from engine.data.tasks import RL_FAMILIES
+
+    if spec is None:
+        return None
+    names = tuple(s.strip() for s in spec.split(",") if s.strip())
+    bad = [s for s in names if s not in RL_FAMILIES]
+    if bad or not names:
+        raise PipelineError(f"unknown RL famil{'ies' if len(bad) > 1 else 'y'} "
+                            f"{', '.join(bad) or '(none given)'}; choose from "
+                            f"{','.join(RL_FAMILIES)}")
+    return names
+
+
 def _settle_run(run_dir: Path, preset: str | None, preset_obj: Preset | None, seed: int,
-                resume: bool, explicit_stages: bool, info: D.DistInfo) -> tuple[Preset, int]:
+                resume: bool, explicit_stages: bool, info: D.DistInfo,
+                families: tuple[str, ...] | None = None) -> tuple[Preset, int]:
     """Write run.json for a new run; for an existing one check the request fits what it was."""
     run = RunFolder(run_dir)
     if run.run_json.is_file():
@@ -125,9 +144,14 @@ def _settle_run(run_dir: Path, preset: str | None, preset_obj: Preset | None, se
         if preset_obj is None and preset not in (None, recorded["preset"]):
             raise PipelineError(f"{run_dir} was made with preset {recorded['preset']!r}, "
                                 f"not {preset!r}")
-        return (preset_obj or preset_from_dict(recorded["preset_config"]),
-                int(recorded["seed"]))
+        p = preset_obj or preset_from_dict(recorded["preset_config"])
+        if families is not None and families != p.rl.families:
+            raise PipelineError(f"{run_dir} practises RL on {','.join(p.rl.families)}; the "
+                                "families are chosen when a run starts (pick another --run)")
+        return p, int(recorded["seed"])
     p = preset_obj or get_preset(preset or "tiny")
+    if families is not None:
+        p = dataclasses.replace(p, rl=dataclasses.replace(p.rl, families=families))
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         record = {
@@ -326,7 +350,8 @@ def training_data(stage: str, p: Preset, world, seed: int,
     if stage == "rl":
         from engine.data.tasks import rl_problems
 
-        return {"train": rl_problems(world, "train", p.rl.n_train_problems, seed),
+        return {"train": rl_problems(world, "train", p.rl.n_train_problems, seed,
+                                     p.rl.families),
                 "eval": rl_problems(world, "dev", p.rl.n_eval_problems, seed + 1)}
     raise PipelineError(f"stage {stage!r} trains on no rows")
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
+from engine.data.tasks import RL_FAMILIES
+
 
 @dataclass
 class StageConfig:
@@ -43,6 +45,16 @@ class RLConfig(StageConfig):
     max_tokens: int = 64  # longest response sampled
     n_train_problems: int = 2000
     n_eval_problems: int = 64  # held-out problems for the periodic eval
+    # The verifiable families RL practises on; the periodic eval and the report card read
+    # every family, so one left out here measures transfer.
+    families: tuple[str, ...] = RL_FAMILIES
+
+    def __post_init__(self):
+        self.families = tuple(self.families)  # run.json gives a list back
+        bad = [f for f in self.families if f not in RL_FAMILIES]
+        if bad or not self.families:
+            raise ValueError(f"RL families {', '.join(bad) or '(none given)'}: choose from "
+                             f"{', '.join(RL_FAMILIES)}")
 
 
 @dataclass
@@ -104,7 +116,10 @@ def _tiny() -> Preset:
         # its work was.
         rl=RLConfig(steps=40, batch_size=8, seq_len=256, lr=5e-5, warmup=0, decay="linear",
                     min_lr_frac=0.0, weight_decay=0.0, group=8, max_tokens=120,
-                    log_every=1, eval_every=10, sample_every=10, ckpt_every=10),
+                    log_every=1, eval_every=10, sample_every=10, ckpt_every=10,
+                    # letter counts left out: the report card's transfer table then shows
+                    # whether practice on sums and decimals moves a family never practised
+                    families=("arith", "decimal_cmp")),
         # Labelers who drop most carries: a greedy SFT model imitates the majority habit, and
         # only the exact verifier can teach RL to carry (with careful labelers, more imitation
         # beats RL and the lecture's point cannot be seen).

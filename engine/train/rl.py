@@ -52,7 +52,7 @@ class RlTask:
         return self.tok.decode([t for t in ids if t != self.end])
 
     def step(self, model, step: int) -> StepResult:
-        from engine.data.judge import verify
+        from engine.data.judge import verify, works_first
         from engine.model.sampler import SampleSettings
 
         cfg, G = self.cfg, self.cfg.group
@@ -77,6 +77,9 @@ class RlTask:
             "resp_len": round(n_tokens / (len(rewards) * self.dist.world_size), 2),
         }
         metrics["pass1"] = metrics["reward"]  # a sampled answer's chance to be right
+        # how the replies go about it: written work before the answer, or the answer first
+        shown = sum(works_first(self._text(r)) for r in responses) / max(len(responses), 1)
+        metrics["work_first"] = round(_global_mean(shown, self.dist, self.device), 4)
         prompts = [self._prompt(p) for p in repeated]
         keep = [i for i in range(len(repeated)) if adv[i] != 0 and lengths[i] > 0]
         sampled_tokens = sum(len(p) + n for p, n in zip(prompts, lengths, strict=True))
