@@ -15,6 +15,7 @@ from typer.models import DefaultPlaceholder
 
 from deepdive.commands import demo, model, tokens, train
 from deepdive.commands import eval as eval_cmd
+from deepdive.commands.params import path_like
 
 DEFAULT_RUN = "tiny"
 # the app's panes (tui/pane_registry.py's PANE_KEYS; not imported here: --help must not import
@@ -103,7 +104,8 @@ def app_run(run: str | None) -> str | None:
 def root(
     ctx: typer.Context,
     run: str | None = typer.Option(None, "--run", help=f"Run the panes open on (name under "
-                                   f"checkpoints/ or path; default {DEFAULT_RUN!r})."),
+                                   f"checkpoints/ or path; default {DEFAULT_RUN!r}).",
+                                   callback=path_like),
     pane: Annotated[Pane, typer.Option("--pane", help="Pane to open on.")] = "tokens",
     fps: int | None = typer.Option(None, "--fps", min=1, max=120,
                                    help="Frames per second at most (lower it on slow SSH "

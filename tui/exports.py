@@ -62,5 +62,7 @@ def write_export(name: str, text: str) -> Path:
     while path.exists():
         path = folder / f"{base.stem}-{n}{base.suffix}"
         n += 1
-    path.write_text(text, encoding="utf-8")
+    # A lone surrogate (pasted text) has no UTF-8 form: write it as a \udXXX escape (valid in a
+    # JSON string, visible in Markdown) rather than fail half-way with an empty file left
+    path.write_text(text, encoding="utf-8", errors="backslashreplace")
     return path

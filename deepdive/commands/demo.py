@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from deepdive.commands.params import path_like
 from engine.api import deepdive_command
 
 DEMO_RUN = "tiny"
@@ -119,7 +120,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
         run: str = typer.Option(DEMO_RUN, help="Run to compare (trained first if it is the "
-                                               "missing demo run)."),
+                                               "missing demo run).", callback=path_like),
         fps: int = typer.Option(None, min=1, max=120, help="Frames per second at most "
                                                              "(lower it on slow SSH links)."),
         no_animation: bool = typer.Option(False, "--no-animation",
@@ -142,7 +143,7 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 = everyone "
                                                    "on your network)."),
         port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
-        run: str = typer.Option(DEMO_RUN, help="Run the demo compares."),
+        run: str = typer.Option(DEMO_RUN, help="Run the demo compares.", callback=path_like),
         fps: int = typer.Option(None, min=1, max=120, help="Frames per second at most."),
         no_animation: bool = typer.Option(False, "--no-animation", help="No animations."),
         max_sessions: int = typer.Option(MAX_SESSIONS, "--max-sessions", min=1, max=64,

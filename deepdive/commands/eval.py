@@ -9,6 +9,8 @@ import json
 
 import typer
 
+from deepdive.commands.params import path_like
+
 
 def register(app: typer.Typer) -> None:
     app.command("eval")(eval_cmd)
@@ -27,7 +29,8 @@ def _run_dir(run: str):
 
 
 def eval_cmd(
-    run: str = typer.Option(..., "--run", help="run name (under the checkpoints folder) or path"),
+    run: str = typer.Option(..., "--run", help="run name (under the checkpoints folder) or path",
+                            callback=path_like),
     as_json: bool = typer.Option(False, "--json", help="print the report as one JSON line, last"),
     n: int = typer.Option(100, "--n", min=1, help="problems per task family"),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, mps"),
@@ -61,7 +64,7 @@ def eval_cmd(
 
             report = evaluate_run(run_dir, device=device, n_per_family=n, progress=progress,
                                   seed=seed, split=split)
-    except CheckpointError as e:
+    except (CheckpointError, ValueError) as e:  # ValueError: --device names none here
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     if as_json:
@@ -75,7 +78,7 @@ def eval_cmd(
 
 
 def report_cmd(
-    run: str = typer.Option(..., "--run", help="run name or path"),
+    run: str = typer.Option(..., "--run", help="run name or path", callback=path_like),
     as_json: bool = typer.Option(False, "--json", help="print report.json as one JSON line"),
 ) -> None:
     """Show a run's report card (made by ``deepdive eval`` or the train pipeline)."""

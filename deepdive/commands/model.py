@@ -16,6 +16,8 @@ from typing import Annotated
 
 import typer
 
+from deepdive.commands.params import path_like
+
 SEED_MAX = 2**63 - 1
 
 
@@ -26,7 +28,8 @@ def fail(message: str) -> typer.Exit:
 
 def sample(
     prompt: str = typer.Argument(..., help="Text to continue (or, with --chat, the user's turn)."),
-    run: str = typer.Option(..., "--run", help="Run name (under checkpoints/) or path."),
+    run: str = typer.Option(..., "--run", help="Run name (under checkpoints/) or path.",
+                            callback=path_like),
     stage: str = typer.Option("base", "--stage", help="base | sft | rl | sft_control | ... "
                               "(any stage the run has)"),
     chat: bool = typer.Option(False, "--chat", help="Wrap the prompt as a user turn; stop at "
@@ -245,12 +248,13 @@ import_app = typer.Typer(help="Bring outside weights in as a deepdive run.", no_
 def import_gpt2(
     from_dir: Annotated[Path | None, typer.Option(
         "--from", help="A local Hugging Face GPT-2 folder "
-        "(config.json, model.safetensors, vocab.json, merges.txt).")] = None,
+        "(config.json, model.safetensors, vocab.json, merges.txt).",
+        callback=path_like)] = None,
     download: Annotated[str | None, typer.Option(
         "--download", help="Fetch from Hugging Face first: gpt2, gpt2-medium, gpt2-large, gpt2-xl."
     )] = None,
     run: Annotated[str | None, typer.Option(
-        "--run", help="Run name (default: the model's name).")] = None,
+        "--run", help="Run name (default: the model's name).", callback=path_like)] = None,
 ) -> None:
     """Convert GPT-2 weights into a deepdive run (arch gpt2, stage base)."""
     if (from_dir is None) == (download is None):

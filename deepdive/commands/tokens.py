@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from deepdive.commands.params import path_like
+
 DEFAULT_ENCODING = "cl100k_base"
 
 
@@ -26,9 +28,10 @@ def tokenize(
     text: Annotated[str, typer.Argument(help="The text to tokenize; - reads it from stdin.")],
     encoding: Annotated[str | None, typer.Option(
         "--encoding", "-e", help=f"cl100k_base, o200k_base, a tokenizer.json path, ... "
-        f"(default {DEFAULT_ENCODING}).")] = None,
+        f"(default {DEFAULT_ENCODING}).", callback=path_like)] = None,
     run: Annotated[str | None, typer.Option(
-        "--run", help="Use a run's tokenizer (name under checkpoints/ or path).")] = None,
+        "--run", help="Use a run's tokenizer (name under checkpoints/ or path).",
+        callback=path_like)] = None,
     chat: Annotated[bool, typer.Option(
         "--chat", help="Treat TEXT as a user message in the chat format: ours for a run's "
         "tokenizer, <|im_start|>role<|im_sep|>...<|im_end|> for cl100k/o200k.")] = False,
@@ -152,12 +155,12 @@ tokenizer_app = typer.Typer(help="Train byte-level BPE tokenizers.", no_args_is_
 def train(
     data: Annotated[list[Path], typer.Option(
         "--data", help="Text file(s) to learn from; a folder means its *.txt files. "
-        "Repeat for more.")],
+        "Repeat for more.", callback=path_like)],
     vocab_size: Annotated[int, typer.Option(
         "--vocab-size", help="Tokens in all: 256 bytes + merges + the chat special tokens.")],
     out: Annotated[Path, typer.Option(
         "--out", help="Where to write the tokenizer: a .json path, or a folder that gets "
-        "tokenizer.json inside (a run folder, say).")],
+        "tokenizer.json inside (a run folder, say).", callback=path_like)],
     name: Annotated[str, typer.Option("--name", help="The encoding's name.")] = "deepdive",
 ) -> None:
     """Learn a byte-level BPE (digits split one by one) and save it as tokenizer.json."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import typer
 
+from deepdive.commands.params import path_like
+
 STAGE_HELP = "comma-separated subset of tokenizer,pretrain,sft,rl,control,eval (default: all)"
 
 
@@ -22,7 +24,8 @@ def train(
     preset: str = typer.Option(None, help="micro (seconds, for tests) | tiny (CPU default) | "
                                "small (GPU); default tiny, or what --resume's run was made with"),
     run: str = typer.Option(None, "--run", "--name", help="run name under checkpoints/ or a "
-                            "path (default: the preset's name); --name is the same, for torchrun"),
+                            "path (default: the preset's name); --name is the same, for torchrun",
+                            callback=path_like),
     stages: str = typer.Option(None, help=STAGE_HELP),
     resume: bool = typer.Option(False, "--resume", help="continue a stopped run: skip finished "
                                 "stages, resume the unfinished one from its last checkpoint"),
@@ -41,6 +44,7 @@ def train(
         TrainingError,
         TrainingStopped,
         env_dist_info,
+        get_preset,
         install_stop_handlers,
         parse_rl_families,
         parse_stages,
@@ -51,7 +55,9 @@ def train(
     try:
         parse_stages(stages)
         parse_rl_families(rl_families)
-    except PipelineError as e:
+        if preset is not None:  # before its name is used as the run's (a bad one is no path)
+            get_preset(preset)
+    except (PipelineError, ValueError) as e:
         _fail(str(e))
     run_dir = resolve_run(run or preset or "tiny")
     main = env_dist_info().is_main

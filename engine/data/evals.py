@@ -195,11 +195,16 @@ def _share(rows: list[dict], key: str = "correct") -> float | None:
 def evaluate_run(run_dir, device: str = "cpu", n_per_family: int = 100,
                  progress: Progress | None = None, seed: int = 0,
                  temperature: float = 0.0, split: str = "test") -> dict:
-    """Evaluate every stage the run has on ``split``, write its report atomically, return it."""
+    """Evaluate every stage the run has on ``split``, write its report atomically, return it.
+
+    A device this machine lacks (or a misspelt one) is a ValueError saying what is available,
+    raised before any work."""
     import torch
 
     from engine.model.checkpoint import load_run_model
+    from engine.model.device import pick_device
 
+    dev = pick_device(device)
     run = RunFolder(resolve_run(run_dir))
     run_dir = run.path
     t0 = time.perf_counter()
@@ -224,7 +229,7 @@ def evaluate_run(run_dir, device: str = "cpu", n_per_family: int = 100,
     budgets: dict[str, int] = {}
     torch.manual_seed(seed)
     for stage in stages:
-        model, tok, _ = load_run_model(run_dir, REPORT_STAGES[stage], device=device)
+        model, tok, _ = load_run_model(run_dir, REPORT_STAGES[stage], device=dev)
         model.eval()
         if not budgets:
             budgets = token_budgets(tok, world, model.config.block_size)

@@ -200,6 +200,7 @@ class ModelClient:
         events ``stream`` would give it alone. A column whose model has a shape of its own
         streams in a thread of its own. Models load here, in the caller's thread, first.
         """
+        from engine.model.sampler import check_prompt
         from engine.model.stacked import stack_key
 
         cancel = cancel or threading.Event()
@@ -219,9 +220,12 @@ class ModelClient:
         loaded: dict[int, tuple[_Loaded, Any]] = {}
         for i, req in enumerate(requests):
             try:
-                if not req.prompt_ids:
+                if not req.prompt_ids:  # before loading anything
                     raise ValueError("empty prompt: give at least one token (e.g. <|bos|>)")
-                loaded[i] = self._get(req.run, req.stage), self.tokenizer(req.run)
+                model_tok = self._get(req.run, req.stage), self.tokenizer(req.run)
+                # here, not in the stacked decode: one column's bad ids must not end the others
+                check_prompt(req.prompt_ids, model_tok[0].model.config.vocab_size)
+                loaded[i] = model_tok
             except Exception as e:  # reported as that column's item; the others go on
                 yield i, e
                 continue

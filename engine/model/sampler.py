@@ -11,6 +11,7 @@ step cost one position's work: the prompt is processed once ("prefill"), then on
 from __future__ import annotations
 
 import codecs
+import operator
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,28 @@ def fit_prompt(prompt_ids: Sequence[int], block_size: int,
     ids = list(prompt_ids)
     dropped = max(len(ids) - room, 0)
     return ids[dropped:], dropped
+
+
+def check_prompt(ids: Sequence[int], vocab_size: int) -> None:
+    """ValueError unless ``ids`` is a non-empty sequence of whole numbers in ``0..vocab_size-1``.
+
+    An id outside the vocabulary (a tokenizer that does not match the model, a hand-made
+    prompt) would otherwise fail deep inside the embedding: an IndexError on the CPU, and on
+    CUDA a device-side assert that breaks every later call in the process.
+    """
+    if len(ids) == 0:  # len, not truth: an array of ids has no single truth value
+        raise ValueError("empty prompt: give at least one token (e.g. <|bos|>)")
+    bad = [i for i in ids if not _is_token_id(i, vocab_size)]
+    if bad:
+        raise ValueError(f"prompt has {len(bad)} token id(s) outside the model's vocabulary "
+                         f"(0..{vocab_size - 1}): {bad[:5]!r}; does the tokenizer match the model?")
+
+
+def _is_token_id(i: object, vocab_size: int) -> bool:
+    try:
+        return 0 <= operator.index(i) < vocab_size  # ints, numpy ints; not floats or strings
+    except TypeError:
+        return False
 
 
 def sampling_probs(logits: Tensor, settings: SampleSettings) -> Tensor:
@@ -108,11 +131,11 @@ def stream(model, tok, prompt_ids: Sequence[int], settings: SampleSettings,
            cancel: threading.Event | None = None) -> Iterator[TokenEvent]:
     """Yield one TokenEvent per sampled token until a stop id (yielded last), ``max_tokens``,
     the end of the context, or ``cancel`` is set. The prompt is left-truncated by ``fit_prompt``
-    (call it yourself first to tell the user)."""
+    (call it yourself first to tell the user). An empty prompt or an id outside the model's
+    vocabulary is a ValueError (``check_prompt``), raised before any work."""
     block = model.config.block_size
+    check_prompt(prompt_ids, model.config.vocab_size)
     ids, _ = fit_prompt(prompt_ids, block, settings.max_tokens)
-    if not ids:
-        raise ValueError("empty prompt: give at least one token (e.g. <|bos|>)")
     stops = set(stop_ids)
     device = _device(model)
     generator = make_generator(settings.seed, device)
@@ -171,14 +194,15 @@ def generate_batch(model, prompts: list[list[int]], settings: SampleSettings,
 
     Prompts of different lengths are left-padded into one batch; the KV cache knows each row's
     padding, so padding is never attended to and positions start after it: every row computes
-    what it would alone (a test checks greedy rows equal ``stream``).
+    what it would alone (a test checks greedy rows equal ``stream``). A bad prompt is a
+    ValueError, as in ``stream``.
     """
     if not prompts:
         return []
     block = model.config.block_size
+    for p in prompts:
+        check_prompt(p, model.config.vocab_size)
     rows = [fit_prompt(p, block, settings.max_tokens)[0] for p in prompts]
-    if any(not r for r in rows):
-        raise ValueError("empty prompt in batch: give at least one token per prompt")
     stops = torch.tensor(sorted(set(stop_ids)), dtype=torch.long)
     device = _device(model)
     B, width = len(rows), max(len(r) for r in rows)

@@ -32,6 +32,7 @@ from engine.model.gpt import GPTConfig, KVCache, apply_rotary
 from engine.model.sampler import (
     SampleSettings,
     TokenEvent,
+    check_prompt,
     draw,
     fit_prompt,
     make_generator,
@@ -185,9 +186,9 @@ def stream_stacked(models: Sequence, toks: Sequence, prompts: Sequence[Sequence[
     """
     stacked = stacked or StackedGPT(models)
     block = stacked.config.block_size
+    for p in prompts:
+        check_prompt(p, stacked.config.vocab_size)
     ids = [fit_prompt(p, block, s.max_tokens)[0] for p, s in zip(prompts, settings, strict=True)]
-    if any(not r for r in ids):
-        raise ValueError("empty prompt: give at least one token (e.g. <|bos|>)")
     device = stacked.device
     rows = [_Row(i, toks[i], ids[i], settings[i], set(stop_ids[i]), device)
             for i in range(len(ids))]

@@ -105,8 +105,19 @@ def analyse(tok, source: str | list[dict]) -> Analysis:
         ids, texts, chat_mode = render_chat(tok, source), [m["content"] for m in source], True
     specials = special_ids(tok, ids if chat_mode else ())
     chips = group_chips(ids, lambda i: _token_bytes(tok, i), specials)
-    n_bytes = sum(len(t.encode()) for t in texts)
+    n_bytes = sum(map(utf8_size, texts))
     return Analysis(ids, chips, sum(map(len, texts)), n_bytes, chat_mode)
+
+
+def utf8_size(text: str) -> int:
+    """UTF-8 bytes of text as the encoders see it. A lone surrogate (pasted from a broken
+    clipboard or terminal) has no UTF-8 form: the encoders tokenize U+FFFD in its place (the
+    chip shows �), so it counts as that, instead of failing the whole analysis."""
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:  # tiktoken's own repair: surrogate pairs joined, lone ones U+FFFD
+        fixed = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return len(fixed.encode("utf-8"))
 
 
 def special_ids(tok, extra_ids=()) -> set[int]:
