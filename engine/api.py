@@ -4,7 +4,8 @@ The panes and the CLI import from here, never from engine's rooms (import-linter
 ``from engine.api import list_runs, judge``.
 
 - Runs and the run-folder contract: ``list_runs``, ``resolve_run``, ``checkpoints_root``,
-  ``read_json``, ``is_run_active``, ``RunInfo``, ``RunFolder``, ``MODEL_FOLDERS``,
+  ``read_json`` (``RunFileError``), ``is_run_active``, ``RunInfo``, ``RunFolder``,
+  ``MODEL_FOLDERS``,
   ``REPORT_COLUMNS``, ``REPORT_STAGES``, ``REPORT_FILE``, ``RUN_FILE``, ``MODEL_FILE``,
   ``LOCK_FILE``, ``TRAIN_LOG_FILE`` (engine/run.py).
 - Following a run: ``RunState``, ``StageState``, ``RunWatch`` and the display strings
@@ -53,6 +54,7 @@ from engine.run import REPORT_STAGES as REPORT_STAGES
 from engine.run import RUN_FILE as RUN_FILE
 from engine.run import TOKENIZER_FILE as TOKENIZER_FILE
 from engine.run import TRAIN_LOG_FILE as TRAIN_LOG_FILE
+from engine.run import RunFileError as RunFileError
 from engine.run import RunFolder as RunFolder
 from engine.run import RunInfo as RunInfo
 from engine.run import RunLockedError as RunLockedError

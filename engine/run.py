@@ -141,8 +141,17 @@ class RunFolder:
         return [f for f in MODEL_FOLDERS if self.has_model(f)]
 
     def read_info(self) -> dict:
-        """run.json, or {} where the run has none (a bare folder, an old run)."""
-        return read_json(self.run_json) if self.run_json.is_file() else {}
+        """run.json, or {} where the run has none (a bare folder, an old run). RunFileError
+        (naming the file) when it is no JSON object or a field has the wrong type."""
+        if not self.run_json.is_file():
+            return {}
+        info = read_json(self.run_json)
+        for key, kind in (("preset", str), ("seed", int), ("preset_config", dict),
+                          ("data", dict)):
+            if key in info and (not isinstance(info[key], kind) or isinstance(info[key], bool)):
+                raise RunFileError(f"{self.run_json}: {key!r} must be {kind.__name__}, "
+                                   f"not {info[key]!r}")
+        return info
 
     def write_info(self, info: dict) -> None:
         """Write run.json atomically: a reader sees the old file or the new one, never half."""
@@ -198,9 +207,20 @@ def list_runs(root: str | Path | None = None) -> list[RunInfo]:
     return runs
 
 
+class RunFileError(ValueError):
+    """A run file (run.json, a meta.json, report.json) that is not the JSON object it must be."""
+
+
 def read_json(path: str | Path) -> dict:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    """A JSON object from ``path``; RunFileError naming the file when it is anything else."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunFileError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise RunFileError(f"{path}: expected a JSON object, found {type(value).__name__}")
+    return value
 
 
 class RunLockedError(RuntimeError):

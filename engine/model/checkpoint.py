@@ -174,7 +174,27 @@ def read_meta(stage_dir: str | Path) -> dict:
         raise CheckpointError(f"{path}: not valid JSON, truncated or corrupt ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or "config" not in meta:
         raise CheckpointError(f"{path}: not a deepdive checkpoint meta (expected format {FORMAT})")
+    if problem := _meta_problem(meta):
+        raise CheckpointError(f"{path}: {problem}")
     return meta
+
+
+def _meta_problem(meta: dict) -> str | None:
+    """What in a meta.json has the wrong type (the loaders and --resume read these fields)."""
+    for key in ("step", "total_steps"):
+        if key in meta and (not isinstance(meta[key], int) or isinstance(meta[key], bool)
+                            or meta[key] < 0):
+            return f"{key!r} must be a whole number >= 0, not {meta[key]!r}"
+    if not isinstance(meta.get("metrics", {}), dict):
+        return "'metrics' must be an object"
+    files = meta.get("files", {})
+    if not isinstance(files, dict):
+        return "'files' must be an object of {name: {bytes, sha256}}"
+    for name, want in files.items():
+        if not (isinstance(want, dict) and isinstance(want.get("bytes"), int)
+                and isinstance(want.get("sha256"), str)):
+            return f"files[{name!r}] must hold a whole 'bytes' and a 'sha256' string"
+    return None
 
 
 def _load_file(folder: Path, name: str, meta: dict) -> tuple[dict, dict]:

@@ -8,13 +8,17 @@ one: ``tokenizer.json``, ``run.json`` and ``base/``.
 
 Downloading is separate and explicit (``deepdive import gpt2 --download NAME``): plain HTTPS,
 resumable through HTTP Range requests into ``<file>.part``, each file's size checked against
-what the server announced. Nothing downloads unless the user asks.
+what the server announced and its sha256 against the one it states (HF's ETag for large files)
+before the file is used; model names are checked so the cache folder cannot be escaped.
+Nothing downloads unless the user asks.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -148,14 +152,32 @@ def hf_url(name: str, file: str) -> str:
     return f"{base}/{name}/resolve/main/{file}"
 
 
+# A Hugging Face model id: "name" or "owner/name", each part starting with a letter or digit.
+HF_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+
+
+def check_model_name(name: str) -> str:
+    """``name`` if it is a Hugging Face model id; it becomes a URL path and a cache folder, so
+    anything else (``..``, a leading ``/``, backslashes, NUL) is refused before any request."""
+    if not HF_NAME_RE.fullmatch(name) or ".." in name:
+        raise GPT2ImportError(f"{name!r} is not a Hugging Face model name (like gpt2 or "
+                              "owner/name: letters, digits, '.', '_', '-')")
+    return name
+
+
 def download_cache(name: str) -> Path:
-    root = os.environ.get("DEEPDIVE_CACHE") or Path.home() / ".cache" / "deepdive"
-    return Path(root) / "hf" / name.replace("/", "--")
+    root = Path(os.environ.get("DEEPDIVE_CACHE") or Path.home() / ".cache" / "deepdive")
+    folder = root / "hf" / check_model_name(name).replace("/", "--")
+    if not folder.resolve().is_relative_to((root / "hf").resolve()):  # belt and braces
+        raise GPT2ImportError(f"{name!r} would be stored outside {root / 'hf'}")
+    return folder
 
 
 def download_gpt2(name: str, dest: str | Path | None = None,
                   progress: Progress | None = None) -> Path:
     """Fetch a GPT-2 folder's four files (resuming any .part files); returns the folder."""
+    check_model_name(name)
     dest = Path(dest) if dest else download_cache(name)
     dest.mkdir(parents=True, exist_ok=True)
     for file in HF_FILES:
@@ -164,9 +186,11 @@ def download_gpt2(name: str, dest: str | Path | None = None,
 
 
 def download_file(url: str, path: Path, progress: Progress | None = None, retries: int = 5,
-                  chunk: int = 1 << 20) -> Path:
+                  chunk: int = 1 << 20, sha256: str | None = None) -> Path:
     """Download url to path through ``path.part``; an interrupted transfer resumes where it
-    stopped (HTTP Range). The file appears under its name only once complete and size-checked."""
+    stopped (HTTP Range). The file appears under its name only once complete, size-checked and,
+    where a sha256 is known (``sha256``, or the server's ETag when it is one, as Hugging Face
+    sends for large files), hash-checked."""
     if path.is_file():
         return path
     part = path.with_name(path.name + ".part")
@@ -176,7 +200,7 @@ def download_file(url: str, path: Path, progress: Progress | None = None, retrie
             time.sleep(min(0.2 * 2**attempt, 5))
         have = part.stat().st_size if part.exists() else 0
         try:
-            total = _fetch_into(url, part, have, progress, chunk)
+            total, etag = _fetch_into(url, part, have, progress, chunk)
         except urllib.error.HTTPError as e:
             if e.code == 416 and have:  # our .part is bad/stale: start over
                 part.unlink()
@@ -192,15 +216,40 @@ def download_file(url: str, path: Path, progress: Progress | None = None, retrie
             if size > total:
                 part.unlink()
             continue
+        _check_hash(part, path.name, sha256 or etag)
         os.replace(part, path)
         return path
     raise DownloadError(f"{url}: gave up after {retries + 1} tries ({last_error}); "
                         f"rerun to resume from {part}")
 
 
+def _check_hash(part: Path, name: str, want: str | None) -> None:
+    """A finished download whose sha256 is known must match it, or it is deleted, unused."""
+    if not want:
+        return
+    digest = hashlib.sha256()
+    with open(part, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != want.lower():
+        part.unlink()
+        raise DownloadError(f"{name}: hash mismatch (sha256 {digest.hexdigest()[:12]}..., "
+                            f"expected {want[:12]}...); the download was deleted, not used")
+
+
+def _etag_sha256(headers) -> str | None:
+    """The sha256 a server states for the file (HF: X-Linked-ETag / ETag), if it states one."""
+    for key in ("X-Linked-ETag", "ETag"):
+        value = (headers.get(key) or "").strip().removeprefix("W/").strip('"').lower()
+        if SHA256_RE.fullmatch(value):
+            return value
+    return None
+
+
 def _fetch_into(url: str, part: Path, have: int, progress: Progress | None,
-                chunk: int) -> int | None:
-    """One request: append to part from byte ``have``; returns the file's full size if known."""
+                chunk: int) -> tuple[int | None, str | None]:
+    """One request: append to part from byte ``have``; returns (the file's full size if known,
+    its sha256 if the server states one)."""
     headers = {"User-Agent": "deepdive"}
     if have:
         headers["Range"] = f"bytes={have}-"
@@ -232,4 +281,4 @@ def _fetch_into(url: str, part: Path, have: int, progress: Progress | None,
                     progress(name, have, total)
             f.flush()
             os.fsync(f.fileno())
-    return total
+        return total, _etag_sha256(resp.headers)

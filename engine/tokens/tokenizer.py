@@ -32,6 +32,30 @@ class UnknownEncodingError(ValueError):
     """No reference encoding, run or file goes by that name."""
 
 
+def rank_table_problem(ranks: dict[bytes, int], specials: dict[str, int],
+                       n_entries: int) -> str | None:
+    """Why a BPE rank table cannot be a real one (None if it can). tiktoken trusts its table
+    and panics, past any ``except Exception``, on some bad ones; a file must not do that.
+
+    A real table has one rank per token, every single byte (so any text can be encoded), and
+    every longer token made by merging two tokens ranked before it; special ids stand apart.
+    """
+    if len(ranks) != n_entries or len(set(ranks.values())) != len(ranks):
+        return "a token or a rank appears twice"
+    missing = [b for b in range(256) if bytes([b]) not in ranks]
+    if missing:
+        return f"{len(missing)} single bytes have no token (e.g. byte {missing[0]})"
+    for token, rank in ranks.items():
+        if len(token) > 1 and not any(ranks.get(token[:i], rank) < rank
+                                      and ranks.get(token[i:], rank) < rank
+                                      for i in range(1, len(token))):
+            return f"token {token!r} (rank {rank}) is no merge of two earlier tokens"
+    clash = set(specials.values()) & set(ranks.values())
+    if clash or len(set(specials.values())) != len(specials):
+        return "special-token ids collide with each other or with the ranks"
+    return None
+
+
 class TokenizerFileError(ValueError):
     """A tokenizer.json (or HF folder) that cannot be read; the message names the file."""
 
@@ -112,6 +136,8 @@ class Tokenizer:
         try:
             ranks = {base64.b64decode(t, validate=True): int(r) for t, r in d["ranks"]}
             specials = {str(s): int(i) for s, i in d["special_tokens"].items()}
+            if problem := rank_table_problem(ranks, specials, len(d["ranks"])):
+                raise ValueError(problem)
             enc = tiktoken.Encoding(
                 name=str(d.get("name", "custom")), pat_str=str(d["pat_str"]),
                 mergeable_ranks=ranks, special_tokens=specials,
