@@ -257,7 +257,20 @@ class GPT(nn.Module):
         With a cache, idx holds only the new tokens; ``last_only`` computes logits for the last
         position alone (all that sampling needs), which saves the big head matmul on a prefill.
         """
-        B, T = idx.shape
+        x = self.trunk(idx, cache)
+        if last_only:
+            x = x[:, -1:]
+        logits = self.lm_head(x).float()
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1),
+                                   ignore_index=-1)
+        return logits, loss
+
+    def trunk(self, idx: Tensor, cache: KVCache | None = None) -> Tensor:
+        """idx (B, T) -> the final hidden states (B, T, n_embd) after the last norm: what the
+        language-model head reads, and what a reward model's scalar head reads."""
+        T = idx.shape[1]
         if cache is None:
             if T > self.config.block_size:
                 raise ValueError(f"{T} tokens exceed the context of {self.config.block_size}")
@@ -279,15 +292,7 @@ class GPT(nn.Module):
             x = block(x, rope, mask, is_causal, cache, layer)
         if cache is not None:
             cache.advance(T)
-        x = self.transformer.ln_f(x)
-        if last_only:
-            x = x[:, -1:]
-        logits = self.lm_head(x).float()
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1),
-                                   ignore_index=-1)
-        return logits, loss
+        return self.transformer.ln_f(x)
 
     def num_params(self) -> int:
         """All parameters, the tied embedding/head matrix counted once."""
