@@ -202,7 +202,7 @@ def test_the_transfer_verdict_follows_the_left_out_interval():
     none_left = E.transfer_claim([practised])
     assert up["holds"] is True and up["title"].startswith("RL's practice transferred")
     assert flat["holds"] is False and flat["title"].startswith("No transfer")
-    assert "count_letters, never practised" in flat["reading"]
+    assert "count_letters (+2 points [-3, +7]), never practised" in flat["reading"]
     assert none_left["holds"] is None and "none measures transfer" in none_left["reading"]
 
 

@@ -303,3 +303,23 @@ async def test_export_writes_markdown_and_json(root, tmp_path, monkeypatch):
         assert "| arith | 0% | 50% | 70% |" in text and "99.9%" not in text
         assert "Split: test" in text
         assert list(cwd.iterdir()) == []  # nothing written into the current folder
+
+
+async def test_the_transfer_table_shows_every_family_from_the_report(report_run):
+    report = json.loads((report_run / "report.json").read_text())
+    rows = report_mod.transfer_rows(report)
+    if not rows:
+        pytest.skip("this report has no RL and control models to compare")
+    app = Host(run=report_run.name)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, 0.4)
+        claims = plain(app, "#report-claims")
+        assert "RL − control, 95%" in claims
+        for r in rows:  # each family's interval, exactly as the report has it
+            cells = report_mod.transfer_cells(r)
+            line = next(ln for ln in claims.splitlines() if f" {r['family']} " in f" {ln} "
+                        and cells[4] in ln)
+            assert cells[1] in line and cells[2] in line
+    table = report_mod.transfer_table(report)
+    styles = [str(c.style) for c in table.columns[4]._cells]
+    assert styles == ["green" if r["lo"] > 0 else "red" if r["hi"] < 0 else "" for r in rows]

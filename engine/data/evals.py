@@ -560,30 +560,34 @@ def _points(x: float) -> str:
     return f"{100 * x:+.0f}"
 
 
+def _interval(row: dict) -> str:
+    """"-2 points [-12, +8]": a transfer row's difference and its interval."""
+    return f"{_points(row['diff'])} points [{_points(row['lo'])}, {_points(row['hi'])}]"
+
+
 def transfer_claim(rows: list[dict]) -> dict:
     """Does practice on some verifiable families move the ones RL never practised? Read from
     the paired intervals: transfer only where the whole interval is above zero."""
     left = [r for r in rows if r["verifiable"] and not r["trained"]]
     holds = any(r["lo"] > 0 for r in left) if left else None
-    table = "; ".join(f"{r['family']} ({'practised' if r['trained'] else 'left out'}) "
-                      f"{_points(r['diff'])} points [{_points(r['lo'])}, {_points(r['hi'])}], "
-                      f"n={r['n']}" for r in rows)
     practised_up = [r["family"] for r in rows if r["trained"] and r["lo"] > 0]
     if not rows:
         reading = "This run has no RL and control models to compare."
     else:
-        reading = (f"RL minus the control given the same compute, greedy answers to the same "
-                   f"test prompts, 95% paired intervals: {table}. "
-                   f"Practised families above the control beyond noise: "
+        reading = (f"RL practised {', '.join(r['family'] for r in rows if r['trained'])}. "
+                   "RL minus the control given the same compute, greedy answers to the same "
+                   "test prompts, with 95% paired intervals (every family: the transfer "
+                   f"table). Practised families above the control beyond noise: "
                    f"{', '.join(practised_up) or 'none'}. ")
         if not left:
             reading += "RL practised every verifiable family, so none measures transfer."
         elif holds:
-            reading += (f"Left out of RL yet above the control: "
-                        f"{', '.join(r['family'] for r in left if r['lo'] > 0)}.")
+            reading += "Left out of RL yet above the control: " + ", ".join(
+                f"{r['family']} ({_interval(r)})" for r in left if r["lo"] > 0) + "."
         else:
-            reading += (f"On {', '.join(r['family'] for r in left)}, never practised, RL is "
-                        "not above the control beyond noise: no transfer measured here.")
+            named = ", ".join(f"{r['family']} ({_interval(r)})" for r in left)
+            reading += (f"On {named}, never practised, RL is not above the control beyond "
+                        "noise: no transfer measured here.")
     return _claim("transfer", holds, "RL's practice transferred to a family it never practised",
                   "No transfer to the families RL never practised", reading,
                   value=next((r["diff"] for r in left), None), rows=rows)

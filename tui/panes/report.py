@@ -190,6 +190,41 @@ def rl_curve_line(report: dict) -> str | None:
     return " ".join(parts[:1]) + " " + "; ".join(parts[1:])
 
 
+def transfer_rows(report: dict) -> list[dict]:
+    """The report's transfer rows (RL minus the compute-matched control per family)."""
+    return [r for r in report.get("transfer") or [] if isinstance(r, dict)
+            and all(isinstance(r.get(k), (int, float)) for k in ("diff", "lo", "hi"))]
+
+
+def _points(x: float) -> str:
+    return f"{100 * x:+.0f}"
+
+
+def transfer_cells(r: dict) -> list[str]:
+    """One transfer row as text: family, practised, RL, control, difference [interval], n."""
+    practised = "yes" if r.get("trained") else ("left out" if r.get("verifiable") else "—")
+    return [str(r.get("family")), practised, fmt_score(r.get("rl")), fmt_score(r.get("control")),
+            f"{_points(r['diff'])} [{_points(r['lo'])}, {_points(r['hi'])}]", fmt_num(r.get("n"))]
+
+
+def transfer_table(report: dict) -> Table | None:
+    """Family | practised | RL | control | RL − control [95%]: green where the whole interval
+    is above zero, red where it is below, plain where it straddles zero."""
+    rows = transfer_rows(report)
+    if not rows:
+        return None
+    table = Table(box=None, padding=(0, 1), header_style="bold")
+    for name, justify in (("family", "left"), ("RL practised", "left"), ("RL", "right"),
+                          ("control", "right"), ("RL − control, 95%", "right"),
+                          ("n", "right")):
+        table.add_column(name, justify=justify)
+    for r in rows:
+        cells: list = transfer_cells(r)
+        cells[4] = Text(cells[4], style="green" if r["lo"] > 0 else "red" if r["hi"] < 0 else "")
+        table.add_row(*cells)
+    return table
+
+
 class ReportPane(Vertical):
     """Report card of the selected run; a second picker puts another run beside it."""
 
@@ -458,6 +493,9 @@ class ReportPane(Vertical):
             words = title.copy()
             words.append("\n" + claim_reading(claim))
             grid.add_row(figure, words)
+            table = transfer_table(self.reports[0][1]) if claim.get("id") == "transfer" else None
+            if table is not None:
+                grid.add_row("", table)
         line = rl_curve_line(self.reports[0][1])
         if line:
             grid.add_row("", Text(line, style="dim"))
@@ -489,6 +527,11 @@ def report_markdown(reports: list[tuple[str, dict]]) -> str:
             mark = {True: "✓", False: "✗"}.get(holds, "—") if not old else "·"
             lines += [f"- {mark} **{claim_title(claim, old).plain}** "
                       f"({fmt_score(claim.get('value'))}): {claim_reading(claim)}"]
+        if transfer_rows(report):
+            lines += ["", "## Transfer: RL minus the compute-matched control", "",
+                      "| family | RL practised | RL | control | RL − control, 95% | n |",
+                      "|---|---|---|---|---|---|"]
+            lines += ["| " + " | ".join(transfer_cells(r)) + " |" for r in transfer_rows(report)]
         lines.append("")
     return "\n".join(lines)
 
