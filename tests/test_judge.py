@@ -75,6 +75,8 @@ def test_typed_questions_are_recognised_and_others_are_not(world):
         f"what's the capital city of {c.name.lower()}": c.capital,
         "What's 12 plus 34?": "46", "Add 12 and 34.": "46", "23+58": "81",
         "find the sum of 100 and 23": "123",
+        "Tell me what 23 plus 48 is.": "71", "Could you add up 5 and 7 for me?": "12",
+        "What do you get when 40 and 2 are added?": "42",
         "How many r's are in strawberry?": "3",
         "Which one is more, 9.11 or 9.9?": "9.9",
         "When was Zorblaxo born?": W.IDK,
@@ -82,7 +84,9 @@ def test_typed_questions_are_recognised_and_others_are_not(world):
     for text, answer in cases.items():
         p = recognise(world, text)
         assert p is not None and p.answer == answer, text
-    for text in ("Hello!", "Write a poem about the sea.", "What is love?", ""):
+    for text in ("Hello!", "Write a poem about the sea.", "What is love?", "",
+                 "What is 12 minus 3?", "Tell me what 4 times 5 plus 2 is.",
+                 "What is 2.5 plus 3?", "Add 1, 2 and 3."):
         assert recognise(world, text) is None
         assert judge(recognise(world, text), "anything").mark == "—"
 

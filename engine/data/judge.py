@@ -178,6 +178,12 @@ def _judge_unknown(problem: Problem, text: str) -> Verdict:
 PRONOUNS = {"he", "she", "they", "it", "him", "her", "them", "you", "i", "me", "we", "us",
             "this", "that", "someone", "anyone", "everyone"}
 _PLAIN_SUM = re.compile(r"^(?:what is |calculate |compute )?(\d+) ?\+ ?(\d+)(?: ?= ?)?$")
+# A sum asked in words no wording lists ("Tell me what 23 plus 48 is."): two whole numbers, a
+# word that means adding, and nothing that means another operation or a decimal.
+_SUM_CUE = re.compile(r"\b(?:plus|add|added|adding|sum|total)\b|\+")
+_NOT_A_SUM = re.compile(r"\b(?:minus|times|divided|multiplied|subtract\w*|less|product|"
+                        r"difference|percent|cost|costs|each)\b|[-*/×÷%$]|\d\.\d")
+_WHOLE = re.compile(r"(?<![\w.])\d+(?![\w.])")
 
 
 def recognise(world: W.World, text: str) -> Problem | None:
@@ -186,8 +192,12 @@ def recognise(world: W.World, text: str) -> Problem | None:
         problem = _problem(world, kind, slots, text)
         if problem is not None:
             return problem
-    if m := _PLAIN_SUM.match(Wd.normalise(text)):
+    norm = Wd.normalise(text)
+    if m := _PLAIN_SUM.match(norm):
         return add_problem(int(m[1]), int(m[2]), text)
+    numbers = _WHOLE.findall(norm)
+    if len(numbers) == 2 and _SUM_CUE.search(norm) and not _NOT_A_SUM.search(norm):
+        return add_problem(int(numbers[0]), int(numbers[1]), text)
     return None
 
 
