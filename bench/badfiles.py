@@ -100,6 +100,24 @@ def delete(name: str) -> Damage:
     return damage
 
 
+def forge(name: str, tensors: dict, metadata: dict) -> Damage:
+    """A safetensors file made by hand, with meta.json's size and sha256 updated to match it:
+    the integrity check passes, so the loader's own reading must refuse what is inside."""
+    def damage(run: Path) -> None:
+        import hashlib
+
+        from safetensors.torch import save as st_save
+
+        data = st_save(tensors, metadata=metadata)
+        (run / name).write_bytes(data)
+        meta_path = run / Path(name).parent / "meta.json"
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta["files"][Path(name).name] = {"bytes": len(data),
+                                          "sha256": hashlib.sha256(data).hexdigest()}
+        meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    return damage
+
+
 def edit_json(name: str, change: Callable[[dict], object]) -> Damage:
     """Load the JSON, let ``change`` alter it (or return a whole new value), write it back."""
     def damage(run: Path) -> None:
@@ -133,6 +151,10 @@ def _duplicate_rank(d: dict) -> None:
 
 def cases(run: Path, rng: random.Random, marker: Path) -> list[tuple[str, Damage, str]]:
     """(name, damage, which loader) for every corruption tried."""
+    import torch
+
+    from engine.model.checkpoint import FORMAT
+
     model, opt, meta = "base/model.safetensors", "base/optimizer.safetensors", "base/meta.json"
     size = (run / model).stat().st_size
     hostile = pickle.dumps(Hostile(marker))
@@ -149,6 +171,11 @@ def cases(run: Path, rng: random.Random, marker: Path) -> list[tuple[str, Damage
         ("optimizer truncated", truncate(opt, 0.5), "optimizer"),
         ("optimizer byte flip", flip(opt, "body", rng), "optimizer"),
         ("pickle renamed to optimizer.safetensors", replace_with(opt, hostile), "optimizer"),
+        ("optimizer forged: odd keys, hash updated",
+         forge(opt, {"evil": torch.zeros(1)}, {"format": FORMAT, "param_groups": "[]"}),
+         "optimizer"),
+        ("optimizer forged: groups not a list, hash updated",
+         forge(opt, {}, {"format": FORMAT, "param_groups": "7", "scalars": "[]"}), "optimizer"),
         ("meta.json not JSON", replace_with(meta, b"{\"step\": 1,"), "model"),
         ("meta.json a list", replace_with(meta, b"[1, 2]"), "model"),
         ("meta.json deleted", delete(meta), "model"),
@@ -156,6 +183,10 @@ def cases(run: Path, rng: random.Random, marker: Path) -> list[tuple[str, Damage
         ("meta config n_layer -1", edit_json(meta, _set(("config", "n_layer"), -1)), "model"),
         ("meta config n_embd text", edit_json(meta, _set(("config", "n_embd"), "big")), "model"),
         ("meta config n_head 0", edit_json(meta, _set(("config", "n_head"), 0)), "model"),
+        ("meta config n_layer a million",
+         edit_json(meta, _set(("config", "n_layer"), 1_000_000)), "model"),
+        ("meta config block_size edited",
+         edit_json(meta, _set(("config", "block_size"), 4096)), "model"),
         ("meta files a number", edit_json(meta, _set(("files",), 3)), "model"),
         ("meta file entry text", edit_json(meta, _set(("files", "model.safetensors"), "x")),
          "model"),

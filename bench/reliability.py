@@ -117,8 +117,9 @@ def plan_kills(n: int, rng: random.Random) -> list[Kill]:
 
 def land(kill: Kill, proc: subprocess.Popen, run: Path, offset: int, folder: str,
          timeout: float = 300) -> str:
-    """Wait for the kill's moment, then SIGKILL. Returns "killed", or "missed" when the trainer
-    finished first (the moment had passed: its stage was already done)."""
+    """Wait for the kill's moment, then SIGKILL. Returns "killed", "killed mid-save" when the
+    save's half-swapped folder was still there after the kill (seen, not planned), or "missed"
+    when the trainer finished first (the moment had passed: its stage was already done)."""
     from engine.progress.events import EventFollower
 
     follower = EventFollower(run / "events.jsonl")
@@ -131,7 +132,9 @@ def land(kill: Kill, proc: subprocess.Popen, run: Path, offset: int, folder: str
             time.sleep(kill.delay)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-            return "killed"
+            mid_save = any((run / f".{folder}.{part}-{proc.pid}").exists()
+                           for part in ("new", "old")) if folder else False
+            return "killed mid-save" if mid_save else "killed"
         time.sleep(0.003)
     proc.kill()
     raise TimeoutError(f"trainer neither reached {kill} nor finished")
@@ -237,7 +240,7 @@ def soak(kills: list[Kill], seed: int, work: Path, ref: Path) -> dict:
     from engine.run import stage_named
 
     run = work / "victim"
-    tried = survived = missed = crashes = 0
+    tried = survived = missed = crashes = mid_save = 0
     starts: list[int] = []  # where each trainer process's events begin in events.jsonl
     failures: list[str] = []
     events_path = run / "events.jsonl"
@@ -245,14 +248,17 @@ def soak(kills: list[Kill], seed: int, work: Path, ref: Path) -> dict:
         starts.append(events_path.stat().st_size if events_path.exists() else 0)
         proc = trainer(run, seed, resume=(run / "run.json").exists(), slow_saves=True)
         folder = "" if kill.stage in ("tokenizer", "eval") else stage_named(kill.stage).folder
-        if land(kill, proc, run, starts[-1], folder) == "missed":
-            missed += 1
+        landed = land(kill, proc, run, starts[-1], folder)
+        if landed == "missed":
             out = proc.stdout.read()
             if proc.returncode != 0:
                 crashes += "Traceback" in out
                 failures.append(f"{kill}: a resume exited {proc.returncode}: {out[-400:]}")
-            break  # the run finished: later moments can no longer be reached
+            # the run finished: this and every later moment can no longer be reached
+            missed = len(kills) - tried
+            break
         tried += 1
+        mid_save += landed == "killed mid-save"
         bad = loads_cleanly(run)
         survived += not bad
         failures += [f"after {kill}: {b}" for b in bad]
@@ -282,7 +288,7 @@ def soak(kills: list[Kill], seed: int, work: Path, ref: Path) -> dict:
             "final_equal": bool(weights) and all(weights.values()), "weights_equal": weights,
             "events_problems": folded_steps_ok(events, reference_events) if rc == 0 else [],
             "kills_by_stage": _count(k.stage for k in kills[:tried]),
-            "kills_mid_save": sum(k.kind == "save" for k in kills[:tried]),
+            "kills_mid_save": mid_save,
             "trainer_crashes": crashes, "failures": failures[:10]}
 
 

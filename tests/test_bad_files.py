@@ -74,10 +74,12 @@ def test_the_cli_names_the_damaged_file(good_run, tmp_path):
     assert "meta.json" in " ".join(got.output.split()) and "'files'" in got.output
 
 
-def test_a_broken_run_json_stops_a_resume_with_its_name(good_run, tmp_path):
+@pytest.mark.parametrize("record", ['{"seed": "x"}', '{"seed": 0}',
+                                    '{"preset": "tiny", "seed": 0, "preset_config": {"sft": 5}}'])
+def test_a_broken_run_json_stops_a_resume_with_its_name(good_run, tmp_path, record):
     from deepdive.cli import app
 
-    run = _damaged(good_run, tmp_path, lambda r: (r / "run.json").write_text('{"seed": "x"}'))
+    run = _damaged(good_run, tmp_path, lambda r: (r / "run.json").write_text(record))
     got = CliRunner().invoke(app, ["train", "--run", str(run), "--resume", "--device", "cpu",
                                    "--quiet"])
     assert got.exit_code == 2 and "Traceback" not in got.output
@@ -107,3 +109,40 @@ def test_meta_with_wrong_types_names_the_field(good_run, tmp_path):
         with pytest.raises(CheckpointError, match=f"meta.json.*{field}"):
             load_run_model(run, "base")
     assert json.loads((good_run / "base" / "meta.json").read_text())["step"] == 1
+
+
+@pytest.mark.parametrize("meta", ['{"step": "x", "metrics": "y", "n_params": [1]}', "[1, 2]",
+                                  "{truncated"])
+def test_runs_and_the_estimate_list_a_run_with_a_damaged_meta(good_run, tmp_path, monkeypatch,
+                                                               meta):
+    """`deepdive runs` shows the stage as damaged and the other runs as usual; the Train pane's
+    time estimate skips the run instead of crashing on it."""
+    from deepdive.cli import app
+    from engine.train.estimate import estimate_run_s
+
+    root = tmp_path / "root"
+    shutil.copytree(good_run, root / "fine")
+    _damaged(good_run, root, lambda r: (r / "base" / "meta.json").write_text(meta))
+    (root / "damaged" / "run.json").write_text('{"preset": "tiny"}')
+    monkeypatch.setenv("DEEPDIVE_CHECKPOINTS", str(root))
+    got = CliRunner().invoke(app, ["runs"])
+    assert got.exit_code == 0 and "Traceback" not in got.output, got.output
+    assert "damaged" in got.output and "fine" in got.output
+    rows = json.loads(CliRunner().invoke(app, ["runs", "--json"]).stdout)
+    assert {r["run"]: r["stages"]["base"]["damaged"] for r in rows} == {"damaged": True,
+                                                                        "fine": False}
+    assert estimate_run_s("tiny", root)[1].startswith("a rough estimate")
+
+
+@pytest.mark.parametrize("field, value", [("n_layer", 1_000_000), ("block_size", 4096)])
+def test_a_meta_config_edited_away_from_the_weights_is_refused_before_building(
+        good_run, tmp_path, field, value):
+    """meta.json is not hashed, model.safetensors is, and carries the config it was saved with:
+    an edited config is refused by comparing the two, before any memory is allocated for it."""
+    from engine.api import CheckpointError, load_run_model
+
+    bf = _badfiles()
+    run = _damaged(good_run, tmp_path, bf.edit_json("base/meta.json",
+                                                    bf._set(("config", field), value)))
+    with pytest.raises(CheckpointError, match=f"meta.json: its config differs.*{field}"):
+        load_run_model(run, "base")

@@ -148,6 +148,20 @@ def test_build_report_computes_shares_and_readings():
     assert report["split"] == "test" and report["tuned_on"] == "dev"
 
 
+def test_the_control_reading_says_what_it_was_matched_on():
+    rows = [{"prompt": f"q{i}", "answer": "a", "expected": "1", "correct": i < 2,
+             "format": True} for i in range(4)]
+    stage = {f: rows for f in (*E.CHAT_FAMILIES, "answer_first")}
+    results = {"sft": stage, "rl": stage, "control": stage}
+    sampled = {s: {"pass1": 0.5, "passk": 0.6, "n": 4} for s in results}
+    for ratio, says in [(1.02, "SFT given 1.02× RL's compute"),
+                        (None, "SFT given as many training seconds as RL")]:
+        report = E.build_report("r", 0, results, 0.6, [], sampled=sampled,
+                                control_compute=ratio)
+        rl = next(c for c in report["claims"] if c["id"] == "rl_beyond_labelers")
+        assert says in rl["reading"] and report["metrics"].get("control_compute_ratio") == ratio
+
+
 def test_cli_eval_json_and_report(random_run):
     from typer.testing import CliRunner
 

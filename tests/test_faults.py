@@ -41,6 +41,7 @@ def test_killed_three_times_the_run_ends_bit_for_bit_like_an_unkilled_one(micro_
     result = rel.soak(kills, 0, tmp_path, micro_run)
     assert result["failures"] == [] and result["trainer_crashes"] == 0
     assert result["kills_tried"] == result["kills_survived"] == 3  # every file loaded after each
+    assert result["kills_mid_save"] == 1  # the save kill was seen to land inside the swap
     assert result["resumes"] == 3 and result["resumes_exact"] == result["resumes_checked"] >= 2
     assert result["weights_equal"] == {"base": True, "sft": True, "rl": True,
                                        "sft_control": True}
@@ -128,3 +129,22 @@ def test_events_after_a_writer_killed_mid_line_stay_readable(tmp_path):
     EventWriter(tmp_path).emit("run_start", resumed=True)  # the resumed trainer
     events = read_events(tmp_path / "events.jsonl")
     assert [e["type"] for e in events] == ["step", "run_start"]
+
+
+def test_a_damaged_checkpoint_stops_a_resume_and_is_not_deleted(micro_run, tmp_path):
+    """A meta.json that does not parse is not "no checkpoint": --resume names it and keeps
+    the folder, instead of deleting the stage and retraining it silently."""
+    import shutil
+
+    from deepdive.cli import app
+
+    run = tmp_path / "damaged"
+    shutil.copytree(micro_run, run, ignore=shutil.ignore_patterns("train.lock"))
+    meta = run / "rl" / "meta.json"
+    meta.write_text(meta.read_text()[:40])
+    got = CliRunner().invoke(app, ["train", "--run", str(run), "--resume", "--device", "cpu",
+                                   "--quiet"])
+    assert got.exit_code == 2 and "Traceback" not in got.output
+    said = " ".join(got.output.split())
+    assert "rl/meta.json" in said and "not valid JSON" in said
+    assert (run / "rl" / "model.safetensors").exists() and meta.read_text().startswith("{")

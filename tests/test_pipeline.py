@@ -65,6 +65,31 @@ def test_control_spends_the_compute_rl_spent(micro_run):
     # matched on compute, not seconds: about RL's, whatever the clock did (at least one step)
     gap = abs(control["metrics"]["compute"] - rl["metrics"]["compute"])
     assert control["step"] == 1 or gap <= per_step
+    assert control["matched_on"] == "compute"  # what the report card says it was matched on
+    ratio = json.loads((micro_run / "report.json").read_text())["metrics"]["control_compute_ratio"]
+    assert ratio == round(control["compute"] / rl["compute"], 3)
+
+
+def test_a_run_without_recorded_compute_matches_seconds_and_says_so(micro_run, tmp_path):
+    """Stages trained before compute was recorded (or resumed from such a checkpoint) leave the
+    control to match RL's seconds; its meta and the report card's reading say so."""
+    import shutil
+
+    from engine.model.checkpoint import read_meta
+    from engine.train.loop import StageClock, StepResult
+    from engine.train.pipeline import train
+
+    clock = StageClock(compute0=None)  # a resume from a meta with no "compute"
+    clock.add_compute(StepResult(loss=None, tokens=100))
+    assert clock.compute is None  # unknown, not a partial count passed off as the whole
+
+    run = tmp_path / "old"
+    shutil.copytree(micro_run, run, ignore=shutil.ignore_patterns("train.lock", "sft_control"))
+    meta = json.loads((run / "rl" / "meta.json").read_text())
+    del meta["compute"], meta["metrics"]["compute"]
+    (run / "rl" / "meta.json").write_text(json.dumps(meta))
+    train(run, stages="control", resume=True, device="cpu")
+    assert read_meta(run / "sft_control")["matched_on"] == "seconds"
 
 
 def test_existing_run_needs_resume_or_stages(micro_run):

@@ -153,10 +153,18 @@ class _Files(ThreadingHTTPServer):
                 pass
 
             def do_GET(self):
-                data, claim = server.files[self.path.rsplit("/", 1)[-1]]
+                name = self.path.rsplit("/", 1)[-1]
+                data, claim = server.files[name]
+                if self.path.startswith("/hub/"):  # the Hub: the hash, and a redirect to a CDN
+                    self.send_response(302)
+                    self.send_header("Location", f"/cdn/{name}")
+                    self.send_header("X-Linked-ETag", f'"{claim}"')
+                    self.end_headers()
+                    return
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
-                self.send_header("X-Linked-ETag", f'"{claim}"')
+                if not self.path.startswith("/cdn/"):  # a CDN does not repeat the hash
+                    self.send_header("X-Linked-ETag", f'"{claim}"')
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -176,6 +184,8 @@ def test_a_download_whose_hash_does_not_match_is_deleted_not_used(tmp_path):
         assert download_file(f"{server.url}/ok.bin", tmp_path / "ok.bin").read_bytes() == good
         with pytest.raises(DownloadError, match=r"bad\.bin: hash mismatch"):
             download_file(f"{server.url}/bad.bin", tmp_path / "bad.bin", retries=0)
+        with pytest.raises(DownloadError, match=r"bad\.bin: hash mismatch"):  # via a CDN
+            download_file(f"{server.url}/hub/bad.bin", tmp_path / "bad.bin", retries=0)
         with pytest.raises(DownloadError, match="hash mismatch"):  # an expected hash, given
             download_file(f"{server.url}/ok.bin", tmp_path / "ok2.bin", retries=0,
                           sha256=hashlib.sha256(b"other").hexdigest())
@@ -183,3 +193,22 @@ def test_a_download_whose_hash_does_not_match_is_deleted_not_used(tmp_path):
         server.shutdown()
         server.server_close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.bin"]  # no bad file, no .part
+
+
+def test_gpt2_weights_that_are_not_openais_are_refused(tmp_path, monkeypatch):
+    """Under the name gpt2 only OpenAI's weights are accepted (their sha256 is pinned): a
+    mirror serving other bytes, stating no hash or its own, is refused and nothing is kept."""
+    from engine.model.gpt2 import DownloadError, download_gpt2
+
+    fake = b"not the weights" * 100
+    server = _Files({f: (fake, hashlib.sha256(fake).hexdigest())
+                     for f in ("config.json", "model.safetensors", "vocab.json", "merges.txt")})
+    monkeypatch.setenv("DEEPDIVE_HF_BASE", server.url)
+    try:
+        with pytest.raises(DownloadError, match=r"model\.safetensors: hash mismatch"):
+            download_gpt2("gpt2", tmp_path / "gpt2")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not (tmp_path / "gpt2" / "model.safetensors").exists()
+    assert not list((tmp_path / "gpt2").glob("*.part"))

@@ -177,30 +177,17 @@ def run_progress(run_dir: Path) -> dict | None:
 def runs(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List runs: their stages with step, loss and size; a run training says where it is."""
     from engine.api import (
-        META_FILE,
-        MODEL_FILE,
         RunFolder,
         checkpoints_root,
         eta_text,
         fmt_duration,
         fmt_num,
         list_runs,
-        read_json,
     )
 
     rows = []
     for info in list_runs():
-        stages = {}
-        for s in info.stages:
-            try:
-                meta = read_json(RunFolder(info.path).model_dir(s) / META_FILE)
-            except (OSError, ValueError):
-                meta = {}
-            metrics = meta.get("metrics") or {}
-            stages[s] = {"step": meta.get("step"), "loss": metrics.get("val_loss",
-                                                                       metrics.get("loss")),
-                         "params": meta.get("n_params"),
-                         "bytes": (RunFolder(info.path).model_dir(s) / MODEL_FILE).stat().st_size}
+        stages = {s: _stage_row(RunFolder(info.path).model_dir(s)) for s in info.stages}
         # only a run training now is folded: a finished run's events can be long
         progress = run_progress(info.path) if info.active else None
         rows.append({"run": info.name, "path": str(info.path), "active": info.active,
@@ -227,10 +214,35 @@ def runs(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> N
         for s, d in r["stages"].items():
             loss = f"{d['loss']:.3f}" if isinstance(d["loss"], (int, float)) else "-"
             params = f"{d['params'] / 1e6:.2f}M" if d["params"] else "-"
-            table.add_row(name, s, str(d["step"] if d["step"] is not None else "-"), loss,
-                          params, human_bytes(d["bytes"]))
+            step = "damaged" if d["damaged"] else str(d["step"] if d["step"] is not None else "-")
+            table.add_row(name, s, step, loss, params,
+                          "-" if d["bytes"] is None else human_bytes(d["bytes"]))
             name = ""
     Console().print(table)
+
+
+def _stage_row(folder) -> dict:
+    """What `deepdive runs` shows of one stage folder; a damaged meta.json or a missing model
+    file marks the row damaged instead of stopping the listing."""
+    from engine.api import META_FILE, MODEL_FILE, read_json
+
+    def num(v):
+        return v if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+    try:
+        meta = read_json(folder / META_FILE)
+    except (OSError, ValueError):
+        meta = None
+    metrics = (meta or {}).get("metrics")
+    metrics = metrics if isinstance(metrics, dict) else {}
+    try:
+        size = (folder / MODEL_FILE).stat().st_size
+    except OSError:
+        size = None
+    step = num((meta or {}).get("step"))
+    return {"step": step, "loss": num(metrics.get("val_loss", metrics.get("loss"))),
+            "params": num((meta or {}).get("n_params")), "bytes": size,
+            "damaged": step is None or size is None}  # every saved meta.json has its step
 
 
 def human_bytes(n: int) -> str:

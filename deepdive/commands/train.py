@@ -38,6 +38,7 @@ def train(
 ) -> None:
     """Train a model through pretraining, SFT and RL on the embedded world; write a run folder."""
     from engine.api import (
+        CheckpointError,
         PipelineError,
         RunFolder,
         RunLockedError,
@@ -73,6 +74,8 @@ def train(
         raise typer.Exit(130) from None
     except (PipelineError, RunLockedError, TrainingError, ValueError) as e:
         _fail(str(e))
+    except CheckpointError as e:  # a damaged checkpoint is named, never deleted
+        _fail(f"{e}\n(move that folder away to retrain the stage, or restore it)")
     except FileNotFoundError as e:
         _fail(f"missing file: {e}")
     except OSError as e:  # read-only folder, disk full: what and where, not a traceback

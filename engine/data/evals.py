@@ -239,10 +239,12 @@ def evaluate_run(run_dir, device: str = "cpu", n_per_family: int = 100,
     labelers = W.labeler_accuracy(world, float(preset.get("labeler_error_rate", 0.3)), split)
     rl_cfg = preset.get("rl") or {}
     report = build_report(run_dir.name, seed, results, labelers, rl_curve(run_dir), temperature,
-                          sampled=sampled, split=split, probe=_probe_summary(run_dir),
+                          sampled=sampled, split=split,
+                          probe=_stage_meta(run_dir, "sft").get("probe") or None,
                           tuned_on=(preset.get("notes") or {}).get("tuned_on"),
                           rl_families=tuple(rl_cfg.get("families") or T.RL_FAMILIES),
-                          sft_work_first=sft_data_work_first(world, preset))
+                          sft_work_first=sft_data_work_first(world, preset),
+                          control_compute=control_compute_ratio(run_dir))
     report["eval_s"] = round(time.perf_counter() - t0, 2)
     report["budgets"] = budgets
     write_report(run_dir, report, split)
@@ -263,13 +265,21 @@ def sft_data_work_first(world: W.World, preset: dict) -> float | None:
     return _share(rows)
 
 
-def _probe_summary(run_dir: Path) -> dict | None:
-    """What the knowledge probe before SFT found (engine/train/probe.py), from sft/meta.json."""
-    path = RunFolder(run_dir).model_dir("sft") / META_FILE
+def _stage_meta(run_dir: Path, folder: str) -> dict:
+    """A stage's meta.json as far as the report reads it, {} where absent or unreadable."""
+    path = RunFolder(run_dir).model_dir(folder) / META_FILE
     try:
-        return (read_json(path).get("probe") or None) if path.is_file() else None
+        return read_json(path) if path.is_file() else {}
     except (OSError, ValueError):
-        return None
+        return {}
+
+
+def control_compute_ratio(run_dir: Path) -> float | None:
+    """The control's compute over RL's (token-passes): ~1 when the control was matched on
+    compute; None where either stage did not record it (the control then matched seconds)."""
+    rl, ctl = (_stage_meta(run_dir, f).get("compute") for f in ("rl", "sft_control"))
+    ok = all(isinstance(c, int | float) and c > 0 for c in (rl, ctl))
+    return round(float(ctl) / float(rl), 3) if ok else None
 
 
 def build_report(run: str, seed: int, results: dict[str, dict[str, list[dict]]],
@@ -277,8 +287,10 @@ def build_report(run: str, seed: int, results: dict[str, dict[str, list[dict]]],
                  sampled: dict[str, dict] | None = None, split: str = "test",
                  probe: dict | None = None, tuned_on: str | None = None,
                  rl_families: tuple[str, ...] = T.RL_FAMILIES,
-                 sft_work_first: float | None = None) -> dict:
-    """The report object from the rows each stage produced (pure: no models, no files)."""
+                 sft_work_first: float | None = None,
+                 control_compute: float | None = None) -> dict:
+    """The report object from the rows each stage produced (pure: no models, no files).
+    ``control_compute``: the control's compute over RL's (control_compute_ratio)."""
     sampled = sampled or {}
     fams: dict[str, dict] = {}
     for fam in CHAT_FAMILIES:
@@ -325,6 +337,7 @@ def build_report(run: str, seed: int, results: dict[str, dict[str, list[dict]]],
     m["passk_k"] = PASSK_K
     m["passk_samples"] = PASSK_SAMPLES
     m["n_eval_passk"] = next((s.get("n") for s in sampled.values()), None)
+    m["control_compute_ratio"] = control_compute if "control" in results else None
     if probe:
         m["probe_facts"] = probe.get("facts")
         m["probe_unknown"] = probe.get("unknown")
@@ -508,7 +521,10 @@ def _rl_claim(m: dict) -> dict:
     reading = (f"The SFT labelers got {_pct(lab)} of the test sums right; SFT imitating them "
                f"scores {_pct(sft)} (pass@1, sampled), RL with the exact verifier {_pct(rl)} "
                f"({'n/a' if gain is None else f'{100 * gain:+.0f} points'}), ")
-    reading += (f"and the control — SFT given the same compute — {_pct(ctl)}. RL is "
+    ratio = m.get("control_compute_ratio")
+    given = (f"{ratio:.2f}× RL's compute (token-passes)" if ratio is not None else
+             "as many training seconds as RL (compute was not recorded)")
+    reading += (f"and the control — SFT given {given} — {_pct(ctl)}. RL is "
                 f"{_cmp(rl, ctl)} the control and {_cmp(rl, lab)} its labelers"
                 if ctl is not None else "no extra-SFT control was trained for this run")
     if lab is not None and rl is not None and not beats_labelers:

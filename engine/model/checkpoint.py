@@ -233,13 +233,26 @@ def load_checkpoint(stage_dir: str | Path, device: str | torch.device = "cpu") -
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{folder / META_FILE}: bad config ({e})") from None
     path = folder / MODEL_FILE
-    state, _ = _load_file(folder, MODEL_FILE, meta)
+    state, header = _load_file(folder, MODEL_FILE, meta)
+    if _saved_config(header) not in (None, config.to_dict()):
+        # checked before GPT(config): an edited n_layer of a million would allocate for it
+        raise CheckpointError(f"{folder / META_FILE}: its config differs from the one saved "
+                              f"inside {MODEL_FILE} ({_saved_config(header)})")
     model = GPT(config)
     problem = weights_mismatch(model, state)
     if problem:
         raise CheckpointError(f"{path}: weights do not fit the config in meta.json ({problem})")
     model.load_state_dict(state, strict=False)  # lm_head.weight is wte.weight: tied already
     return model.to(device), meta
+
+
+def _saved_config(header: dict) -> dict | None:
+    """The config model.safetensors was written with (its header; the file's sha256 is in
+    meta.json), normalised like GPTConfig.to_dict; None where the header has none."""
+    try:
+        return GPTConfig.from_dict(json.loads(header["config"])).to_dict()
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def weights_mismatch(model: GPT, state: dict[str, torch.Tensor]) -> str | None:
@@ -268,21 +281,34 @@ def load_optimizer(stage_dir: str | Path, optimizer) -> bool:
         scalars = json.loads(header.get("scalars", "{}"))
     except (KeyError, json.JSONDecodeError):
         raise CheckpointError(f"{path}: optimizer hyperparameters missing or corrupt") from None
-    state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        _, index, name = key.split(".", 2)
-        state.setdefault(int(index), {})[name] = value
-    for key, value in scalars.items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    for group in groups:
-        if "betas" in group:
-            group["betas"] = tuple(group["betas"])
+    try:
+        state = _optimizer_state(tensors, scalars)
+        for group in groups:
+            if "betas" in group:
+                group["betas"] = tuple(group["betas"])
+    except (ValueError, TypeError, AttributeError):  # a file made by hand, hash and all
+        raise CheckpointError(f"{path}: optimizer state is not laid out as deepdive saves "
+                              "it") from None
     try:
         optimizer.load_state_dict({"state": state, "param_groups": groups})
     except (ValueError, KeyError, RuntimeError) as e:
         raise CheckpointError(f"{path}: does not fit this optimizer ({e})") from None
     return True
+
+
+def _optimizer_state(tensors: dict, scalars: dict) -> dict[int, dict]:
+    """AdamW's per-parameter state from ``state.<index>.<name>`` tensors and
+    ``<index>.<name>`` scalars (optimizer_bytes' layout); ValueError on any other key."""
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        prefix, index, name = key.split(".", 2)
+        if prefix != "state":
+            raise ValueError(key)
+        state.setdefault(int(index), {})[name] = value
+    for key, value in scalars.items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    return state
 
 
 def load_run_model(run: str | Path, stage: str = "base", device: str | torch.device = "cpu"):

@@ -36,6 +36,12 @@ from engine.model.gpt import GPT, GPTConfig
 from engine.run import PRETRAIN, TOKENIZER_FILE, RunFolder
 
 HF_FILES = ("config.json", "model.safetensors", "vocab.json", "merges.txt")
+# The weights of OpenAI's GPT-2 small as the Hub serves them (revision 607a30d7, 548,105,171
+# bytes): a mirror or a proxy that serves other bytes under this name is refused even where it
+# states no hash, or states one that matches its own tampered file.
+PINNED_SHA256 = dict.fromkeys(
+    ("gpt2", "openai-community/gpt2"),
+    {"model.safetensors": "248dfc3911869ec493c76e65bf2fcf7f615828b0254c12b473182f0f81d3a707"})
 HF_BASE = "https://huggingface.co"
 # HF's Conv1D keeps weights as (in, out); nn.Linear wants (out, in).
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -180,8 +186,9 @@ def download_gpt2(name: str, dest: str | Path | None = None,
     check_model_name(name)
     dest = Path(dest) if dest else download_cache(name)
     dest.mkdir(parents=True, exist_ok=True)
+    pinned = PINNED_SHA256.get(name, {})
     for file in HF_FILES:
-        download_file(hf_url(name, file), dest / file, progress)
+        download_file(hf_url(name, file), dest / file, progress, sha256=pinned.get(file))
     return dest
 
 
@@ -246,15 +253,28 @@ def _etag_sha256(headers) -> str | None:
     return None
 
 
+class _KeepRedirectHeaders(urllib.request.HTTPRedirectHandler):
+    """Follows redirects as urllib does, keeping the hash the redirect states: the Hub answers a
+    large file with a redirect to its CDN carrying X-Linked-ETag (the file's sha256), and the
+    CDN's own response does not repeat it."""
+
+    sha256: str | None = None
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        self.sha256 = self.sha256 or _etag_sha256(headers)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def _fetch_into(url: str, part: Path, have: int, progress: Progress | None,
                 chunk: int) -> tuple[int | None, str | None]:
     """One request: append to part from byte ``have``; returns (the file's full size if known,
-    its sha256 if the server states one)."""
+    its sha256 if the server states one, on the response or on a redirect before it)."""
     headers = {"User-Agent": "deepdive"}
     if have:
         headers["Range"] = f"bytes={have}-"
     req = urllib.request.Request(url, headers=headers)
-    with urllib.request.urlopen(req, timeout=30) as resp:
+    redirects = _KeepRedirectHeaders()
+    with urllib.request.build_opener(redirects).open(req, timeout=30) as resp:
         if resp.status == 206:
             # "Content-Range: bytes START-END/TOTAL"
             unit_range, _, total_s = resp.headers.get("Content-Range", "").partition("/")
@@ -281,4 +301,4 @@ def _fetch_into(url: str, part: Path, have: int, progress: Progress | None,
                     progress(name, have, total)
             f.flush()
             os.fsync(f.fileno())
-        return total, _etag_sha256(resp.headers)
+        return total, redirects.sha256 or _etag_sha256(resp.headers)

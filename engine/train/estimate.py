@@ -24,13 +24,14 @@ def estimate_run_s(preset_name: str, root: Path | None = None) -> tuple[float, s
             metas = {st.name: read_json(folder.model_dir(st.folder) / META_FILE)
                      for st in PIPELINE
                      if st.folder and (folder.model_dir(st.folder) / META_FILE).is_file()}
-        except (OSError, ValueError):
-            continue
-        if all(metas.get(s, {}).get("done") for s in steps):
-            total = sum(steps[s] * metas[s]["elapsed_s"] / max(metas[s]["step"], 1)
+            if not all(metas.get(s, {}).get("done") for s in steps):
+                continue
+            total = sum(steps[s] * float(metas[s]["elapsed_s"]) / max(int(metas[s]["step"]), 1)
                         for s in steps)
             total += float(metas.get("control", {}).get("elapsed_s", 0))
-            return total, f"an estimate from run {run.name}'s seconds per step here"
+        except (OSError, ValueError, TypeError, KeyError):
+            continue  # a run whose files do not read as a finished run teaches us nothing
+        return total, f"an estimate from run {run.name}'s seconds per step here"
     m = p.model
     params = 12 * m["n_layer"] * m["n_embd"] ** 2 + p.vocab_size * m["n_embd"]
     tokens = (p.pretrain.steps * p.pretrain.batch_size * p.pretrain.seq_len

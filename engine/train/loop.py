@@ -161,14 +161,15 @@ def finished_meta(ckpt_dir: Path, stage: str) -> dict | None:
 
 
 def read_meta(ckpt_dir: Path) -> dict | None:
-    """A checkpoint's meta.json, or None where there is no readable checkpoint."""
-    from engine.model.checkpoint import CheckpointError
+    """A checkpoint's meta.json, or None where there is no checkpoint at all. A damaged one
+    raises CheckpointError: taking it for "absent" would delete it and retrain silently."""
+    from engine.model.checkpoint import checkpoint_dir
     from engine.model.checkpoint import read_meta as _read
 
-    try:
-        return _read(ckpt_dir)
-    except CheckpointError:
+    folder = checkpoint_dir(ckpt_dir)
+    if not folder.is_dir() or not any(folder.iterdir()):
         return None
+    return _read(ckpt_dir)
 
 
 class StageClock:
@@ -176,9 +177,16 @@ class StageClock:
     (``train_s`` = the rest), and the compute spent (what the extra-SFT control is matched
     against: unlike seconds, it is the same on every machine and every run)."""
 
-    def __init__(self, elapsed0: float = 0.0, side0: float = 0.0, compute0: float = 0.0):
+    def __init__(self, elapsed0: float = 0.0, side0: float = 0.0,
+                 compute0: float | None = 0.0):
         self.t0, self.elapsed0, self.side = time.perf_counter(), elapsed0, side0
-        self.compute = compute0  # token-passes trained so far (StepResult.compute), resumes too
+        # token-passes trained so far (StepResult.compute), resumes too; None once unknown (a
+        # resume from a checkpoint that did not record it: a partial count would mislead)
+        self.compute = compute0
+
+    def add_compute(self, res: StepResult) -> None:
+        if self.compute is not None:
+            self.compute += 3.0 * res.tokens if res.compute is None else res.compute
 
     def elapsed(self) -> float:
         return self.elapsed0 + time.perf_counter() - self.t0
@@ -231,7 +239,7 @@ def run_stage(model: torch.nn.Module, task: StageTask, ctx: StageContext,
         start = int(resume_meta["step"])
         clock = StageClock(float(resume_meta.get("elapsed_s", 0)),
                            float(resume_meta.get("side_s", 0)),
-                           float(resume_meta.get("compute", 0)))
+                           resume_meta.get("compute"))
         metrics = dict(resume_meta.get("metrics", {}))
         load_optimizer(ctx.ckpt_dir, optimizer)
         last_ckpt = str(ctx.ckpt_dir)
@@ -269,7 +277,7 @@ def run_stage(model: torch.nn.Module, task: StageTask, ctx: StageContext,
                 time.sleep(sleep_s)
             step += 1
             tokens_since += res.tokens
-            clock.compute += 3.0 * res.tokens if res.compute is None else res.compute
+            clock.add_compute(res)
             if step % cfg.log_every == 0 or step in (start + 1, cfg.steps):
                 now = time.perf_counter()
                 tok_s = tokens_since / max(now - t_log, 1e-9)

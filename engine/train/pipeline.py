@@ -138,13 +138,20 @@ def _settle_run(run_dir: Path, preset: str | None, preset_obj: Preset | None, se
     run = RunFolder(run_dir)
     if run.run_json.is_file():
         recorded = run.read_info()
+        missing = [k for k in ("preset", "preset_config", "seed") if k not in recorded]
+        if missing:
+            raise PipelineError(f"{run.run_json} lacks {', '.join(missing)}: it is not a run "
+                                "deepdive can continue (pick another --run)")
         if not (resume or explicit_stages):
             raise PipelineError(f"{run_dir} already holds a run; continue it with --resume, "
                                 "retrain chosen stages with --stages, or pick another --run")
         if preset_obj is None and preset not in (None, recorded["preset"]):
             raise PipelineError(f"{run_dir} was made with preset {recorded['preset']!r}, "
                                 f"not {preset!r}")
-        p = preset_obj or preset_from_dict(recorded["preset_config"])
+        try:
+            p = preset_obj or preset_from_dict(recorded["preset_config"])
+        except ValueError as e:
+            raise PipelineError(f"{run.run_json}: {e}") from None
         if families is not None and families != p.rl.families:
             raise PipelineError(f"{run_dir} practises RL on {','.join(p.rl.families)}; the "
                                 "families are chosen when a run starts (pick another --run)")
@@ -249,7 +256,7 @@ def _train_stage(stage: str, run_dir: Path, p: Preset, world, tok, resume: bool,
         if done is not None:
             return done.get("metrics", {})
     meta = unfinished_meta(ckpt_dir, stage) if resume else None
-    cfg = _stage_config(stage, p, run_dir, meta)
+    cfg, extra = _stage_config(stage, p, run_dir, meta)
     parent = run.model_dir(this.parent) if this.parent else None
     if meta is not None:
         model, _ = load_checkpoint(ckpt_dir, dev)
@@ -270,8 +277,8 @@ def _train_stage(stage: str, run_dir: Path, p: Preset, world, tok, resume: bool,
 
         flops = training_flops_per_token(model, cfg.seq_len)
         peak = peak_flops(dev) * (info.world_size if dev.type == "cuda" else 1)
-    extra = {"probe": task.probe} if getattr(task, "probe", None) else {}
-    if extra:
+    if getattr(task, "probe", None):
+        extra["probe"] = task.probe
         events.emit("probe", stage=stage, **task.probe)
     if stage in ("sft", "control") and p.sft_untrained_names:
         from engine.train.sft import leave_rows_untrained, name_token_ids
@@ -296,37 +303,42 @@ def training_flops_per_token(model, seq_len: int) -> float:
 
 
 def _stage_config(stage: str, p: Preset, run_dir: Path, meta: dict | None):
+    """The stage's TrainConfig, and what its meta.json records about the choice (the
+    control: how its steps were matched to RL)."""
     if stage == "pretrain":
-        return p.pretrain
+        return p.pretrain, {}
     if stage == "sft":
-        return p.sft
+        return p.sft, {}
     if stage == "rl":
-        return p.rl
-    # control: as many SFT steps as fit in the seconds RL spent training
-    if meta is not None:
-        steps = int(meta["total_steps"])
+        return p.rl, {}
+    if meta is not None:  # a resumed control keeps the steps it was planned with
+        steps, matched = int(meta["total_steps"]), {"matched_on": meta.get("matched_on")}
     else:
         run = RunFolder(run_dir)
         rl_meta, sft_meta = read_meta(run.model_dir("rl")), read_meta(run.model_dir("sft"))
         if not (rl_meta and rl_meta.get("done") and sft_meta and sft_meta.get("done")):
             raise PipelineError("the control stage needs finished sft/ and rl/ stages "
                                 "(it trains SFT on as much compute as RL used)")
-        steps = control_steps(rl_meta["metrics"], sft_meta["metrics"])
+        steps, on = control_steps(rl_meta["metrics"], sft_meta["metrics"])
+        matched = {"matched_on": on}
     cfg = p.sft
     return dataclasses.replace(cfg, steps=steps, warmup=min(cfg.warmup, steps // 10),
                                eval_every=max(1, min(cfg.eval_every, steps)),
-                               ckpt_every=max(1, min(cfg.ckpt_every, steps)))
+                               ckpt_every=max(1, min(cfg.ckpt_every, steps))), matched
 
 
-def control_steps(rl: dict, sft: dict) -> int:
-    """SFT steps that spend the compute RL spent (token-passes, engine.train.loop.StepResult):
-    the same on every machine and every run with the seed. Runs made before compute was
-    recorded fall back to RL's training seconds over SFT's seconds per step."""
+def control_steps(rl: dict, sft: dict) -> tuple[int, str]:
+    """SFT steps that spend the compute RL spent, and what they were matched on.
+
+    ``"compute"``: token-passes (engine.train.loop.StepResult), the same on every machine and
+    every run with the seed. ``"seconds"``: RL's training seconds over SFT's seconds per step,
+    for runs whose stages did not record compute (made before it was, or resumed from such a
+    checkpoint): machine-dependent, and the report card says which it was."""
     if rl.get("compute") and sft.get("compute") and sft.get("steps"):
         per_step = float(sft["compute"]) / int(sft["steps"])
-        return max(1, round(float(rl["compute"]) / per_step))
+        return max(1, round(float(rl["compute"]) / per_step)), "compute"
     rl_s = float(rl.get("train_s", 0))
-    return max(1, round(rl_s / max(float(sft.get("sec_per_step") or 1.0), 1e-6)))
+    return max(1, round(rl_s / max(float(sft.get("sec_per_step") or 1.0), 1e-6))), "seconds"
 
 
 def training_data(stage: str, p: Preset, world, seed: int,

@@ -167,10 +167,14 @@ def get_preset(name: str) -> Preset:
 
 
 def preset_from_dict(d: dict) -> Preset:
-    """The preset recorded in run.json (--resume trains with what the run started with)."""
-    d = dict(d)
-    return Preset(**{**d, "pretrain": StageConfig(**d["pretrain"]), "sft": StageConfig(**d["sft"]),
-                     "rl": RLConfig(**d["rl"])})
+    """The preset recorded in run.json (--resume trains with what the run started with); a
+    record that does not make one (missing or unknown fields, wrong shapes) is a ValueError."""
+    try:
+        d = dict(d)
+        return Preset(**{**d, "pretrain": StageConfig(**d["pretrain"]),
+                         "sft": StageConfig(**d["sft"]), "rl": RLConfig(**d["rl"])})
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"the recorded preset_config does not make a preset ({e!r})") from None
 
 
 __all__ = ["Preset", "RLConfig", "StageConfig", "get_preset", "preset_from_dict", "replace"]
