@@ -384,6 +384,8 @@ def checked_cases(tmp: Path) -> list[tuple[list[str], str]]:
         (["report", "--run", LONG], "--run"),
         (["train", "--stages", "bogus"], "bogus"),
         (["train", "--preset", "nope"], "unknown preset"),
+        (["train", "--rl-families", "arith,bogus"], "unknown RL family bogus"),
+        (["train", "--rl-families", ","], "unknown RL family (none given)"),
         (["train", "--preset", LONG], "unknown preset"),
         (["train", "--run", LONG], "--run"),
         (["train", "--preset", "micro", "--stages", "tokenizer", "--device", "nope",

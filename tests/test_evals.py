@@ -66,8 +66,8 @@ def test_evaluate_run_writes_a_complete_report(random_run):
     assert report["rl_curve"] == [{"step": 1, "reward": 0.25, "resp_len": 41.0, "work_first": 0.5},
                                   {"step": 2, "reward": 0.5, "resp_len": 42.0, "work_first": 1.0}]
     assert (m["rl_len_start"], m["rl_len_end"]) == (41.0, 42.0)
-    assert (m["rl_work_first_start"], m["rl_work_first_end"]) == (0.5, 1.0)
-    assert 0.9 <= m["sft_data_work_first"] <= 1.0  # the world's worked SFT replies
+    assert (m["rl_share_work_first_start"], m["rl_share_work_first_end"]) == (0.5, 1.0)
+    assert 0.9 <= m["sft_data_share_work_first"] <= 1.0  # the world's worked SFT replies
     # transfer: every family, RL - control on the same prompts, practised ones marked
     rows = {r["family"]: r for r in report["transfer"]}
     assert set(rows) == set(E.CHAT_FAMILIES)
@@ -188,18 +188,30 @@ def test_cli_report_without_report_exits_2(tmp_path):
     assert res.exit_code == 2
 
 
-def test_paired_difference_matches_the_textbook_formula():
+def test_paired_difference_is_honest_at_few_prompts_and_normal_at_many():
+    """Newcombe's paired interval: where all eight answers agree the normal interval claims
+    no uncertainty at all ((0, 0, 0)); this one still spans what eight prompts cannot rule
+    out. With thousands of prompts it agrees with the normal paired interval."""
+    import random
+
     from engine.data.stats import paired_difference
 
+    same = [True] * 8
+    d, lo, hi = paired_difference(same, same)
+    assert d == 0 and lo < -0.2 and hi > 0.2
     a = [True, True, False, True, False, True, True, False]
     b = [False, True, False, False, False, True, False, False]
-    d = [x - y for x, y in zip(a, b, strict=True)]
-    mean = sum(d) / len(d)
-    sd = (sum((x - mean) ** 2 for x in d) / (len(d) - 1)) ** 0.5
+    d, lo, hi = paired_difference(a, b)
+    assert d == pytest.approx(3 / 8) and -1 <= lo < d < hi <= 1
+    rng = random.Random(0)
+    a = [rng.random() < 0.6 for _ in range(4000)]
+    b = [x if rng.random() < 0.7 else rng.random() < 0.5 for x in a]
+    diffs = [x - y for x, y in zip(a, b, strict=True)]
+    mean = sum(diffs) / len(diffs)
+    sd = (sum((x - mean) ** 2 for x in diffs) / (len(diffs) - 1)) ** 0.5
+    half = 1.96 * sd / len(diffs) ** 0.5
     got = paired_difference(a, b)
-    assert got == pytest.approx((mean, mean - 1.96 * sd / len(d) ** 0.5,
-                                 mean + 1.96 * sd / len(d) ** 0.5))
-    assert paired_difference(a, a) == (0.0, 0.0, 0.0)  # the same answers: no difference at all
+    assert got == pytest.approx((mean, mean - half, mean + half), abs=0.002)
     with pytest.raises(ValueError):
         paired_difference(a, b[:-1])
 
@@ -214,24 +226,43 @@ def test_the_transfer_verdict_follows_the_left_out_interval():
     up = E.transfer_claim([practised, _row("count_letters", False, 0.01)])
     flat = E.transfer_claim([practised, _row("count_letters", False, -0.03)])
     none_left = E.transfer_claim([practised])
-    assert up["holds"] is True and up["title"].startswith("RL's practice transferred")
-    assert flat["holds"] is False and flat["title"].startswith("No transfer")
+    assert up["holds"] is True and up["title"] == ("RL's practice transferred to "
+                                                   "count_letters, never practised")
+    assert flat["holds"] is False
+    assert flat["title"] == "No transfer to count_letters, which RL never practised"
     assert "count_letters (+2 points [-3, +7]), never practised" in flat["reading"]
     assert none_left["holds"] is None and "none measures transfer" in none_left["reading"]
+    # a family above the control that is not a practice problem is said, not hidden
+    facts = {**_row("fact_heldout", False, 0.04), "verifiable": False}
+    half = {**_row("template", False, 0.03), "partly": True, "verifiable": False}
+    both = E.transfer_claim([practised, _row("count_letters", False, -0.03), facts, half])
+    assert "not practice problems above the control beyond noise: fact_heldout" in \
+        both["reading"]
+    assert "Partly practised (half their items are sums) above the control beyond noise: " \
+        "template" in both["reading"]
+    # too few prompts to read: shown in the table, but the verdict does not rest on it
+    few = E.transfer_claim([practised, {**_row("count_letters", False, 0.05), "few": True}])
+    assert few["holds"] is None
 
 
 def test_the_discovery_verdict_follows_the_data_and_the_rl_shares():
     sampled = {"example_work_first": {"prompt": "2+2?", "answer": "2 and 2.\nAnswer: 4"},
                "n_work_first": 5, "n_answer_first": 3, "pass1_work_first": 0.4,
                "pass1_answer_first": 0.1}
-    found = E.thinking_claim({"sft_data_work_first": 0.0, "rl_work_first_start": 0.0,
-                              "rl_work_first_end": 0.3}, sampled)
-    known = E.thinking_claim({"sft_data_work_first": 0.6, "rl_work_first_start": 0.5,
-                              "rl_work_first_end": 0.9}, sampled)
+    found = E.thinking_claim({"sft_data_share_work_first": 0.0, "rl_share_work_first_start": 0.0,
+                              "rl_share_work_first_end": 0.3}, sampled)
+    known = E.thinking_claim({"sft_data_share_work_first": 0.6, "rl_share_work_first_start": 0.5,
+                              "rl_share_work_first_end": 0.9}, sampled)
     # answering first is new to data that always works first, but it is right less often
-    worse = E.thinking_claim({"sft_data_work_first": 1.0, "rl_work_first_start": 0.98,
-                              "rl_work_first_end": 0.9}, sampled)
+    worse = E.thinking_claim({"sft_data_share_work_first": 1.0, "rl_share_work_first_start": 0.98,
+                              "rl_share_work_first_end": 0.9}, sampled)
     assert found["holds"] is True and "Answer: 4" in found["reading"]
     assert known["holds"] is False and "discovered nothing new" in known["reading"]
     assert worse["holds"] is False and "nothing better was discovered" in worse["reading"]
+    # data that always answers first, RL working first less than at its start: said as such
+    kept = E.thinking_claim({"sft_data_share_work_first": 0.0,
+                             "rl_share_work_first_start": 0.2,
+                             "rl_share_work_first_end": 0.1}, sampled)
+    assert kept["holds"] is False and "always answers first" in kept["reading"]
+    assert "Both ways" not in kept["reading"]
     assert E.thinking_claim({}, {})["holds"] is None

@@ -86,7 +86,9 @@ def test_typed_questions_are_recognised_and_others_are_not(world):
         assert p is not None and p.answer == answer, text
     for text in ("Hello!", "Write a poem about the sea.", "What is love?", "",
                  "What is 12 minus 3?", "Tell me what 4 times 5 plus 2 is.",
-                 "What is 2.5 plus 3?", "Add 1, 2 and 3."):
+                 "What is 2.5 plus 3?", "Add 1, 2 and 3.",
+                 "What was the total rainfall in 2019 and 2020?",
+                 "Add up the scores of 3 and 4 players."):
         assert recognise(world, text) is None
         assert judge(recognise(world, text), "anything").mark == "—"
 
@@ -138,3 +140,14 @@ def test_claim_titles_follow_the_numbers():
     same = {c["id"]: c for c in E.claims({"work_first_sft": 0.0, "answer_first_sft": 0.0},
                                          [])}["tokens_to_think"]
     assert same["holds"] is False  # equal is not better
+
+
+def test_a_reply_cut_off_before_its_answer_is_no_way_of_answering():
+    """The ways-of-answering shares must not count a truncated or empty reply as answering
+    first: it states no answer at all."""
+    from engine.data.judge import answer_way
+
+    assert answer_way("Ones: 5 + 7 = 12, carry 1.\nTens: 2 + 3 + 1 =") == "no_answer"
+    assert answer_way("") == answer_way(None) == "no_answer"
+    assert answer_way("Answer: 12") == "answer_first"
+    assert answer_way("Ones: 5 + 7 = 12.\nAnswer: 12") == "work_first"

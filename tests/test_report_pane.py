@@ -322,4 +322,9 @@ async def test_the_transfer_table_shows_every_family_from_the_report(report_run)
             assert cells[1] in line and cells[2] in line
     table = report_mod.transfer_table(report)
     styles = [str(c.style) for c in table.columns[4]._cells]
-    assert styles == ["green" if r["lo"] > 0 else "red" if r["hi"] < 0 else "" for r in rows]
+    assert styles == ["dim" if r.get("few") else "green" if r["lo"] > 0 else "red"
+                      if r["hi"] < 0 else "" for r in rows]
+    few = [{**r, "few": False, "lo": 0.01, "n": 40} for r in rows[:1]] + \
+          [{**r, "few": True, "lo": 0.01, "n": 12} for r in rows[:1]]
+    table = report_mod.transfer_table({"transfer": few})
+    assert [str(c.style) for c in table.columns[4]._cells] == ["green", "dim"]

@@ -25,7 +25,7 @@ from pathlib import Path
 from engine.data import tasks as T
 from engine.data import wordings as Wd
 from engine.data import world as W
-from engine.data.judge import is_refusal, judge, recognise, works_first
+from engine.data.judge import answer_way, is_refusal, judge, recognise, works_first
 from engine.data.stats import paired_difference
 from engine.run import META_FILE, REPORT_STAGES, RunFolder, read_json, resolve_run
 
@@ -127,12 +127,17 @@ def _pass_at_k(model, tok, problems: list[T.Problem], max_tokens: int, seed: int
 
 
 def _by_strategy(rows: list[dict]) -> dict:
-    """How sampled replies went about it (work first / answer first), how often each was right,
-    and one right reply of each way as an example."""
-    out: dict = {"work_first_share": _share([{"correct": works_first(r["answer"])}
-                                             for r in rows])}
-    for way, wanted in (("work_first", True), ("answer_first", False)):
-        mine = [r for r in rows if works_first(r["answer"]) == wanted]
+    """How sampled replies went about it (work first / answer first among the replies that
+    state an answer; how many state none), how often each way was right, and one right reply
+    of each way as an example."""
+    ways = [answer_way(r["answer"]) for r in rows]
+    answered = [w for w in ways if w != "no_answer"]
+    out: dict = {"share_work_first": (round(answered.count("work_first") / len(answered), 4)
+                                      if answered else None),
+                 "share_no_answer": round(ways.count("no_answer") / len(ways), 4) if ways
+                 else None}
+    for way in ("work_first", "answer_first"):
+        mine = [r for r, w in zip(rows, ways, strict=True) if w == way]
         out[f"pass1_{way}"] = _share(mine)
         out[f"n_{way}"] = len(mine)
         out[f"example_{way}"] = next((r for r in mine if r["correct"]), None)
@@ -243,7 +248,8 @@ def evaluate_run(run_dir, device: str = "cpu", n_per_family: int = 100,
                           probe=_stage_meta(run_dir, "sft").get("probe") or None,
                           tuned_on=(preset.get("notes") or {}).get("tuned_on"),
                           rl_families=tuple(rl_cfg.get("families") or T.RL_FAMILIES),
-                          sft_work_first=sft_data_work_first(world, preset),
+                          sft_work_first=sft_data_work_first(
+                              world, preset, tuple(rl_cfg.get("families") or T.RL_FAMILIES)),
                           control_compute=control_compute_ratio(run_dir))
     report["eval_s"] = round(time.perf_counter() - t0, 2)
     report["budgets"] = budgets
@@ -251,16 +257,18 @@ def evaluate_run(run_dir, device: str = "cpu", n_per_family: int = 100,
     return report
 
 
-def sft_data_work_first(world: W.World, preset: dict) -> float | None:
-    """Share of the SFT data's replies to verifiable problems that work before answering: the
-    ways of answering RL could have learnt by imitation."""
+def sft_data_work_first(world: W.World, preset: dict,
+                        families: tuple[str, ...] = T.RL_FAMILIES) -> float | None:
+    """Share of the SFT data's replies to the problems RL practises (``families``) that work
+    before answering: the ways of answering RL could have learnt there by imitation, over the
+    same families as RL's own share."""
     convs = W.sft_conversations(world,
                                 labeler_error_rate=float(preset.get("labeler_error_rate", 0.3)),
                                 include_idk=bool(preset.get("include_idk", True)))
     rows = []
     for conv in convs:
         problem = recognise(world, conv[0]["content"])
-        if problem is not None and problem.family in T.RL_FAMILIES:
+        if problem is not None and problem.family in families:
             rows.append({"correct": works_first(conv[-1]["content"])})
     return _share(rows)
 
@@ -362,6 +370,12 @@ def build_report(run: str, seed: int, results: dict[str, dict[str, list[dict]]],
                                           thinking_claim(m, sampled.get("rl") or {})]}
 
 
+# families whose test items are half sums (engine.data.tasks.paraphrase_items): where RL
+# practised sums they are partly practised, neither transfer nor its absence
+HALF_SUMS = ("paraphrase", "template")
+FEW_PROMPTS = 30  # a transfer row on fewer distinct prompts is shown, greyed, and never read
+
+
 def transfer_rows(results: dict[str, dict[str, list[dict]]],
                   rl_families: tuple[str, ...]) -> list[dict]:
     """Per family, RL minus the compute-matched control on the same test prompts (greedy), with
@@ -373,21 +387,26 @@ def transfer_rows(results: dict[str, dict[str, list[dict]]],
         if not a or not b or [r["prompt"] for r in a] != [r["prompt"] for r in b]:
             continue
         d, lo, hi = paired_difference([r["correct"] for r in a], [r["correct"] for r in b])
-        rows.append({"family": fam, "trained": fam in rl_families,
+        partly = fam in HALF_SUMS and "arith" in rl_families
+        rows.append({"family": fam, "trained": fam in rl_families, "partly": partly,
                      "verifiable": fam in T.RL_FAMILIES, "rl": _share(a), "control": _share(b),
-                     "diff": round(d, 4), "lo": round(lo, 4), "hi": round(hi, 4), "n": len(a)})
+                     "diff": round(d, 4), "lo": round(lo, 4), "hi": round(hi, 4), "n": len(a),
+                     "few": len(a) < FEW_PROMPTS})
     return rows
 
 
 def _thinking_metrics(curve: list[dict], rl_sampled: dict, sft_work_first: float | None) -> dict:
+    """The ways-of-answering figures: shares of replies that work before answering (among the
+    replies that state an answer) in the SFT data, over RL training, and in RL's test samples."""
     first, last = (curve[0], curve[-1]) if curve else ({}, {})
     return {"rl_len_start": first.get("resp_len"), "rl_len_end": last.get("resp_len"),
-            "rl_work_first_start": first.get("work_first"),
-            "rl_work_first_end": last.get("work_first"),
-            "sft_data_work_first": sft_work_first,
+            "rl_share_work_first_start": first.get("work_first"),
+            "rl_share_work_first_end": last.get("work_first"),
+            "sft_data_share_work_first": sft_work_first,
             "rl_pass1_work_first": rl_sampled.get("pass1_work_first"),
             "rl_pass1_answer_first": rl_sampled.get("pass1_answer_first"),
-            "rl_sampled_work_first": rl_sampled.get("work_first_share")}
+            "rl_sampled_share_work_first": rl_sampled.get("share_work_first"),
+            "rl_sampled_share_no_answer": rl_sampled.get("share_no_answer")}
 
 
 REQUIRED = ("format_base", "format_sft", "knowledge_heldout_sft", "refusal_unknown_sft",
@@ -583,37 +602,54 @@ def _interval(row: dict) -> str:
 
 def transfer_claim(rows: list[dict]) -> dict:
     """Does practice on some verifiable families move the ones RL never practised? Read from
-    the paired intervals: transfer only where the whole interval is above zero."""
-    left = [r for r in rows if r["verifiable"] and not r["trained"]]
-    holds = any(r["lo"] > 0 for r in left) if left else None
-    practised_up = [r["family"] for r in rows if r["trained"] and r["lo"] > 0]
+    the paired intervals: transfer only where the whole interval is above zero, on families
+    with at least FEW_PROMPTS distinct prompts. The title names the left-out families."""
+    left = [r for r in rows if r["verifiable"] and not r["trained"] and not r.get("few")]
+    up = [r for r in left if r["lo"] > 0]
+    holds = bool(up) if left else None
+    names = ", ".join(r["family"] for r in (up or left)) or "none"
     if not rows:
         reading = "This run has no RL and control models to compare."
     else:
         reading = (f"RL practised {', '.join(r['family'] for r in rows if r['trained'])}. "
-                   "RL minus the control given the same compute, greedy answers to the same "
-                   "test prompts, with 95% paired intervals (every family: the transfer "
-                   f"table). Practised families above the control beyond noise: "
-                   f"{', '.join(practised_up) or 'none'}. ")
+                   "RL minus the control, greedy answers to the same test prompts, with 95% "
+                   "paired intervals (every family: the transfer table). "
+                   + _above_control(rows, lambda r: r["trained"], "Practised families")
+                   + _above_control(rows, lambda r: r.get("partly"),
+                                    "Partly practised (half their items are sums)")
+                   + _above_control(rows, lambda r: not (r["trained"] or r.get("partly")
+                                                         or r["verifiable"]),
+                                    "Families that are not practice problems"))
         if not left:
-            reading += "RL practised every verifiable family, so none measures transfer."
+            reading += "No verifiable family was left out of RL, so none measures transfer."
         elif holds:
             reading += "Left out of RL yet above the control: " + ", ".join(
-                f"{r['family']} ({_interval(r)})" for r in left if r["lo"] > 0) + "."
+                f"{r['family']} ({_interval(r)})" for r in up) + "."
         else:
             named = ", ".join(f"{r['family']} ({_interval(r)})" for r in left)
             reading += (f"On {named}, never practised, RL is not above the control beyond "
                         "noise: no transfer measured here.")
-    return _claim("transfer", holds, "RL's practice transferred to a family it never practised",
-                  "No transfer to the families RL never practised", reading,
+    return _claim("transfer", holds, f"RL's practice transferred to {names}, never practised",
+                  f"No transfer to {names}, which RL never practised", reading,
                   value=next((r["diff"] for r in left), None), rows=rows)
+
+
+def _above_control(rows: list[dict], which, label: str) -> str:
+    """"<label> above the control beyond noise: a, b. " over the rows ``which`` picks."""
+    mine = [r for r in rows if which(r) and not r.get("few")]
+    if not mine:
+        return ""
+    up = [r["family"] for r in mine if r["lo"] > 0]
+    return f"{label} above the control beyond noise: {', '.join(up) or 'none'}. "
 
 
 def thinking_claim(m: dict, rl_sampled: dict) -> dict:
     """Did RL find a way of answering its SFT data never showed? (Working before answering
-    when the data only answered first, or the reverse.)"""
-    data, start, end = (m.get(k) for k in ("sft_data_work_first", "rl_work_first_start",
-                                           "rl_work_first_end"))
+    when the data only answered first, or the reverse.) Shares count the replies that state
+    an answer; a reply cut off before its answer is counted apart, as stating none."""
+    data, start, end = (m.get(k) for k in ("sft_data_share_work_first",
+                                           "rl_share_work_first_start",
+                                           "rl_share_work_first_end"))
     new_way, example, unseen = None, None, None
     if None not in (data, start, end):
         # a way the data never shows, that RL made more common ...
@@ -626,26 +662,37 @@ def thinking_claim(m: dict, rl_sampled: dict) -> dict:
             mine, theirs = (rl_sampled.get(f"pass1_{w}") for w in (way, other))
             new_way = mine is not None and theirs is not None and mine >= theirs and mine > 0
             example = rl_sampled.get(f"example_{way}") if new_way else None
-    reading = (f"{_pct(data)} of the SFT data's replies to sums, letter counts and decimals work "
+    reading = (f"{_pct(data)} of the SFT data's replies to the problems RL practises work "
                f"before answering. Over RL, sampled replies that work first went from "
                f"{_pct(start)} to {_pct(end)} and the mean reply from {m.get('rl_len_start')} "
                f"to {m.get('rl_len_end')} tokens. RL's sampled sums (test) are right "
                f"{_pct(m.get('rl_pass1_work_first'))} of the time when it works first "
                f"(n={rl_sampled.get('n_work_first')}) and "
                f"{_pct(m.get('rl_pass1_answer_first'))} when it answers first "
-               f"(n={rl_sampled.get('n_answer_first')}). ")
-    if new_way:
-        reading += (f"RL made {unseen} more common, a way its SFT data never shows, and it is "
-                    f"right at least as often: RL found it."
-                    + (f" Example: {example['prompt']!r} -> {example['answer']!r}."
-                       if example else ""))
-    elif unseen:
-        reading += (f"RL made {unseen} more common, a way its SFT data never shows, but it is "
-                    "right less often than the way SFT taught: nothing better was discovered "
-                    "at this scale.")
-    elif new_way is False:
-        reading += ("Every way of answering RL uses was in its SFT data: at this scale RL "
-                    "reweighted what SFT showed and discovered nothing new.")
+               f"(n={rl_sampled.get('n_answer_first')}); "
+               f"{_pct(m.get('rl_sampled_share_no_answer'))} state no answer. ")
+    reading += _thinking_verdict(data, start, end, unseen, new_way, example)
     return _claim("rl_discovers", new_way, "RL found a way of answering its SFT data never showed",
                   "RL found no new way of answering at this scale", reading,
                   value=end, start=start, sft_data=data, example=example)
+
+
+def _thinking_verdict(data, start, end, unseen, new_way, example) -> str:
+    """The closing sentence of thinking_claim, true in each case the figures can fall in."""
+    if new_way:
+        return (f"RL made {unseen} more common, a way its SFT data never shows, and it is "
+                "right at least as often: RL found it."
+                + (f" Example: {example['prompt']!r} -> {example['answer']!r}." if example
+                   else ""))
+    if unseen:
+        return (f"RL made {unseen} more common, a way its SFT data never shows, but it is "
+                "right less often than the way SFT taught: nothing better was discovered at "
+                "this scale.")
+    if new_way is None:
+        return "Not measured: this run lacks the SFT data share or RL's curve."
+    if 0 < data < 1:
+        return ("Both ways are in its SFT data; RL changed how often each is used and "
+                "discovered nothing new.")
+    shown = "answers first" if data == 0 else "works first"
+    return (f"Its SFT data always {shown}, and RL did not move away from it: nothing new took "
+            "hold at this scale.")

@@ -92,6 +92,15 @@ def works_first(reply: str | None) -> bool:
     return len(lines) > 1 and not ANSWER_RE.match(lines[0])
 
 
+def answer_way(reply: str | None) -> str:
+    """How a reply goes about it: "work_first" (work, then the answer), "answer_first", or
+    "no_answer" (it states none: cut off by the token budget, empty, or off topic), so that a
+    truncated reply is not taken for one that answers first."""
+    if not stated_answers(reply or ""):
+        return "no_answer"
+    return "work_first" if works_first(reply) else "answer_first"
+
+
 # -- numbers ------------------------------------------------------------------------------------
 
 def _value(s: str) -> str:
@@ -185,6 +194,14 @@ _NOT_A_SUM = re.compile(r"\b(?:minus|times|divided|multiplied|subtract\w*|less|p
                         r"difference|percent|cost|costs|each)\b|[-*/×÷%$]|\d\.\d")
 _WHOLE = re.compile(r"(?<![\w.])\d+(?![\w.])")
 
+# the two numbers side by side, joined as a sum is ("5 and 7", "23 plus 48", "5 to 7"), with
+# nothing after them but words that close such a question, and not after "in", "since" ...:
+# those are years ("the total rainfall in 2019 and 2020" asks for no sum of two years)
+_LOOSE_PAIR = re.compile(r"(?:^|(\w+)\s+)(\d+)\s*(?:and|plus|\+|to)\s*(\d+)(?![\w.])"
+                         r"(?:\s+(?:is|are|added|together|for|me|please|make|makes|equal|"
+                         r"equals|give|gives|up))*\s*[?.!]*\s*$")
+_NOT_BEFORE_A_SUM = {"in", "on", "at", "from", "since", "during", "between", "by", "until"}
+
 
 def recognise(world: W.World, text: str) -> Problem | None:
     """The checkable problem a typed question asks, if the engine knows its wording."""
@@ -195,9 +212,10 @@ def recognise(world: W.World, text: str) -> Problem | None:
     norm = Wd.normalise(text)
     if m := _PLAIN_SUM.match(norm):
         return add_problem(int(m[1]), int(m[2]), text)
-    numbers = _WHOLE.findall(norm)
-    if len(numbers) == 2 and _SUM_CUE.search(norm) and not _NOT_A_SUM.search(norm):
-        return add_problem(int(numbers[0]), int(numbers[1]), text)
+    pair = _LOOSE_PAIR.search(norm)
+    if (pair and pair[1] not in _NOT_BEFORE_A_SUM and len(_WHOLE.findall(norm)) == 2
+            and _SUM_CUE.search(norm) and not _NOT_A_SUM.search(norm)):
+        return add_problem(int(pair[2]), int(pair[3]), text)
     return None
 
 

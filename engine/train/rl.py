@@ -52,7 +52,7 @@ class RlTask:
         return self.tok.decode([t for t in ids if t != self.end])
 
     def step(self, model, step: int) -> StepResult:
-        from engine.data.judge import verify, works_first
+        from engine.data.judge import answer_way, verify
         from engine.model.sampler import SampleSettings
 
         cfg, G = self.cfg, self.cfg.group
@@ -78,8 +78,13 @@ class RlTask:
         }
         metrics["pass1"] = metrics["reward"]  # a sampled answer's chance to be right
         # how the replies go about it: written work before the answer, or the answer first
-        shown = sum(works_first(self._text(r)) for r in responses) / max(len(responses), 1)
+        # (a share of the replies that state an answer), and how many state none
+        ways = [answer_way(self._text(r)) for r in responses]
+        answered = [w for w in ways if w != "no_answer"]
+        shown = answered.count("work_first") / max(len(answered), 1)
         metrics["work_first"] = round(_global_mean(shown, self.dist, self.device), 4)
+        metrics["no_answer"] = round(_global_mean(ways.count("no_answer") / max(len(ways), 1),
+                                                  self.dist, self.device), 4)
         prompts = [self._prompt(p) for p in repeated]
         keep = [i for i in range(len(repeated)) if adv[i] != 0 and lengths[i] > 0]
         sampled_tokens = sum(len(p) + n for p, n in zip(prompts, lengths, strict=True))

@@ -202,14 +202,16 @@ def _points(x: float) -> str:
 
 def transfer_cells(r: dict) -> list[str]:
     """One transfer row as text: family, practised, RL, control, difference [interval], n."""
-    practised = "yes" if r.get("trained") else ("left out" if r.get("verifiable") else "—")
+    practised = ("yes" if r.get("trained") else "partly" if r.get("partly")
+                 else "left out" if r.get("verifiable") else "—")
     return [str(r.get("family")), practised, fmt_score(r.get("rl")), fmt_score(r.get("control")),
             f"{_points(r['diff'])} [{_points(r['lo'])}, {_points(r['hi'])}]", fmt_num(r.get("n"))]
 
 
 def transfer_table(report: dict) -> Table | None:
     """Family | practised | RL | control | RL − control [95%]: green where the whole interval
-    is above zero, red where it is below, plain where it straddles zero."""
+    is above zero, red where it is below, plain where it straddles zero; a row on too few
+    prompts to read (its ``few``) is dim whatever its interval."""
     rows = transfer_rows(report)
     if not rows:
         return None
@@ -220,8 +222,10 @@ def transfer_table(report: dict) -> Table | None:
         table.add_column(name, justify=justify)
     for r in rows:
         cells: list = transfer_cells(r)
-        cells[4] = Text(cells[4], style="green" if r["lo"] > 0 else "red" if r["hi"] < 0 else "")
-        table.add_row(*cells)
+        few = bool(r.get("few"))
+        cells[4] = Text(cells[4], style="dim" if few else "green" if r["lo"] > 0
+                        else "red" if r["hi"] < 0 else "")
+        table.add_row(*cells, style="dim" if few else None)
     return table
 
 
