@@ -134,6 +134,18 @@ def test_runs_and_the_estimate_list_a_run_with_a_damaged_meta(good_run, tmp_path
     assert estimate_run_s("tiny", root)[1].startswith("a rough estimate")
 
 
+def test_the_estimate_skips_a_finished_run_whose_seconds_are_not_numbers(micro_run, tmp_path):
+    from engine.train.estimate import estimate_run_s
+
+    root = tmp_path / "root"
+    shutil.copytree(micro_run, root / "odd", ignore=shutil.ignore_patterns("train.lock"))
+    assert estimate_run_s("micro", root)[1].startswith("an estimate from run odd")
+    meta = json.loads((root / "odd" / "sft" / "meta.json").read_text())
+    meta["elapsed_s"] = "x"
+    (root / "odd" / "sft" / "meta.json").write_text(json.dumps(meta))
+    assert estimate_run_s("micro", root)[1].startswith("a rough estimate")
+
+
 @pytest.mark.parametrize("field, value", [("n_layer", 1_000_000), ("block_size", 4096)])
 def test_a_meta_config_edited_away_from_the_weights_is_refused_before_building(
         good_run, tmp_path, field, value):

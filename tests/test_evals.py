@@ -242,7 +242,8 @@ def test_the_transfer_verdict_follows_the_left_out_interval():
         "template" in both["reading"]
     # too few prompts to read: shown in the table, but the verdict does not rest on it
     few = E.transfer_claim([practised, {**_row("count_letters", False, 0.05), "few": True}])
-    assert few["holds"] is None
+    assert few["holds"] is None and "too few prompts" in few["reading"]
+    assert few["title"].endswith("(not measured)") and "to ," not in few["title"]
 
 
 def test_the_discovery_verdict_follows_the_data_and_the_rl_shares():

@@ -145,6 +145,21 @@ def test_a_damaged_checkpoint_stops_a_resume_and_is_not_deleted(micro_run, tmp_p
     got = CliRunner().invoke(app, ["train", "--run", str(run), "--resume", "--device", "cpu",
                                    "--quiet"])
     assert got.exit_code == 2 and "Traceback" not in got.output
-    said = " ".join(got.output.split())
-    assert "rl/meta.json" in said and "not valid JSON" in said
+    said = " ".join(got.output.split())  # the console wraps long paths: compare unwrapped
+    assert "rl/meta.json" in "".join(said.split()) and "not valid JSON" in said
     assert (run / "rl" / "model.safetensors").exists() and meta.read_text().startswith("{")
+
+
+def test_resume_reads_absent_checkpoints_as_none_and_damaged_ones_as_errors(micro_run, tmp_path):
+    import shutil
+
+    from engine.model.checkpoint import CheckpointError
+    from engine.train.loop import finished_meta, unfinished_meta
+
+    assert finished_meta(tmp_path / "sft", "sft") is None  # a stage not reached yet
+    assert unfinished_meta(tmp_path / "sft", "sft") is None
+    shutil.copytree(micro_run / "sft", tmp_path / ".sft.old-123")  # a save killed mid-swap
+    assert finished_meta(tmp_path / "sft", "sft")["done"]
+    (tmp_path / ".sft.old-123" / "meta.json").write_text("{")
+    with pytest.raises(CheckpointError, match="meta.json"):
+        finished_meta(tmp_path / "sft", "sft")

@@ -77,6 +77,9 @@ def test_typed_questions_are_recognised_and_others_are_not(world):
         "find the sum of 100 and 23": "123",
         "Tell me what 23 plus 48 is.": "71", "Could you add up 5 and 7 for me?": "12",
         "What do you get when 40 and 2 are added?": "42",
+        "What is 12 plus 30, please?": "42", "If I add 12 to 30, what do I get?": "42",
+        "What's 5 plus 7 equal to?": "12", "5 plus 7 is how much?": "12",
+        "What do 5 and 7 add to?": "12",
         "How many r's are in strawberry?": "3",
         "Which one is more, 9.11 or 9.9?": "9.9",
         "When was Zorblaxo born?": W.IDK,
@@ -88,7 +91,8 @@ def test_typed_questions_are_recognised_and_others_are_not(world):
                  "What is 12 minus 3?", "Tell me what 4 times 5 plus 2 is.",
                  "What is 2.5 plus 3?", "Add 1, 2 and 3.",
                  "What was the total rainfall in 2019 and 2020?",
-                 "Add up the scores of 3 and 4 players."):
+                 "Add up the scores of 3 and 4 players.",
+                 "What's the total score of teams 3 and 4?", "add pages 3 to 4"):
         assert recognise(world, text) is None
         assert judge(recognise(world, text), "anything").mark == "—"
 

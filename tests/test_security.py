@@ -153,6 +153,7 @@ class _Files(ThreadingHTTPServer):
                 pass
 
             def do_GET(self):
+                server.seen.append(self.path)
                 name = self.path.rsplit("/", 1)[-1]
                 data, claim = server.files[name]
                 if self.path.startswith("/hub/"):  # the Hub: the hash, and a redirect to a CDN
@@ -168,7 +169,7 @@ class _Files(ThreadingHTTPServer):
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.files = files
+        self.files, self.seen = files, []
         super().__init__(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server_port}"
@@ -206,9 +207,14 @@ def test_gpt2_weights_that_are_not_openais_are_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("DEEPDIVE_HF_BASE", server.url)
     try:
         with pytest.raises(DownloadError, match=r"model\.safetensors: hash mismatch"):
+            download_gpt2("GPT2", tmp_path / "gpt2")  # the pin holds whatever the casing
+        assert not (tmp_path / "gpt2" / "model.safetensors").exists()
+        assert not list((tmp_path / "gpt2").glob("*.part"))
+        # fetched at the pinned revision, not at whatever "main" is today
+        assert all("/resolve/607a30d783dfa663caf39e06633721c8d4cfcd7e/" in p for p in server.seen)
+        (tmp_path / "gpt2" / "model.safetensors").write_bytes(fake)  # cached before the pin
+        with pytest.raises(DownloadError, match="cached file does not match its pinned"):
             download_gpt2("gpt2", tmp_path / "gpt2")
     finally:
         server.shutdown()
         server.server_close()
-    assert not (tmp_path / "gpt2" / "model.safetensors").exists()
-    assert not list((tmp_path / "gpt2").glob("*.part"))

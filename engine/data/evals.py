@@ -285,7 +285,10 @@ def _stage_meta(run_dir: Path, folder: str) -> dict:
 def control_compute_ratio(run_dir: Path) -> float | None:
     """The control's compute over RL's (token-passes): ~1 when the control was matched on
     compute; None where either stage did not record it (the control then matched seconds)."""
-    rl, ctl = (_stage_meta(run_dir, f).get("compute") for f in ("rl", "sft_control"))
+    ctl_meta = _stage_meta(run_dir, "sft_control")
+    if ctl_meta.get("matched_on", "compute") != "compute":
+        return None  # matched on seconds: whatever its compute came to, it was not the basis
+    rl, ctl = _stage_meta(run_dir, "rl").get("compute"), ctl_meta.get("compute")
     ok = all(isinstance(c, int | float) and c > 0 for c in (rl, ctl))
     return round(float(ctl) / float(rl), 3) if ok else None
 
@@ -399,9 +402,10 @@ def _thinking_metrics(curve: list[dict], rl_sampled: dict, sft_work_first: float
     """The ways-of-answering figures: shares of replies that work before answering (among the
     replies that state an answer) in the SFT data, over RL training, and in RL's test samples."""
     first, last = (curve[0], curve[-1]) if curve else ({}, {})
+    shares = [p["work_first"] for p in curve if p.get("work_first") is not None]
     return {"rl_len_start": first.get("resp_len"), "rl_len_end": last.get("resp_len"),
-            "rl_share_work_first_start": first.get("work_first"),
-            "rl_share_work_first_end": last.get("work_first"),
+            "rl_share_work_first_start": shares[0] if shares else None,
+            "rl_share_work_first_end": shares[-1] if shares else None,
             "sft_data_share_work_first": sft_work_first,
             "rl_pass1_work_first": rl_sampled.get("pass1_work_first"),
             "rl_pass1_answer_first": rl_sampled.get("pass1_answer_first"),
@@ -604,14 +608,16 @@ def transfer_claim(rows: list[dict]) -> dict:
     """Does practice on some verifiable families move the ones RL never practised? Read from
     the paired intervals: transfer only where the whole interval is above zero, on families
     with at least FEW_PROMPTS distinct prompts. The title names the left-out families."""
-    left = [r for r in rows if r["verifiable"] and not r["trained"] and not r.get("few")]
+    out_of_rl = [r for r in rows if r["verifiable"] and not r["trained"]]
+    left = [r for r in out_of_rl if not r.get("few")]
     up = [r for r in left if r["lo"] > 0]
     holds = bool(up) if left else None
-    names = ", ".join(r["family"] for r in (up or left)) or "none"
+    names = ", ".join(r["family"] for r in (up or left))
+    practised = ", ".join(r["family"] for r in rows if r["trained"]) or "no family shown here"
     if not rows:
         reading = "This run has no RL and control models to compare."
     else:
-        reading = (f"RL practised {', '.join(r['family'] for r in rows if r['trained'])}. "
+        reading = (f"RL practised {practised}. "
                    "RL minus the control, greedy answers to the same test prompts, with 95% "
                    "paired intervals (every family: the transfer table). "
                    + _above_control(rows, lambda r: r["trained"], "Practised families")
@@ -620,7 +626,10 @@ def transfer_claim(rows: list[dict]) -> dict:
                    + _above_control(rows, lambda r: not (r["trained"] or r.get("partly")
                                                          or r["verifiable"]),
                                     "Families that are not practice problems"))
-        if not left:
+        if out_of_rl and not left:
+            reading += ("The families left out of RL were asked on too few prompts "
+                        f"(under {FEW_PROMPTS}) to read: transfer not measured.")
+        elif not left:
             reading += "No verifiable family was left out of RL, so none measures transfer."
         elif holds:
             reading += "Left out of RL yet above the control: " + ", ".join(
@@ -629,8 +638,11 @@ def transfer_claim(rows: list[dict]) -> dict:
             named = ", ".join(f"{r['family']} ({_interval(r)})" for r in left)
             reading += (f"On {named}, never practised, RL is not above the control beyond "
                         "noise: no transfer measured here.")
-    return _claim("transfer", holds, f"RL's practice transferred to {names}, never practised",
-                  f"No transfer to {names}, which RL never practised", reading,
+    yes, no = (f"RL's practice transferred to {names}, never practised",
+               f"No transfer to {names}, which RL never practised")
+    if holds is None:
+        yes = no = "RL's practice transferred to families it never practised"
+    return _claim("transfer", holds, yes, no, reading,
                   value=next((r["diff"] for r in left), None), rows=rows)
 
 
@@ -650,7 +662,7 @@ def thinking_claim(m: dict, rl_sampled: dict) -> dict:
     data, start, end = (m.get(k) for k in ("sft_data_share_work_first",
                                            "rl_share_work_first_start",
                                            "rl_share_work_first_end"))
-    new_way, example, unseen = None, None, None
+    new_way, example, unseen, compared = None, None, None, True
     if None not in (data, start, end):
         # a way the data never shows, that RL made more common ...
         if data == 0 and end > start:
@@ -660,7 +672,8 @@ def thinking_claim(m: dict, rl_sampled: dict) -> dict:
         new_way = False
         if unseen:  # ... and that is right at least as often as the way SFT taught
             mine, theirs = (rl_sampled.get(f"pass1_{w}") for w in (way, other))
-            new_way = mine is not None and theirs is not None and mine >= theirs and mine > 0
+            compared = mine is not None and theirs is not None and (mine > 0 or theirs > 0)
+            new_way = compared and mine >= theirs and mine > 0
             example = rl_sampled.get(f"example_{way}") if new_way else None
     reading = (f"{_pct(data)} of the SFT data's replies to the problems RL practises work "
                f"before answering. Over RL, sampled replies that work first went from "
@@ -671,23 +684,26 @@ def thinking_claim(m: dict, rl_sampled: dict) -> dict:
                f"{_pct(m.get('rl_pass1_answer_first'))} when it answers first "
                f"(n={rl_sampled.get('n_answer_first')}); "
                f"{_pct(m.get('rl_sampled_share_no_answer'))} state no answer. ")
-    reading += _thinking_verdict(data, start, end, unseen, new_way, example)
+    reading += _thinking_verdict(data, start, end, unseen, new_way, example, compared)
     return _claim("rl_discovers", new_way, "RL found a way of answering its SFT data never showed",
                   "RL found no new way of answering at this scale", reading,
                   value=end, start=start, sft_data=data, example=example)
 
 
-def _thinking_verdict(data, start, end, unseen, new_way, example) -> str:
+def _thinking_verdict(data, start, end, unseen, new_way, example, compared=True) -> str:
     """The closing sentence of thinking_claim, true in each case the figures can fall in."""
     if new_way:
         return (f"RL made {unseen} more common, a way its SFT data never shows, and it is "
                 "right at least as often: RL found it."
                 + (f" Example: {example['prompt']!r} -> {example['answer']!r}." if example
                    else ""))
-    if unseen:
+    if unseen and compared:
         return (f"RL made {unseen} more common, a way its SFT data never shows, but it is "
                 "right less often than the way SFT taught: nothing better was discovered at "
                 "this scale.")
+    if unseen:
+        return (f"RL made {unseen} more common, a way its SFT data never shows, but too few "
+                "test samples answered each way, or none right, to say it is as good.")
     if new_way is None:
         return "Not measured: this run lacks the SFT data share or RL's curve."
     if 0 < data < 1:

@@ -195,12 +195,17 @@ _NOT_A_SUM = re.compile(r"\b(?:minus|times|divided|multiplied|subtract\w*|less|p
 _WHOLE = re.compile(r"(?<![\w.])\d+(?![\w.])")
 
 # the two numbers side by side, joined as a sum is ("5 and 7", "23 plus 48", "5 to 7"), with
-# nothing after them but words that close such a question, and not after "in", "since" ...:
-# those are years ("the total rainfall in 2019 and 2020" asks for no sum of two years)
-_LOOSE_PAIR = re.compile(r"(?:^|(\w+)\s+)(\d+)\s*(?:and|plus|\+|to)\s*(\d+)(?![\w.])"
-                         r"(?:\s+(?:is|are|added|together|for|me|please|make|makes|equal|"
-                         r"equals|give|gives|up))*\s*[?.!]*\s*$")
-_NOT_BEFORE_A_SUM = {"in", "on", "at", "from", "since", "during", "between", "by", "until"}
+# only a word that leads into a sum before them and one that closes such a question after:
+# "the total rainfall in 2019 and 2020" (years), "the scores of teams 3 and 4" (names) and
+# "3 and 4 players" (counted things) ask for no sum
+_LOOSE_PAIR = re.compile(r"(?:^|([\w']+)[\s,]+)(\d+)\s*(?:and|plus|\+|to)\s*(\d+)(?![\w.])"
+                         r"[\s,]*([\w']+)?")
+_BEFORE_A_SUM = {"add", "adding", "added", "sum", "of", "is", "was", "what", "do", "does",
+                 "numbers", "up", "me", "together", "total", "calculate", "compute", "if",
+                 "when"}
+_AFTER_A_SUM = {"is", "are", "equal", "equals", "make", "makes", "together", "altogether",
+                "added", "add", "to", "for", "please", "give", "gives", "get", "what", "up",
+                "come", "comes", "sum", "total"}
 
 
 def recognise(world: W.World, text: str) -> Problem | None:
@@ -213,8 +218,9 @@ def recognise(world: W.World, text: str) -> Problem | None:
     if m := _PLAIN_SUM.match(norm):
         return add_problem(int(m[1]), int(m[2]), text)
     pair = _LOOSE_PAIR.search(norm)
-    if (pair and pair[1] not in _NOT_BEFORE_A_SUM and len(_WHOLE.findall(norm)) == 2
-            and _SUM_CUE.search(norm) and not _NOT_A_SUM.search(norm)):
+    if (pair and pair[1] in (None, *_BEFORE_A_SUM) and pair[4] in (None, *_AFTER_A_SUM)
+            and len(_WHOLE.findall(norm)) == 2 and _SUM_CUE.search(norm)
+            and not _NOT_A_SUM.search(norm)):
         return add_problem(int(pair[2]), int(pair[3]), text)
     return None
 

@@ -187,6 +187,10 @@ def _meta_problem(meta: dict) -> str | None:
             return f"{key!r} must be a whole number >= 0, not {meta[key]!r}"
     if not isinstance(meta.get("metrics", {}), dict):
         return "'metrics' must be an object"
+    compute = meta.get("compute")
+    if compute is not None and (not isinstance(compute, int | float) or isinstance(compute, bool)
+                                or compute < 0):
+        return f"'compute' must be a number >= 0 or null, not {compute!r}"
     files = meta.get("files", {})
     if not isinstance(files, dict):
         return "'files' must be an object of {name: {bytes, sha256}}"
@@ -234,10 +238,14 @@ def load_checkpoint(stage_dir: str | Path, device: str | torch.device = "cpu") -
         raise CheckpointError(f"{folder / META_FILE}: bad config ({e})") from None
     path = folder / MODEL_FILE
     state, header = _load_file(folder, MODEL_FILE, meta)
-    if _saved_config(header) not in (None, config.to_dict()):
+    saved = _saved_config(header)
+    if saved is None:
+        raise CheckpointError(f"{path}: holds no model config (deepdive writes one in every "
+                              "model file); not a file this meta.json was saved with")
+    if saved != config.to_dict():
         # checked before GPT(config): an edited n_layer of a million would allocate for it
         raise CheckpointError(f"{folder / META_FILE}: its config differs from the one saved "
-                              f"inside {MODEL_FILE} ({_saved_config(header)})")
+                              f"inside {MODEL_FILE} ({saved})")
     model = GPT(config)
     problem = weights_mismatch(model, state)
     if problem:

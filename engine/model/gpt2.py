@@ -39,9 +39,12 @@ HF_FILES = ("config.json", "model.safetensors", "vocab.json", "merges.txt")
 # The weights of OpenAI's GPT-2 small as the Hub serves them (revision 607a30d7, 548,105,171
 # bytes): a mirror or a proxy that serves other bytes under this name is refused even where it
 # states no hash, or states one that matches its own tampered file.
-PINNED_SHA256 = dict.fromkeys(
+# It is fetched at that revision, not "main", so a later commit on the Hub cannot turn a good
+# download into a refused one.
+PINNED = dict.fromkeys(
     ("gpt2", "openai-community/gpt2"),
-    {"model.safetensors": "248dfc3911869ec493c76e65bf2fcf7f615828b0254c12b473182f0f81d3a707"})
+    {"revision": "607a30d783dfa663caf39e06633721c8d4cfcd7e",
+     "model.safetensors": "248dfc3911869ec493c76e65bf2fcf7f615828b0254c12b473182f0f81d3a707"})
 HF_BASE = "https://huggingface.co"
 # HF's Conv1D keeps weights as (in, out); nn.Linear wants (out, in).
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -153,9 +156,9 @@ class DownloadError(RuntimeError):
     pass
 
 
-def hf_url(name: str, file: str) -> str:
+def hf_url(name: str, file: str, revision: str = "main") -> str:
     base = os.environ.get("DEEPDIVE_HF_BASE", HF_BASE).rstrip("/")
-    return f"{base}/{name}/resolve/main/{file}"
+    return f"{base}/{name}/resolve/{revision}/{file}"
 
 
 # A Hugging Face model id: "name" or "owner/name", each part starting with a letter or digit.
@@ -186,9 +189,10 @@ def download_gpt2(name: str, dest: str | Path | None = None,
     check_model_name(name)
     dest = Path(dest) if dest else download_cache(name)
     dest.mkdir(parents=True, exist_ok=True)
-    pinned = PINNED_SHA256.get(name, {})
+    pinned = PINNED.get(name.lower(), {})
     for file in HF_FILES:
-        download_file(hf_url(name, file), dest / file, progress, sha256=pinned.get(file))
+        download_file(hf_url(name, file, pinned.get("revision", "main")), dest / file,
+                      progress, sha256=pinned.get(file))
     return dest
 
 
@@ -199,6 +203,9 @@ def download_file(url: str, path: Path, progress: Progress | None = None, retrie
     where a sha256 is known (``sha256``, or the server's ETag when it is one, as Hugging Face
     sends for large files), hash-checked."""
     if path.is_file():
+        if sha256 and _sha256_of(path) != sha256:  # a cached copy from before the pin
+            raise DownloadError(f"{path}: cached file does not match its pinned sha256; "
+                                "delete it to download it again")
         return path
     part = path.with_name(path.name + ".part")
     last_error: Exception | None = None
@@ -234,14 +241,19 @@ def _check_hash(part: Path, name: str, want: str | None) -> None:
     """A finished download whose sha256 is known must match it, or it is deleted, unused."""
     if not want:
         return
+    got = _sha256_of(part)
+    if got != want.lower():
+        part.unlink()
+        raise DownloadError(f"{name}: hash mismatch (sha256 {got[:12]}..., "
+                            f"expected {want[:12]}...); the download was deleted, not used")
+
+
+def _sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(part, "rb") as f:
+    with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    if digest.hexdigest() != want.lower():
-        part.unlink()
-        raise DownloadError(f"{name}: hash mismatch (sha256 {digest.hexdigest()[:12]}..., "
-                            f"expected {want[:12]}...); the download was deleted, not used")
+    return digest.hexdigest()
 
 
 def _etag_sha256(headers) -> str | None:

@@ -166,8 +166,10 @@ def read_meta(ckpt_dir: Path) -> dict | None:
     from engine.model.checkpoint import checkpoint_dir
     from engine.model.checkpoint import read_meta as _read
 
-    folder = checkpoint_dir(ckpt_dir)
-    if not folder.is_dir() or not any(folder.iterdir()):
+    ckpt_dir = Path(ckpt_dir)
+    if not ckpt_dir.is_dir() and not any(ckpt_dir.parent.glob(f".{ckpt_dir.name}.old-*")):
+        return None  # never saved (a save killed mid-swap leaves its .old copy to read)
+    if not any(checkpoint_dir(ckpt_dir).iterdir()):
         return None
     return _read(ckpt_dir)
 

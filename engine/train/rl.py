@@ -80,11 +80,10 @@ class RlTask:
         # how the replies go about it: written work before the answer, or the answer first
         # (a share of the replies that state an answer), and how many state none
         ways = [answer_way(self._text(r)) for r in responses]
-        answered = [w for w in ways if w != "no_answer"]
-        shown = answered.count("work_first") / max(len(answered), 1)
-        metrics["work_first"] = round(_global_mean(shown, self.dist, self.device), 4)
-        metrics["no_answer"] = round(_global_mean(ways.count("no_answer") / max(len(ways), 1),
-                                                  self.dist, self.device), 4)
+        answered = _global_sum(len(ways) - ways.count("no_answer"), self.dist, self.device)
+        work_first = _global_sum(ways.count("work_first"), self.dist, self.device)
+        metrics["work_first"] = round(work_first / answered, 4) if answered else None
+        metrics["no_answer"] = round(1 - answered / (len(ways) * self.dist.world_size), 4)
         prompts = [self._prompt(p) for p in repeated]
         keep = [i for i in range(len(repeated)) if adv[i] != 0 and lengths[i] > 0]
         sampled_tokens = sum(len(p) + n for p, n in zip(prompts, lengths, strict=True))
