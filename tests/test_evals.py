@@ -61,6 +61,7 @@ def test_evaluate_run_writes_a_complete_report(random_run):
     assert report["split"] == "test"
     for stage in ("sft", "rl"):  # sampled pass@1 <= pass@k, both measured
         assert 0.0 <= m[f"arith_pass1_{stage}"] <= m[f"arith_passk_{stage}"] <= 1.0
+    assert m["n_eval_passk"] >= 1  # distinct sums behind pass@k (the base model samples none)
     # The labelers' accuracy is measured by simulating them on test sums, not the models.
     assert m["arith_labelers"] == round(W.labeler_accuracy(W.build_world(0), 0.3, "test"), 4)
     assert report["rl_curve"] == [{"step": 1, "reward": 0.25, "resp_len": 41.0, "work_first": 0.5},

@@ -347,7 +347,7 @@ def build_report(run: str, seed: int, results: dict[str, dict[str, list[dict]]],
     m["arith_labelers"] = round(labelers, 4)
     m["passk_k"] = PASSK_K
     m["passk_samples"] = PASSK_SAMPLES
-    m["n_eval_passk"] = next((s.get("n") for s in sampled.values()), None)
+    m["n_eval_passk"] = next((s["n"] for s in sampled.values() if s.get("n")), None)
     m["control_compute_ratio"] = control_compute if "control" in results else None
     if probe:
         m["probe_facts"] = probe.get("facts")
