@@ -41,7 +41,8 @@ def test_killed_three_times_the_run_ends_bit_for_bit_like_an_unkilled_one(micro_
     result = rel.soak(kills, 0, tmp_path, micro_run)
     assert result["failures"] == [] and result["trainer_crashes"] == 0
     assert result["kills_tried"] == result["kills_survived"] == 3  # every file loaded after each
-    assert result["kills_mid_save"] == 1  # the save kill was seen to land inside the swap
+    # the save kill was seen to land inside the swap (a step kill may land in one too)
+    assert result["kills_mid_save"] >= 1
     assert result["resumes"] == 3 and result["resumes_exact"] == result["resumes_checked"] >= 2
     assert result["weights_equal"] == {"base": True, "sft": True, "rl": True,
                                        "sft_control": True}

@@ -523,7 +523,7 @@ async def test_a_trainer_killed_while_followed_is_reported_and_the_pane_still_wo
         app = Host()
         async with app.run_test(size=(80, 24)) as pilot:
             assert await wait_for(pilot, lambda: (root / "doomed" / EVENTS_FILE).exists())
-            app.query_one("#train-run", Select).value = "doomed"
+            assert await wait_for(pilot, lambda: _pick(app, "doomed"))  # once the picker polls
             assert await wait_for(pilot, lambda: "training" in plain(app, "#train-status"))
             child.send_signal(signal.SIGKILL)  # no run_end, no checkpoint: it is just gone
             child.wait()
@@ -537,3 +537,15 @@ async def test_a_trainer_killed_while_followed_is_reported_and_the_pane_still_wo
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def _pick(app, run: str) -> bool:
+    """Select ``run`` in the Train pane's picker; False until the picker's poll has listed it
+    (a busy machine can take longer than the run takes to write its first event)."""
+    from textual.widgets.select import InvalidSelectValueError
+
+    try:
+        app.query_one("#train-run", Select).value = run
+    except InvalidSelectValueError:
+        return False
+    return True
