@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 from typer.models import DefaultPlaceholder
 
-from deepdive.commands import demo, model, tokens, train
+from deepdive.commands import data, demo, model, tokens, train
 from deepdive.commands import eval as eval_cmd
 from deepdive.commands.params import path_like
 
@@ -126,7 +126,7 @@ def root(
     demo.make_app(app_run(run), fps, no_animation, start_tab=pane).run()
 
 
-for module in (tokens, model, train, eval_cmd, demo):
+for module in (tokens, model, train, eval_cmd, demo, data):
     module.register(app)
 tidy_help(app)
 

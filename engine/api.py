@@ -21,6 +21,8 @@ The panes and the CLI import from here, never from engine's rooms (import-linter
 - The world and its tasks: ``build_world``, ``World``, ``sft_conversations``, ``ask_about``,
   ``Problem``, ``curated_prompts``, ``eval_problems`` (engine/data/).
 - The judge: ``judge``, ``recognise``, ``Verdict`` (engine/data/judge.py).
+- A user's data files: ``check_data``, ``DataCheck``, ``DATA_KINDS``, ``DataFileError``
+  (engine/data/check.py, files.py).
 - Evaluation: ``evaluate_run``, ``token_budgets`` (engine/data/evals.py).
 - Training and importing (the CLI's verbs): ``train``, ``parse_stages``, ``parse_rl_families``,
   ``PipelineError``,
@@ -65,8 +67,12 @@ from engine.run import read_json as read_json
 from engine.run import resolve_run as resolve_run
 
 if TYPE_CHECKING:  # what _LAZY loads, for type checkers
+    from engine.data.check import DATA_KINDS as DATA_KINDS
+    from engine.data.check import DataCheck as DataCheck
+    from engine.data.check import check_data as check_data
     from engine.data.evals import evaluate_run as evaluate_run
     from engine.data.evals import token_budgets as token_budgets
+    from engine.data.files import DataFileError as DataFileError
     from engine.data.judge import Verdict as Verdict
     from engine.data.judge import judge as judge
     from engine.data.judge import recognise as recognise
@@ -135,6 +141,8 @@ _LAZY = {
     **dict.fromkeys(("SPECIAL_TOKENS", "has_chat_format", "render_chat", "render_document",
                      "render_prompt"), "engine.tokens.chat"),
     **dict.fromkeys(("evaluate_run", "token_budgets"), "engine.data.evals"),
+    **dict.fromkeys(("DATA_KINDS", "DataCheck", "check_data"), "engine.data.check"),
+    "DataFileError": "engine.data.files",
     **dict.fromkeys(("Verdict", "judge", "recognise"), "engine.data.judge"),
     **dict.fromkeys(("Problem", "curated_prompts", "eval_problems"), "engine.data.tasks"),
     **dict.fromkeys(("World", "build_world", "sft_conversations"), "engine.data.world"),

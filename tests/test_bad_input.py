@@ -365,6 +365,7 @@ LONG = "x" * 5000  # too long for a file name: Path checks raised OSError (Pytho
 def checked_cases(tmp: Path) -> list[tuple[list[str], str]]:
     """(argv, what the message says): values only the command itself can refuse."""
     (tmp / "words.txt").write_text("some words to learn from\n")
+    (tmp / "bad.jsonl").write_text('{"text": 3}\n')
     return [
         (["--run", LONG], "--run"),
         (["--run", "nul\x00name"], "not a run"),
@@ -399,6 +400,16 @@ def checked_cases(tmp: Path) -> list[tuple[list[str], str]]:
           "--out", str(tmp)], "--vocab-size"),
         (["tokenizer", "train", "--data", LONG, "--vocab-size", "300", "--out", str(tmp)],
          "--data"),
+        (["data", "check", str(tmp / "missing.txt"), "--kind", "pretrain"], "no such file"),
+        (["data", "check", LONG, "--kind", "rl"], "PATH"),
+        (["data", "check", str(tmp / "words.txt"), "--kind", "sft"], "unknown file type"),
+        (["data", "check", str(tmp / "bad.jsonl"), "--kind", "pretrain", "--on-bad", "refuse"],
+         "bad.jsonl:1: 'text' must be a string"),
+        (["data", "check", str(tmp / "bad.jsonl"), "--kind", "pretrain"], "no usable documents"),
+        (["data", "check", str(tmp / "words.txt"), "--kind", "pretrain", "--encoding", "nope"],
+         "unknown encoding"),
+        (["data", "check", str(tmp / "words.txt"), "--kind", "pretrain", "--encoding", LONG],
+         "--encoding"),
         (["import", "gpt2"], "exactly one"),
         (["import", "gpt2", "--from", str(tmp)], str(tmp)),
         (["import", "gpt2", "--from", LONG], "--from"),

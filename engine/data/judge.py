@@ -40,7 +40,7 @@ NUMBER_RE = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?")
 YEAR_RE = re.compile(r"(?<!\d)(?<!\d\.)\d{4}(?!\d|\.\d)")
 REFUSAL_RE = re.compile(r"\b(?:don'?t|do not|dont|cannot|can't) (?:know|say)\b|\bno idea\b|"
                         r"\bnot sure\b|\bnever heard\b", re.IGNORECASE)
-NUMERIC_KINDS = ("add", "shop", "count", "dec")
+NUMERIC_KINDS = ("add", "shop", "count", "dec", "number")  # number: a user file's problems
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,15 @@ def unknown_problem(world: W.World, name: str, kind: str, text: str) -> Problem:
                    key=f"{name}:{kind}")
 
 
+FILE_FAMILY = "file"  # problems read from a user's file (engine/data/readers.py)
+
+
+def number_problem(question: str, answer: str, family: str = FILE_FAMILY) -> Problem:
+    """A question whose right answer is one number (a GSM8K-style row of a user's file): the
+    judge reads it like a sum, whatever the question is about."""
+    return Problem(family, _user(question), answer, "number", key=question)
+
+
 def identity_problem(text: str) -> Problem:
     return Problem("identity", _user(text), "deepdive", "identity", key=text)
 
