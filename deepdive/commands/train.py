@@ -109,7 +109,8 @@ def train(
 def _fail(message: str) -> None:
     from rich.console import Console
 
-    Console(stderr=True).print(f"[red]error:[/] {message}", highlight=False)
+    # soft_wrap: a path:line is never broken across lines (it is copied into an editor)
+    Console(stderr=True).print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
