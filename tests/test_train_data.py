@@ -21,8 +21,8 @@ from engine.progress.events import read_events
 from engine.tokens.chat import render_conversation, render_document
 from engine.tokens.tokenizer import Tokenizer
 from engine.train.pipeline import PipelineError, train, training_data
-from engine.train.pretrain import PretrainTask
 from engine.train.presets import get_preset
+from engine.train.pretrain import PretrainTask
 from engine.train.user_data import load_user_data, paths_from_record
 
 STAGES = "tokenizer,pretrain,sft,rl"
