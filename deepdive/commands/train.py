@@ -9,9 +9,14 @@ abbreviation of its ``--run-path``.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Literal
+
 import typer
 
 from deepdive.commands.params import path_like
+
+OnBad = Literal["skip", "refuse"]
 
 STAGE_HELP = "comma-separated subset of tokenizer,pretrain,sft,rl,control,eval (default: all)"
 
@@ -34,6 +39,18 @@ def train(
     rl_families: str = typer.Option(None, help="what RL practises on, comma-separated: arith,"
                                     "count_letters,decimal_cmp (a new run only; default: the "
                                     "preset's); the report card measures transfer to the rest"),
+    pretrain_data: Annotated[Path | None, typer.Option(
+        "--pretrain-data", callback=path_like, help="your .txt/.jsonl/.parquet documents, "
+        "pretrained on with the world's (a new run only)")] = None,
+    sft_data: Annotated[Path | None, typer.Option(
+        "--sft-data", callback=path_like, help="your 'messages' .jsonl conversations, added "
+        "to the world's SFT rows (a new run only)")] = None,
+    rl_data: Annotated[Path | None, typer.Option(
+        "--rl-data", callback=path_like, help="your GSM8K-style .jsonl problems ('#### 42'), "
+        "added to RL's practice problems (a new run only)")] = None,
+    on_bad: Annotated[OnBad, typer.Option(
+        "--on-bad", help="a bad row in those files: skip it, or refuse (exit 2 naming "
+        "path:line)")] = "skip",
     quiet: bool = typer.Option(False, "--quiet", help="no live display; one line per stage"),
 ) -> None:
     """Train a model through pretraining, SFT and RL on the embedded world; write a run folder."""
@@ -68,7 +85,8 @@ def train(
         with display:
             results = run_pipeline(run_dir, preset=preset, stages=stages, resume=resume,
                                    device=device, seed=seed, on_event=display.on_event,
-                                   rl_families=rl_families)
+                                   rl_families=rl_families, pretrain_data=pretrain_data,
+                                   sft_data=sft_data, rl_data=rl_data, on_bad=on_bad)
     except TrainingStopped as e:
         display.console.print(f"[yellow]stopped:[/] {e}")
         raise typer.Exit(130) from None
@@ -91,7 +109,8 @@ def train(
 def _fail(message: str) -> None:
     from rich.console import Console
 
-    Console(stderr=True).print(f"[red]error:[/] {message}", highlight=False)
+    # soft_wrap: a path:line is never broken across lines (it is copied into an editor)
+    Console(stderr=True).print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 

@@ -4,9 +4,9 @@
 below with the folder each writes and the stage each starts from, are engine/run.py's
 (checkpoints/README.md shows the layout):
 
-- ``tokenizer``: BPE trained on the world's pretraining documents
-  (engine.tokens.tokenizer.train_bpe).
-- ``pretrain``: next-token loss over those documents -> ``base/``.
+- ``tokenizer``: BPE trained on the world's pretraining documents (and a bounded sample of a
+  user's, engine/train/user_data.py) (engine.tokens.tokenizer.train_bpe).
+- ``pretrain``: next-token loss over those documents (and a user's token shard) -> ``base/``.
 - ``sft``: the chat conversations, loss on assistant tokens, from ``base`` -> ``sft/``.
 - ``rl``: GRPO-style practice on verifiable problems, from ``sft`` -> ``rl/``.
 - ``control``: SFT continued from ``sft`` on the same conversations for as much compute as RL
@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+from engine.data.files import DataFileError
 from engine.progress.events import EventWriter
 from engine.run import STAGE_NAMES, TOKENIZER_FILE, RunFolder, RunLock, stage_named
 from engine.train import distributed as D
@@ -46,6 +47,14 @@ from engine.train.loop import (
     unfinished_meta,
 )
 from engine.train.presets import Preset, get_preset, preset_from_dict
+from engine.train.user_data import (
+    DataPaths,
+    UserData,
+    data_paths,
+    load_user_data,
+    paths_from_record,
+    shard_entry,
+)
 
 
 class PipelineError(ValueError):
@@ -80,32 +89,39 @@ def parse_stages(spec: str | list[str] | None) -> list[str]:
 def train(run_dir: str | Path, preset: str | None = None, stages: str | list[str] | None = None,
           resume: bool = False, device: str | None = None, seed: int = 0,
           on_event: Callable[[dict], None] | None = None,
-          preset_obj: Preset | None = None, rl_families: str | None = None) -> dict:
+          preset_obj: Preset | None = None, rl_families: str | None = None,
+          pretrain_data: str | Path | None = None, sft_data: str | Path | None = None,
+          rl_data: str | Path | None = None, on_bad: str = "skip") -> dict:
     """Run the requested stages into ``run_dir``; returns {stage: summary}. ``preset`` None:
     the one an existing run was made with, else "tiny". ``rl_families`` ("arith,decimal_cmp"):
-    what RL practises on, a new run only. Raises PipelineError (bad request), RunLockedError,
-    TrainingError (NaN...), TrainingStopped (Ctrl-C)."""
+    what RL practises on, a new run only; so are ``*_data`` (a user's files each stage adds to
+    the world's rows) and ``on_bad`` (skip or refuse their bad rows). Raises PipelineError (bad
+    request), DataFileError (a data file missing or refused), RunLockedError, TrainingError
+    (NaN...), TrainingStopped (Ctrl-C)."""
     run_dir = Path(run_dir)
     wanted = parse_stages(stages)
     if preset_obj is None and preset is not None:
         get_preset(preset)  # an unknown name fails here, before anything is written
     families = parse_rl_families(rl_families)
+    # read before the run folder exists: a refused row or a missing file leaves nothing behind
+    paths = data_paths(pretrain_data, sft_data, rl_data, on_bad)
+    user = load_user_data(paths)
     info, dev = D.setup(device)
     lock = RunLock(run_dir) if info.is_main else None
     try:
         if lock:
             lock.acquire()
-        p, seed = _settle_run(run_dir, preset, preset_obj, seed, resume, stages is not None, info,
-                              families)
+        p, seed, user = _settle_run(run_dir, preset, preset_obj, seed, resume,
+                                    stages is not None, info, families, user)
         events = _Events(run_dir, info.is_main, on_event)
         events.emit("run_start", pid=os.getpid(), preset=p.name, stages=wanted, seed=seed,
                     resumed=resume, world_size=info.world_size, device=str(dev))
         try:
-            results = _run_stages(run_dir, p, wanted, resume, dev, seed, info, events)
+            results = _run_stages(run_dir, p, wanted, resume, dev, seed, info, events, user)
         except TrainingStopped as e:
             events.try_emit("run_end", status="stopped", reason=str(e))
             raise
-        except (TrainingError, PipelineError) as e:
+        except (TrainingError, PipelineError, DataFileError) as e:
             events.try_emit("run_end", status="stopped", reason=str(e), error=True)
             raise
         events.emit("run_end", status="done")
@@ -133,8 +149,11 @@ def parse_rl_families(spec: str | None) -> tuple[str, ...] | None:
 
 def _settle_run(run_dir: Path, preset: str | None, preset_obj: Preset | None, seed: int,
                 resume: bool, explicit_stages: bool, info: D.DistInfo,
-                families: tuple[str, ...] | None = None) -> tuple[Preset, int]:
-    """Write run.json for a new run; for an existing one check the request fits what it was."""
+                families: tuple[str, ...] | None = None,
+                user: UserData | None = None) -> tuple[Preset, int, UserData]:
+    """Write run.json for a new run; for an existing one check the request fits what it was
+    (and read its data files again, from the paths it recorded)."""
+    user = user or UserData()
     run = RunFolder(run_dir)
     if run.run_json.is_file():
         recorded = run.read_info()
@@ -155,7 +174,7 @@ def _settle_run(run_dir: Path, preset: str | None, preset_obj: Preset | None, se
         if families is not None and families != p.rl.families:
             raise PipelineError(f"{run_dir} practises RL on {','.join(p.rl.families)}; the "
                                 "families are chosen when a run starts (pick another --run)")
-        return p, int(recorded["seed"])
+        return p, int(recorded["seed"]), _recorded_data(run_dir, recorded, user.paths)
     p = preset_obj or get_preset(preset or "tiny")
     if families is not None:
         p = dataclasses.replace(p, rl=dataclasses.replace(p.rl, families=families))
@@ -164,12 +183,36 @@ def _settle_run(run_dir: Path, preset: str | None, preset_obj: Preset | None, se
         record = {
             "preset": p.name, "preset_config": p.to_dict(), "seed": seed,
             "data": {"world": "embedded (engine/data/world.py)", "world_seed": seed,
-                     "labeler_error_rate": p.labeler_error_rate},
+                     "labeler_error_rate": p.labeler_error_rate, **user.record},
             "versions": _versions(), "world_size": info.world_size,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         run.write_info(record)
-    return p, seed
+    return p, seed, user
+
+
+def _recorded_data(run_dir: Path, recorded: dict, asked: DataPaths) -> UserData:
+    """The data files a run was made with, read again; the same rows or a PipelineError."""
+    data = recorded.get("data") or {}
+    paths = paths_from_record(data)
+    if asked.given() and asked != paths:
+        raise PipelineError(f"{run_dir} was made with other data files ({_said(paths)}); the "
+                            "data is chosen when a run starts (pick another --run)")
+    user = load_user_data(paths)
+    for stage in ("sft", "rl"):
+        then, now = data.get(stage) or {}, user.record.get(stage) or {}
+        if then.get("sha256") != now.get("sha256"):
+            raise PipelineError(f"{now.get('path')}: the {stage} data changed since {run_dir} "
+                                "began (restore it, or pick another --run)")
+    if "pretrain" in data:
+        user.record["pretrain"] = data["pretrain"]  # with its shard key, once pretrained
+    return user
+
+
+def _said(paths: DataPaths) -> str:
+    named = [f"--{s}-data {getattr(paths, s)}" for s in ("pretrain", "sft", "rl")
+             if getattr(paths, s) is not None]
+    return ", ".join(named + [f"--on-bad {paths.on_bad}"]) if named else "none: the world only"
 
 
 def _versions() -> dict:
@@ -183,7 +226,7 @@ def _versions() -> dict:
 
 
 def _run_stages(run_dir: Path, p: Preset, wanted: list[str], resume: bool, dev: torch.device,
-                seed: int, info: D.DistInfo, events: _Events) -> dict:
+                seed: int, info: D.DistInfo, events: _Events, user: UserData) -> dict:
     from engine.data.world import build_world
 
     world = build_world(seed)
@@ -191,7 +234,7 @@ def _run_stages(run_dir: Path, p: Preset, wanted: list[str], resume: bool, dev: 
     tok = None
     for stage in wanted:
         if stage == "tokenizer":
-            tok = _tokenizer_stage(run_dir, p, world, resume, info, events)
+            tok = _tokenizer_stage(run_dir, p, world, resume, info, events, user)
             results[stage] = {"n_vocab": tok.n_vocab}
             continue
         if tok is None:
@@ -202,14 +245,14 @@ def _run_stages(run_dir: Path, p: Preset, wanted: list[str], resume: bool, dev: 
             continue
         else:
             results[stage] = _train_stage(stage, run_dir, p, world, tok, resume, dev, seed,
-                                          info, events)
+                                          info, events, user)
     return results
 
 
 # -- tokenizer ----------------------------------------------------------------------------------
 
 def _tokenizer_stage(run_dir: Path, p: Preset, world, resume: bool, info: D.DistInfo,
-                     events: _Events):
+                     events: _Events, user: UserData):
     from engine.data.world import pretrain_documents
     from engine.tokens.tokenizer import train_bpe
 
@@ -218,7 +261,8 @@ def _tokenizer_stage(run_dir: Path, p: Preset, world, resume: bool, info: D.Dist
         return _load_tokenizer(run_dir)
     if info.is_main:
         t0 = time.perf_counter()
-        docs = pretrain_documents(world)
+        sample = user.pretrain_sample()  # the user's text gets merges of its own
+        docs = pretrain_documents(world) + sample
         events.emit("stage_start", stage="tokenizer", step=0, total_steps=1)
         tok = train_bpe(docs, p.vocab_size, name=f"run:{run_dir.name}")
         tok.save(path)
@@ -226,6 +270,7 @@ def _tokenizer_stage(run_dir: Path, p: Preset, world, resume: bool, info: D.Dist
         n_chars = sum(len(d) for d in docs)
         summary = {"n_vocab": tok.n_vocab, "n_docs": len(docs), "tokens": n_tokens,
                    "chars_per_token": round(n_chars / max(n_tokens, 1), 3),
+                   **({"user_docs": len(sample)} if sample else {}),
                    "elapsed_s": round(time.perf_counter() - t0, 3)}
         events.emit("stage_end", stage="tokenizer", step=1, summary=summary)
     D.barrier(info)
@@ -245,7 +290,8 @@ def _load_tokenizer(run_dir: Path):
 # -- gradient stages ----------------------------------------------------------------------------
 
 def _train_stage(stage: str, run_dir: Path, p: Preset, world, tok, resume: bool,
-                 dev: torch.device, seed: int, info: D.DistInfo, events: _Events) -> dict:
+                 dev: torch.device, seed: int, info: D.DistInfo, events: _Events,
+                 user: UserData) -> dict:
     from engine.model.checkpoint import load_checkpoint
     from engine.model.gpt import GPT, GPTConfig
 
@@ -270,7 +316,11 @@ def _train_stage(stage: str, run_dir: Path, p: Preset, world, tok, resume: bool,
         model = GPT(GPTConfig(vocab_size=tok.n_vocab, **p.model)).to(dev)
     if meta is None and info.is_main and ckpt_dir.exists():
         shutil.rmtree(ckpt_dir)  # a fresh (re)start: no stale checkpoint may be taken for ours
-    task = _make_task(stage, p, world, tok, cfg, seed, dev, info, run_dir)
+    streams = None
+    if stage == "pretrain" and user.paths.pretrain is not None:
+        streams = _file_streams(run_dir, p, tok, user, info, resumed=meta is not None)
+        extra["user_tokens"] = len(streams[0])
+    task = _make_task(stage, p, world, tok, cfg, seed, dev, info, run_dir, user, streams)
     flops = peak = None
     if stage == "pretrain" and p.measure_mfu:
         from engine.model.device import peak_flops
@@ -342,20 +392,26 @@ def control_steps(rl: dict, sft: dict) -> tuple[int, str]:
 
 
 def training_data(stage: str, p: Preset, world, seed: int,
-                  unknown_facts: frozenset | set = frozenset()) -> dict:
+                  unknown_facts: frozenset | set = frozenset(),
+                  user: UserData | None = None) -> dict:
     """Every row a stage trains on, as plain data (the leak tests read exactly this).
 
-    pretrain: {"documents"}; sft/control: {"conversations", "documents" (rehearsal: only
-    documents naming no held-out entity), None when the preset has none}; rl: {"train", "eval"}
-    problems (train keys; the periodic eval reads dev keys, the report card alone reads test).
+    pretrain: {"documents", "file_documents" (a user's, read whole: the stage itself reads
+    their token shard)}; sft/control: {"conversations" (the world's, then a user's), "documents"
+    (rehearsal: only documents naming no held-out entity), None when the preset has none}; rl:
+    {"train" (the world's, then a user's), "eval"} problems (train keys; the periodic eval reads
+    dev keys, the report card alone reads test).
     """
     from engine.data import world as W
 
+    user = user or UserData()
     if stage == "pretrain":
-        return {"documents": W.pretrain_documents(world)}
+        return {"documents": W.pretrain_documents(world),
+                "file_documents": user.pretrain_sample(max_chars=None)}
     if stage in ("sft", "control"):
         convs = W.sft_conversations(world, labeler_error_rate=p.labeler_error_rate,
                                     include_idk=p.include_idk, unknown_facts=unknown_facts)
+        convs += user.conversations
         docs = (W.documents_about_train(world, W.pretrain_documents(world))
                 if p.sft_doc_frac > 0 else None)
         return {"conversations": convs, "documents": docs}
@@ -363,28 +419,30 @@ def training_data(stage: str, p: Preset, world, seed: int,
         from engine.data.tasks import rl_problems
 
         return {"train": rl_problems(world, "train", p.rl.n_train_problems, seed,
-                                     p.rl.families),
+                                     p.rl.families) + user.problems,
                 "eval": rl_problems(world, "dev", p.rl.n_eval_problems, seed + 1)}
     raise PipelineError(f"stage {stage!r} trains on no rows")
 
 
 def _make_task(stage: str, p: Preset, world, tok, cfg, seed: int, dev: torch.device,
-               info: D.DistInfo, run_dir: Path):
+               info: D.DistInfo, run_dir: Path, user: UserData,
+               streams: tuple[torch.Tensor, torch.Tensor] | None = None):
     if stage == "pretrain":
         from engine.train.pretrain import PretrainTask
 
+        # the user's documents come as the shard's tokens (``streams``), not as texts
         docs = training_data(stage, p, world, seed)["documents"]
-        return PretrainTask(tok, docs, cfg, seed, p.val_frac, dev, info)
+        return PretrainTask(tok, docs, cfg, seed, p.val_frac, dev, info, extra=streams)
     if stage in ("sft", "control"):
-        return _sft_task(stage, p, world, tok, cfg, seed, dev, info, run_dir)
+        return _sft_task(stage, p, world, tok, cfg, seed, dev, info, run_dir, user)
     from engine.train.rl import RlTask
 
-    data = training_data(stage, p, world, seed)
+    data = training_data(stage, p, world, seed, user=user)
     return RlTask(tok, data["train"], data["eval"], cfg, seed, dev, info)
 
 
 def _sft_task(stage: str, p: Preset, world, tok, cfg, seed: int, dev: torch.device,
-              info: D.DistInfo, run_dir: Path):
+              info: D.DistInfo, run_dir: Path, user: UserData):
     """SFT rows, with "I don't know" where the base model was probed not to know a fact."""
     from engine.train.sft import SftTask
 
@@ -397,11 +455,42 @@ def _sft_task(stage: str, p: Preset, world, tok, cfg, seed: int, dev: torch.devi
         base, _ = load_checkpoint(RunFolder(run_dir).model_dir("pretrain"), dev)
         unknown, probe = unknown_facts(base, tok, world, p.probe_samples, seed)
         del base
-    data = training_data(stage, p, world, seed, unknown)
+    data = training_data(stage, p, world, seed, unknown, user)
     task = SftTask(tok, data["conversations"], cfg, seed, p.val_frac, dev, info,
                    documents=data["documents"], doc_frac=p.sft_doc_frac)
     task.probe = probe
     return task
+
+
+def _file_streams(run_dir: Path, p: Preset, tok, user: UserData, info: D.DistInfo,
+                  resumed: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, val) token ids of the user's pretraining files, from their token shard.
+
+    Rank 0 builds (or finds) the shard and records its key in run.json; the other ranks then
+    find it in the cache. A stage resumed mid-way must see the very tokens it began with."""
+    from engine.data.shards import token_shard
+
+    path = user.paths.pretrain
+    if info.is_main:
+        shard = token_shard(path, tok, on_bad=user.paths.on_bad)
+        _record_shard(run_dir, path, shard, resumed)
+    D.barrier(info)
+    if not info.is_main:
+        shard = token_shard(path, tok, on_bad=user.paths.on_bad)
+    train, val = shard.split(p.val_frac)
+    return (torch.from_numpy(train.astype("int64")), torch.from_numpy(val.astype("int64")))
+
+
+def _record_shard(run_dir: Path, path: Path, shard, resumed: bool) -> None:
+    run = RunFolder(run_dir)
+    record = run.read_info()
+    then = (record.get("data") or {}).get("pretrain") or {}
+    if resumed and then.get("shard") not in (None, shard.header["key"]):
+        raise PipelineError(f"{path}: the pretraining data (or the tokenizer) changed since the "
+                            "pretrain stage began (restore it, or retrain the stage with "
+                            "--stages pretrain,...)")
+    record.setdefault("data", {})["pretrain"] = shard_entry(path, shard)
+    run.write_info(record)  # the paths were written at the start; this adds what was read
 
 
 # -- eval ---------------------------------------------------------------------------------------

@@ -4,6 +4,10 @@ Every document becomes ``<|bos|> text`` and all of them are packed into one flat
 a batch is ``batch_size`` windows at offsets drawn from a generator seeded by (seed, step), so
 the batch of step k is the same in a resumed run and on any number of DDP processes (each keeps
 its slice of the rows). A share of the documents is held back for the validation loss.
+
+A user's documents (``extra``: the (train, val) token ids of their token shard, split by
+documents there) are appended to the world's streams: one stream, so the offsets of a step
+are drawn exactly as before, over more tokens.
 """
 
 from __future__ import annotations
@@ -47,12 +51,16 @@ class PretrainTask:
     SALT = 1
 
     def __init__(self, tok, docs: list[str], cfg: StageConfig, seed: int, val_frac: float,
-                 device: torch.device, dist: DistInfo | None = None):
+                 device: torch.device, dist: DistInfo | None = None,
+                 extra: tuple[torch.Tensor, torch.Tensor] | None = None):
         train_docs, val_docs = split_documents(docs, val_frac, seed)
         self.tok, self.cfg, self.seed, self.device = tok, cfg, seed, device
         self.dist = dist or DistInfo()
         self.train = pack_documents(tok, train_docs)
         self.val = pack_documents(tok, val_docs or train_docs[:1])
+        if extra is not None:  # each stream starts with <|bos|>: documents stay apart
+            self.train = torch.cat([self.train, extra[0].long()])
+            self.val = torch.cat([self.val, extra[1].long()])
         self.bos = tok.special_id("<|bos|>")
         if len(self.train) <= cfg.seq_len + 1:
             raise ValueError(f"only {len(self.train)} training tokens: fewer than one window "
