@@ -22,7 +22,8 @@ The panes and the CLI import from here, never from engine's rooms (import-linter
   ``Problem``, ``curated_prompts``, ``eval_problems`` (engine/data/).
 - The judge: ``judge``, ``recognise``, ``Verdict`` (engine/data/judge.py).
 - A user's data files: ``check_data``, ``DataCheck``, ``DATA_KINDS``, ``DataFileError``
-  (engine/data/check.py, files.py).
+  (engine/data/check.py, files.py); public datasets: ``DATASETS``, ``fetch_dataset``,
+  ``UnknownDatasetError`` (engine/data/fetch.py).
 - Evaluation: ``evaluate_run``, ``token_budgets`` (engine/data/evals.py).
 - Training and importing (the CLI's verbs): ``train``, ``parse_stages``, ``parse_rl_families``,
   ``PipelineError``,
@@ -72,6 +73,9 @@ if TYPE_CHECKING:  # what _LAZY loads, for type checkers
     from engine.data.check import check_data as check_data
     from engine.data.evals import evaluate_run as evaluate_run
     from engine.data.evals import token_budgets as token_budgets
+    from engine.data.fetch import DATASETS as DATASETS
+    from engine.data.fetch import UnknownDatasetError as UnknownDatasetError
+    from engine.data.fetch import fetch_dataset as fetch_dataset
     from engine.data.files import DataFileError as DataFileError
     from engine.data.judge import Verdict as Verdict
     from engine.data.judge import judge as judge
@@ -143,6 +147,7 @@ _LAZY = {
     **dict.fromkeys(("evaluate_run", "token_budgets"), "engine.data.evals"),
     **dict.fromkeys(("DATA_KINDS", "DataCheck", "check_data"), "engine.data.check"),
     "DataFileError": "engine.data.files",
+    **dict.fromkeys(("DATASETS", "UnknownDatasetError", "fetch_dataset"), "engine.data.fetch"),
     **dict.fromkeys(("Verdict", "judge", "recognise"), "engine.data.judge"),
     **dict.fromkeys(("Problem", "curated_prompts", "eval_problems"), "engine.data.tasks"),
     **dict.fromkeys(("World", "build_world", "sft_conversations"), "engine.data.world"),

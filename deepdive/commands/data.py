@@ -23,7 +23,7 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-data_app = typer.Typer(help="Check a user's data files before training on them.",
+data_app = typer.Typer(help="Fetch public datasets; check data files before training on them.",
                        no_args_is_help=True)
 
 
@@ -86,6 +86,37 @@ def _show(path: Path, report, tok) -> None:
         typer.echo(f"    {row}")
     if len(report.problems) > SHOWN_PROBLEMS:
         typer.echo(f"    … and {len(report.problems) - SHOWN_PROBLEMS:,} more")
+
+
+@data_app.command("fetch")
+def fetch(
+    name: Annotated[str | None, typer.Argument(
+        help="A dataset's name (see --list).", callback=path_like)] = None,
+    dest: Annotated[Path | None, typer.Option(
+        "--dest", help="Folder to put it in (default: ~/.cache/deepdive/data/NAME).",
+        callback=path_like)] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the datasets and exit.")] = False,
+) -> None:
+    """Download a well-known public dataset (only when asked; resumable; size/hash checked)."""
+    from engine.api import DATASETS, DownloadError, UnknownDatasetError, fetch_dataset
+
+    if list_ or name is None:
+        for d in DATASETS.values():
+            typer.echo(f"{d.name:<18} {d.kind:<8} {d.about}")
+        if name is None and not list_:
+            raise fail("give a dataset's name (deepdive data fetch --list shows them)")
+        return
+    from deepdive.commands.model import ProgressLine
+
+    try:
+        folder = fetch_dataset(name, dest, progress=ProgressLine())
+    except UnknownDatasetError as e:
+        raise fail(str(e)) from None
+    except (DownloadError, OSError) as e:
+        raise fail(f"{e} (offline? a rerun resumes where it stopped)") from None
+    kind = DATASETS[name].kind
+    typer.echo(f"\n{name} -> {folder}  (check: deepdive data check {folder} --kind {kind}; "
+               f"train: deepdive train --{kind}-data {folder})")
 
 
 def register(app: typer.Typer) -> None:
