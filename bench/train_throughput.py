@@ -3,7 +3,11 @@
 For each batch x window shape: tokens/s of full training steps (forward, backward, AdamW) on
 token windows, the model's training FLOPs per token (6N + attention at that window), achieved
 FLOP/s, and MFU = achieved / the peak an n x n fp32 matmul reaches here, timed in this same
-process (before and after; the best is used, so MFU is never flattered by a slow peak reading).
+process (before and after; the best is used, so MFU is never flattered by a slow peak reading);
+on a known GPU the peak is its data-sheet bf16 figure (engine/model/device.py). Steps run under
+the engine's autocast (bf16 on CUDA, fp32 elsewhere; "dtype" says which). Peak memory per shape:
+torch.cuda.max_memory_allocated on CUDA; elsewhere the process's peak resident set (ru_maxrss,
+which includes the interpreter and torch itself); "peak_mem_kind" says which.
 Optionally also under torch.compile. Torch threads = CPU cores.
 
 Usage: python bench/train_throughput.py [--preset tiny] [--shapes 32x128,64x128,16x256]
@@ -22,6 +26,25 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+
+def reset_peak_mem(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_mem(device) -> tuple[int, str]:
+    """(bytes, what they measure): CUDA's allocator peak since the last reset, else peak RSS."""
+    import resource
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device), "cuda_max_memory_allocated"
+    # Linux reports ru_maxrss in KiB; it is the whole process's peak and is never reset.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process_peak_rss"
 
 
 def measure(model, vocab: int, batch: int, seq: int, steps: int, device) -> float:
@@ -82,6 +105,7 @@ def main() -> None:
             model = GPT(cfg).to(device)
             flops = training_flops_per_token(model, seq)
             run = torch.compile(model) if compiled else model
+            reset_peak_mem(device)
             try:
                 tok_s = measure(run, vocab, batch, seq, args.steps, device)
             except Exception as e:  # noqa: BLE001 - a compile failure is a figure too
@@ -90,7 +114,9 @@ def main() -> None:
                 continue
             results.append({"batch": batch, "seq": seq, "compile": compiled,
                             "tok_s": round(tok_s, 1), "flops_per_token": flops,
-                            "achieved_flops": round(tok_s * flops)})
+                            "achieved_flops": round(tok_s * flops),
+                            "peak_mem_bytes": peak_mem(device)[0]})
+            del model, run  # free this shape's weights and optimizer state before the next
             print(f"{batch}x{seq} compile={compiled}: {tok_s:,.0f} tok/s", file=sys.stderr)
     peaks.append(peak_flops(device))
     measured_matmul_flops.cache_clear()
@@ -101,7 +127,12 @@ def main() -> None:
     ok = [r for r in results if "mfu" in r]
     best = max(ok, key=lambda r: r["mfu"]) if ok else None
     n_params = GPT(GPTConfig(vocab_size=vocab, **preset.model)).num_params()
-    print(json.dumps({"preset": args.preset, "device": str(device), "threads": cores,
+    on_cuda = device.type == "cuda"
+    print(json.dumps({"preset": args.preset, "device": str(device),
+                      "device_name": torch.cuda.get_device_name(device) if on_cuda else "cpu",
+                      "torch": torch.__version__, "threads": cores,
+                      "dtype": "bfloat16 autocast" if on_cuda else "float32",
+                      "peak_mem_kind": peak_mem(device)[1],
                       "n_params": n_params, "peak_flops": round(peak),
                       "peak_readings": [round(p) for p in peaks], "results": results,
                       "best_mfu": best["mfu"] if best else None,
