@@ -91,12 +91,16 @@ def test_gsm8k_comes_down_resumed_and_trains_as_rl_data(cache, monkeypatch):
         got = CliRunner().invoke(app, ["data", "fetch", "gsm8k"])
         assert got.exit_code == 0, got.output
         folder = cache / "data" / "gsm8k"
-        assert (folder / "train.jsonl").read_bytes() == files[_path("gsm8k", 0)]
-        assert not list(folder.glob("*.part"))
+        assert (folder / "train" / "train.jsonl").read_bytes() == files[_path("gsm8k", 0)]
+        assert not list(folder.rglob("*.part"))
         # each file's first response was cut halfway: the second request resumed it
         assert mirror.requests.count(_path("gsm8k", 0)) == 2
-        report = check_data(folder, "rl", "refuse", None)
-        assert report.n_items == 45 and not report.problems  # '1,002' parsed as 1002
+        # the folder the command says to train on holds the train split only
+        assert f"--rl-data{folder / 'train'}" in "".join(got.output.split())
+        report = check_data(folder / "train", "rl", "refuse", None)
+        assert report.n_items == 40 and not report.problems
+        test = check_data(folder / "test", "rl", "refuse", None)
+        assert test.n_items == 5  # '#### 1,002' parsed as 1002
         before = len(mirror.requests)
         assert CliRunner().invoke(app, ["data", "fetch", "gsm8k"]).exit_code == 0
         assert len(mirror.requests) == before  # already here: nothing fetched again

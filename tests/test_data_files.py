@@ -78,6 +78,8 @@ BAD_PRETRAIN = [  # (file name, content, line, what the message says)
     ("s.jsonl", jsonl({"text": "  "}), 1, "'text' is empty"),
     ("o.jsonl", jsonl([1, 2]), 1, "expected a JSON object, got a list"),
     ("deep.jsonl", "[" * 100_000 + "\n", 1, "not valid JSON"),
+    ("huge.jsonl", '{"text": ' + "9" * 5000 + "}\n", 1, "not usable JSON"),
+    ("lone.jsonl", '{"text": "a\\ud800b"}\n', 1, "unpaired surrogate"),
     ("sep.txt", "---\n---\n", 1, "no text"),
 ]
 
@@ -419,3 +421,21 @@ def test_reading_never_writes_beside_the_data(tmp_path, tok):
     read_documents(data)
     token_shard(data, tok, tmp_path / "cache")
     assert sorted(os.listdir(data)) == before
+
+
+def test_a_different_tokenizer_of_the_same_name_gets_its_own_shard(tmp_path):
+    """The cache key covers the tokenizer's merges, not its name: a shard tokenized by one run's
+    BPE is never reused for another's, and renaming a file is a different input too."""
+    from engine.tokens.tokenizer import train_bpe
+
+    path = write(tmp_path, "d.txt", "the river runs north past the old market\n")
+    tok_a = train_bpe(["the river runs north"] * 40, 300)
+    tok_b = train_bpe(["past the old market"] * 40, 300)
+    assert tok_a.name == tok_b.name
+    a = token_shard(path, tok_a, cache_dir=tmp_path / "cache")
+    b = token_shard(path, tok_b, cache_dir=tmp_path / "cache")
+    assert not b.reused and a.header["key"] != b.header["key"]
+    assert list(b.tokens) != list(a.tokens)  # each holds its own tokenizer's ids
+    path.rename(tmp_path / "e.txt")
+    c = token_shard(tmp_path / "e.txt", tok_a, cache_dir=tmp_path / "cache")
+    assert not c.reused and c.header["key"] != a.header["key"]

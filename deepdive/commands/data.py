@@ -114,9 +114,10 @@ def fetch(
         raise fail(str(e)) from None
     except (DownloadError, OSError) as e:
         raise fail(f"{e} (offline? a rerun resumes where it stopped)") from None
-    kind = DATASETS[name].kind
-    typer.echo(f"\n{name} -> {folder}  (check: deepdive data check {folder} --kind {kind}; "
-               f"train: deepdive train --{kind}-data {folder})")
+    data = DATASETS[name]
+    train = folder / data.train_part if data.train_part else folder
+    typer.echo(f"\n{name} -> {folder}  (check: deepdive data check {train} --kind {data.kind}; "
+               f"train: deepdive train --{data.kind}-data {train})")
 
 
 def register(app: typer.Typer) -> None:

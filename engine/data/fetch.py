@@ -39,6 +39,7 @@ class Dataset:
     sources: tuple[Source, ...]
     # raw file -> the file `deepdive data check` reads (None: already in that layout)
     prepare: Callable[[Path, Path], None] | None = field(default=None, compare=False)
+    train_part: str = ""  # the subfolder to train on, where the set ships a test split too
 
 
 def _stories_to_documents(raw: Path, out: Path) -> None:
@@ -56,8 +57,10 @@ TINYSTORIES = "https://huggingface.co/datasets/roneneldan/TinyStories/resolve/ma
 DATASETS = {d.name: d for d in (
     Dataset("gsm8k", "rl", "grade-school maths word problems, answers after '####' "
             "(OpenAI, 7,473 train + 1,319 test)",
-            (Source(f"{GSM8K}/train.jsonl", "train.jsonl"),
-             Source(f"{GSM8K}/test.jsonl", "test.jsonl"))),
+            # in folders of their own: training on the dataset's folder must not take in its
+            # test split (the readers read a folder recursively)
+            (Source(f"{GSM8K}/train.jsonl", "train/train.jsonl"),
+             Source(f"{GSM8K}/test.jsonl", "test/test.jsonl")), train_part="train"),
     Dataset("tinystories-valid", "pretrain", "short stories in simple English (TinyStories' "
             "validation file, ~22k stories, ~19 MB)",
             (Source(f"{TINYSTORIES}/TinyStories-valid.txt", "TinyStories-valid.txt"),),
@@ -100,6 +103,7 @@ def fetch_dataset(name: str, dest: Path | None = None, progress=None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for src in data.sources:
         if data.prepare is None:
+            (folder / src.name).parent.mkdir(parents=True, exist_ok=True)
             download_file(mirrored(src.url), folder / src.name, progress, sha256=src.sha256)
             continue
         ready = folder / Path(src.name).with_suffix(".txt").name

@@ -115,6 +115,9 @@ def json_rows(path: Path, problems: Problems) -> Iterator[tuple[int, dict]]:
         except RecursionError:  # [[[[...]]]] thousands deep
             problems.add(path, number, "not valid JSON (nested too deeply)")
             continue
+        except ValueError as e:  # an integer of thousands of digits: Python's own limit
+            problems.add(path, number, f"not usable JSON ({e})")
+            continue
         if not isinstance(row, dict):
             problems.add(path, number, f"expected a JSON object, got {type_name(row)}")
             continue
@@ -138,4 +141,8 @@ def text_field(row: dict, name: str, where: str = "") -> tuple[str | None, str]:
         return None, f"{where}{name!r} must be a string, got {type_name(value)}"
     if not value.strip():
         return None, f"{where}{name!r} is empty"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a JSON escape like \ud800: no text can be made of it
+        return None, f"{where}{name!r} contains an unpaired surrogate (\\ud800-\\udfff)"
     return value, ""
