@@ -174,6 +174,11 @@ def checkpoints_root() -> Path:
     return Path(__file__).resolve().parent.parent / "checkpoints"
 
 
+def cache_root() -> Path:
+    """Where downloads and token shards go: ``$DEEPDIVE_CACHE``, else ``~/.cache/deepdive``."""
+    return Path(os.environ.get("DEEPDIVE_CACHE") or Path.home() / ".cache" / "deepdive")
+
+
 def resolve_run(run: str | Path) -> Path:
     """A run given by name (under the checkpoints root) or by path."""
     p = Path(run)

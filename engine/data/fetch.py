@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from engine.run import cache_root
+
 ENDOFTEXT = "<|endoftext|>"  # TinyStories' document separator: plain text to our readers
 
 
@@ -89,8 +91,8 @@ def mirrored(url: str) -> str:
 
 
 def dataset_dir(name: str) -> Path:
-    root = Path(os.environ.get("DEEPDIVE_CACHE") or Path.home() / ".cache" / "deepdive")
-    return root / "data" / get_dataset(name).name  # a registry name: never a path from outside
+    """A registry name, never a path from outside, under the cache root."""
+    return cache_root() / "data" / get_dataset(name).name
 
 
 def fetch_dataset(name: str, dest: Path | None = None, progress=None) -> Path:

@@ -29,6 +29,7 @@ import numpy as np
 
 from engine.data.files import BadRow, DataFileError, OnBad, Problems, find_files
 from engine.data.readers import PRETRAIN_SUFFIXES, iter_documents
+from engine.run import cache_root
 from engine.tokens.chat import render_document
 
 FORMAT = "deepdive.shard"
@@ -38,7 +39,7 @@ KEPT_PROBLEMS = 1000  # bad rows the header lists (all are counted)
 
 def default_cache_dir() -> Path:
     """$DEEPDIVE_CACHE/shards, else ~/.cache/deepdive/shards (where downloads go too)."""
-    return Path(os.environ.get("DEEPDIVE_CACHE") or Path.home() / ".cache" / "deepdive") / "shards"
+    return cache_root() / "shards"
 
 
 def token_dtype(n_vocab: int) -> np.dtype:

@@ -33,7 +33,7 @@ from safetensors.torch import load as st_load
 
 from engine.model.checkpoint import save_checkpoint, weights_mismatch
 from engine.model.gpt import GPT, GPTConfig
-from engine.run import PRETRAIN, TOKENIZER_FILE, RunFolder
+from engine.run import PRETRAIN, TOKENIZER_FILE, RunFolder, cache_root
 
 HF_FILES = ("config.json", "model.safetensors", "vocab.json", "merges.txt")
 # The weights of OpenAI's GPT-2 small as the Hub serves them (revision 607a30d7, 548,105,171
@@ -176,7 +176,7 @@ def check_model_name(name: str) -> str:
 
 
 def download_cache(name: str) -> Path:
-    root = Path(os.environ.get("DEEPDIVE_CACHE") or Path.home() / ".cache" / "deepdive")
+    root = cache_root()
     folder = root / "hf" / check_model_name(name).replace("/", "--")
     if not folder.resolve().is_relative_to((root / "hf").resolve()):  # belt and braces
         raise GPT2ImportError(f"{name!r} would be stored outside {root / 'hf'}")
