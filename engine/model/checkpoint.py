@@ -152,16 +152,23 @@ def _jsonable(value):
 # ---------------------------------------------------------------- loading
 
 
-def checkpoint_dir(stage_dir: str | Path) -> Path:
-    """The folder to read: the stage folder, or the ``.old`` copy a save left mid-swap."""
+def find_checkpoint_dir(stage_dir: str | Path) -> Path | None:
+    """The folder to read: the stage folder, or the ``.old`` copy a save left mid-swap; None
+    where there is neither (the stage was never saved)."""
     stage_dir = Path(stage_dir)
     if stage_dir.is_dir():
         return stage_dir
     olds = sorted(stage_dir.parent.glob(f".{stage_dir.name}.old-*"),
                   key=lambda p: p.stat().st_mtime)
-    if olds:
-        return olds[-1]
-    raise CheckpointError(f"{stage_dir}: no checkpoint here (folder missing)")
+    return olds[-1] if olds else None
+
+
+def checkpoint_dir(stage_dir: str | Path) -> Path:
+    """find_checkpoint_dir, or a CheckpointError where there is no checkpoint."""
+    folder = find_checkpoint_dir(stage_dir)
+    if folder is None:
+        raise CheckpointError(f"{stage_dir}: no checkpoint here (folder missing)")
+    return folder
 
 
 def read_meta(stage_dir: str | Path) -> dict:
@@ -327,7 +334,7 @@ def load_run_model(run: str | Path, stage: str = "base", device: str | torch.dev
     if not run_dir.is_dir():
         names = [r.name for r in list_runs()]
         raise CheckpointError(f"{run_dir}: no such run (runs here: {', '.join(names) or 'none'})")
-    if not (run_dir / stage).exists() and not list(run_dir.glob(f".{stage}.old-*")):
+    if find_checkpoint_dir(run_dir / stage) is None:
         have = [s for s in MODEL_FOLDERS if (run_dir / s).is_dir()]
         raise CheckpointError(f"{run_dir / stage}: run has no {stage!r} model "
                               f"(stages: {', '.join(have) or 'none'})")

@@ -165,15 +165,13 @@ def finished_meta(ckpt_dir: Path, stage: str) -> dict | None:
 def read_meta(ckpt_dir: Path) -> dict | None:
     """A checkpoint's meta.json, or None where there is no checkpoint at all. A damaged one
     raises CheckpointError: taking it for "absent" would delete it and retrain silently."""
-    from engine.model.checkpoint import checkpoint_dir
+    from engine.model.checkpoint import find_checkpoint_dir
     from engine.model.checkpoint import read_meta as _read
 
-    ckpt_dir = Path(ckpt_dir)
-    if not ckpt_dir.is_dir() and not any(ckpt_dir.parent.glob(f".{ckpt_dir.name}.old-*")):
-        return None  # never saved (a save killed mid-swap leaves its .old copy to read)
-    if not any(checkpoint_dir(ckpt_dir).iterdir()):
-        return None
-    return _read(ckpt_dir)
+    folder = find_checkpoint_dir(ckpt_dir)  # a save killed mid-swap leaves its .old copy
+    if folder is None or not any(folder.iterdir()):
+        return None  # never saved
+    return _read(folder)
 
 
 class StageClock:
