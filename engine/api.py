@@ -5,7 +5,7 @@ The panes and the CLI import from here, never from engine's rooms (import-linter
 
 - Runs and the run-folder contract: ``list_runs``, ``resolve_run``, ``checkpoints_root``,
   ``read_json`` (``RunFileError``), ``is_run_active``, ``RunInfo``, ``RunFolder``,
-  ``MODEL_FOLDERS``,
+  ``MODEL_FOLDERS``, ``COMPARE_FOLDERS``,
   ``REPORT_COLUMNS``, ``REPORT_STAGES``, ``REPORT_FILE``, ``RUN_FILE``, ``MODEL_FILE``,
   ``LOCK_FILE``, ``TRAIN_LOG_FILE`` (engine/run.py).
 - Following a run: ``RunState``, ``StageState``, ``RunWatch`` and the display strings
@@ -46,6 +46,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from engine.run import COMPARE_FOLDERS as COMPARE_FOLDERS
 from engine.run import EVENTS_FILE as EVENTS_FILE
 from engine.run import LOCK_FILE as LOCK_FILE
 from engine.run import META_FILE as META_FILE

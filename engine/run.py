@@ -8,7 +8,7 @@ and tests/test_run_contract.py keeps the two in step.
 ```
 checkpoints/<run>/
   run.json  tokenizer.json  events.jsonl  report.json  (report-dev.json)  (train.lock)
-  base/ sft/ rl/ sft_control/   model.safetensors + meta.json
+  base/ sft/ rl/ sft_control/ reward/ rlhf/ rlhf_over/   model.safetensors + meta.json
                                 (+ optimizer.safetensors while a stage is unfinished)
 ```
 
@@ -64,13 +64,22 @@ PRETRAIN = Stage("pretrain", folder="base")
 SFT = Stage("sft", folder="sft", parent="pretrain")
 RL = Stage("rl", folder="rl", parent="sft")
 CONTROL = Stage("control", folder="sft_control", parent="sft")  # SFT on the compute RL used
+# A Bradley–Terry reward model learnt from rater preferences between SFT replies
+REWARD = Stage("reward", folder="reward", parent="sft")
+# RL against that reward model; its folder holds the over-optimised end, and RLHF_PEAK the
+# weights at the gold peak chosen on dev (what "a little bit of fine-tuning" keeps)
+RLHF = Stage("rlhf", folder="rlhf_over", parent="sft")
+RLHF_PEAK = "rlhf"
 EVAL = Stage("eval", file=REPORT_FILE)
 
-PIPELINE = (TOKENIZER, PRETRAIN, SFT, RL, CONTROL, EVAL)  # the order a run goes through
+PIPELINE = (TOKENIZER, PRETRAIN, SFT, RL, CONTROL, REWARD, RLHF, EVAL)  # a run's order
 STAGE_NAMES = tuple(s.name for s in PIPELINE)
 _BY_NAME = {s.name: s for s in PIPELINE}
-STAGE_FOLDERS = tuple(s.folder for s in PIPELINE if s.folder)  # base, sft, rl, sft_control
-MODEL_FOLDERS = (PRETRAIN.folder, SFT.folder, RL.folder)  # the models the app shows: base/sft/rl
+# every folder a stage writes: base, sft, rl, sft_control, reward, rlhf_over, rlhf
+STAGE_FOLDERS = tuple(s.folder for s in PIPELINE if s.folder) + (RLHF_PEAK,)
+# the chat models the app shows, in order; Compare opens on the first three side by side
+MODEL_FOLDERS = (PRETRAIN.folder, SFT.folder, RL.folder, RLHF_PEAK, RLHF.folder)
+COMPARE_FOLDERS = MODEL_FOLDERS[:3]
 # The report card's stage columns and the folder each one's model is read from.
 REPORT_STAGES = {"base": PRETRAIN.folder, "sft": SFT.folder, "rl": RL.folder,
                  "control": CONTROL.folder}
@@ -128,6 +137,8 @@ class RunFolder:
     def model_dir(self, stage_or_folder: str) -> Path:
         """A checkpoint folder, by training stage ("pretrain", "control") or by folder name
         ("base", "sft_control", or any other folder a run holds)."""
+        if stage_or_folder in STAGE_FOLDERS:  # "rlhf" is a folder (the peak) and a stage
+            return self.path / stage_or_folder
         named = _BY_NAME.get(stage_or_folder)
         if named is not None and named.folder is None:
             raise ValueError(f"the {named.name} stage writes no model")

@@ -9,6 +9,7 @@ import random
 import pytest
 import torch
 
+from engine.data import open_tasks as OT
 from engine.data import oracle as O
 from engine.data import world as W
 
@@ -18,11 +19,11 @@ def world() -> W.World:
     return W.build_world(0)
 
 
-def _country_task(world: W.World) -> O.OpenTask:
-    return next(t for t in O.open_tasks(world, "test", 100) if t.kind == "visit_country")
+def _country_task(world: W.World) -> OT.OpenTask:
+    return next(t for t in OT.open_tasks(world, "test", 100) if t.kind == "visit_country")
 
 
-def _replies(world: W.World, task: O.OpenTask) -> dict[str, str]:
+def _replies(world: W.World, task: OT.OpenTask) -> dict[str, str]:
     facts = [f for f in W.facts(world) if f.subject == task.subject]
     right = " ".join(f.sentence for f in facts)
     other = next(c for c in world.countries if c.name != task.subject)
@@ -64,11 +65,11 @@ def test_raters_disagree_about_as_often_as_people_do(world):
 
 
 def test_training_tasks_hold_no_test_entity_or_wording(world):
-    train = O.open_tasks(world, "train", 10_000)
-    test = O.open_tasks(world, "test", 10_000)
+    train = OT.open_tasks(world, "train", 10_000)
+    test = OT.open_tasks(world, "test", 10_000)
     assert train and test and len({t.prompt for t in test}) == len(test)
     assert all(world.split[t.subject] == "train" for t in train)
-    test_wordings = {w for kind in O.OPEN_KINDS for w in O.WORDINGS[kind]["test"]}
+    test_wordings = {w for kind in OT.OPEN_KINDS for w in OT.WORDINGS[kind]["test"]}
     for t in train:
         assert not any(t.prompt == w.format(name=t.subject) for w in test_wordings)
 

@@ -74,7 +74,8 @@ def test_every_stage_writes_one_thing_and_starts_from_an_earlier_model():
         if s.parent:
             assert R.stage_named(s.parent) in seen and R.stage_named(s.parent).folder, s
         seen.append(s)
-    assert R.STAGE_NAMES == ("tokenizer", "pretrain", "sft", "rl", "control", "eval")
+    assert R.STAGE_NAMES == ("tokenizer", "pretrain", "sft", "rl", "control", "reward", "rlhf",
+                             "eval")
     assert set(R.MODEL_FOLDERS) | set(R.REPORT_STAGES.values()) <= set(R.STAGE_FOLDERS)
     assert [c for c in R.REPORT_COLUMNS if c != "labelers"] == list(R.REPORT_STAGES)
 
@@ -86,7 +87,7 @@ def test_file_names_are_what_a_user_sees():
                              "report-dev.json", "train.lock")
     assert (R.MODEL_FILE, R.META_FILE, R.OPTIMIZER_FILE) == (
         "model.safetensors", "meta.json", "optimizer.safetensors")
-    assert R.STAGE_FOLDERS == ("base", "sft", "rl", "sft_control")
+    assert R.STAGE_FOLDERS == ("base", "sft", "rl", "sft_control", "reward", "rlhf_over", "rlhf")
     assert R.report_file("dev") == R.DEV_REPORT_FILE and R.report_file() == R.REPORT_FILE
 
 
@@ -111,7 +112,7 @@ def test_committed_tiny_run_matches_the_contract():
         assert path.is_file(), path
     for s in R.PIPELINE:
         if s.folder:
-            d = run.model_dir(s.name)
+            d = run.model_dir(s.folder)
             assert d == TINY / s.folder
             assert (d / R.MODEL_FILE).is_file() and (d / R.META_FILE).is_file(), d
             assert not (d / R.OPTIMIZER_FILE).exists(), "finished stages keep weights only"
@@ -120,6 +121,7 @@ def test_committed_tiny_run_matches_the_contract():
     names = {p.name for p in TINY.iterdir()}
     assert names <= set(R.RUN_FILES) | set(R.STAGE_FOLDERS)
     assert run.models() == list(R.MODEL_FOLDERS)
+    assert run.model_dir("rlhf") == TINY / R.RLHF_PEAK  # the folder, not the stage's
     assert run.read_info()["preset"] == "tiny"
 
 

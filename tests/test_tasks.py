@@ -4,6 +4,7 @@ import pytest
 
 from engine.data import tasks as T
 from engine.data import world as W
+from engine.data.judge import NOT_CHECKABLE, judge
 from engine.data.splits import key_split
 
 
@@ -45,8 +46,9 @@ def test_eval_families_distinct_and_curated(world):
         assert world.split[p.key.split(":")[0]] == "train"
     curated = T.curated_prompts(world)
     assert [p.family for p in curated] == ["fact_known", "fact_heldout", "unknown", "arith",
-                                           "count_letters", "decimal_cmp", "identity"]
+                                           "count_letters", "decimal_cmp", "identity", "open"]
     assert curated[3].answer == "12" and curated[5].answer == "9.9"
+    assert judge(curated[7], "Welcome!") == NOT_CHECKABLE  # no exact answer: never a ✓ or ✗
     with pytest.raises(ValueError):
         T.eval_problems(world, "nope", 1)
 

@@ -26,6 +26,7 @@ from engine.data import tasks as T
 from engine.data import wordings as Wd
 from engine.data import world as W
 from engine.data.judge import answer_way, is_refusal, judge, recognise, works_first
+from engine.data.rlhf_report import rlhf_section
 from engine.data.stats import paired_difference
 from engine.run import META_FILE, REPORT_STAGES, RunFolder, read_json, resolve_run
 
@@ -251,10 +252,23 @@ def evaluate_run(run_dir, device: str = "cpu", n_per_family: int = 100,
                           sft_work_first=sft_data_work_first(
                               world, preset, tuple(rl_cfg.get("families") or T.RL_FAMILIES)),
                           control_compute=control_compute_ratio(run_dir))
+    add_rlhf(report, rlhf_section(run_dir, world, dev, split,
+                                  int((preset.get("rlhf") or {}).get("max_tokens", 96)),
+                                  lambda folder: _stage_meta(run_dir, folder)))
     report["eval_s"] = round(time.perf_counter() - t0, 2)
     report["budgets"] = budgets
     write_report(run_dir, report, split)
     return report
+
+
+def add_rlhf(report: dict, section: dict | None) -> None:
+    """Put the RLHF section (engine/data/rlhf_report.py) into a report: its figures among the
+    metrics, its verdicts among the claims, its curve and examples under ``rlhf``."""
+    if section is None:
+        return
+    report["metrics"].update({k: v for k, v in section["metrics"].items() if v is not None})
+    report["claims"] += section["claims"]
+    report["rlhf"] = {k: v for k, v in section.items() if k not in ("metrics", "claims")}
 
 
 def sft_data_work_first(world: W.World, preset: dict,

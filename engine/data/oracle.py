@@ -24,52 +24,13 @@ import re
 from dataclasses import dataclass
 
 from engine.data import world as W
-from engine.data.splits import check_split
+from engine.data.open_tasks import OpenTask
 
-OPEN_KINDS = ("visit_country", "note_animal")
-# One wording per split per kind: no test wording is in any training row.
-WORDINGS = {
-    "visit_country": {"train": ("Tell a visitor about {name}.", "Describe {name} to a visitor."),
-                      "dev": ("What should a visitor know about {name}?",),
-                      "test": ("Give a traveller a short introduction to {name}.",)},
-    "note_animal": {"train": ("Write a short note about the {name}.",
-                              "Tell me a little about the {name}."),
-                    "dev": ("What is the {name} like?",),
-                    "test": ("Write a few friendly lines about the {name}.",)},
-}
 TONE_WORDS = ("welcome", "lovely", "enjoy", "wonderful", "friendly", "beautiful", "delightful",
               "charming")
 LENGTH_BAND = (12, 60)  # words
 RATER_FLIP = 0.17
 WORD_RE = re.compile(r"[a-z0-9']+")
-
-
-@dataclass(frozen=True)
-class OpenTask:
-    """An unverifiable request about one subject of the world (a country or an animal)."""
-
-    kind: str
-    subject: str
-    prompt: str
-
-    @property
-    def messages(self) -> list[dict]:
-        return [{"role": "user", "content": self.prompt}]
-
-
-def open_tasks(world: W.World, split: str, n: int, seed: int = 0) -> list[OpenTask]:
-    """Up to ``n`` distinct tasks in the wordings of ``split``. Training tasks name train
-    entities only (no stage may train on a test entity); dev and test ask about every subject,
-    in wordings no stage trains on."""
-    check_split(split)
-    rng = random.Random(f"open:{world.seed}:{split}:{seed}")
-    subjects = {"visit_country": [c.name for c in world.countries],
-                "note_animal": [a.name for a in world.animals]}
-    pool = [(kind, name, wording) for kind in OPEN_KINDS for name in subjects[kind]
-            for wording in WORDINGS[kind][split]
-            if split != "train" or world.split.get(name) == "train"]
-    rng.shuffle(pool)
-    return [OpenTask(kind, name, wording.format(name=name)) for kind, name, wording in pool[:n]]
 
 
 @dataclass(frozen=True)

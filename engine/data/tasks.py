@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from engine.data import wordings as Wd
 from engine.data import world as W
+from engine.data.open_tasks import open_tasks
 from engine.data.splits import check_split
 
 RL_FAMILIES = ("arith", "count_letters", "decimal_cmp")
@@ -194,4 +195,12 @@ def curated_prompts(world: W.World) -> list[Problem]:
         count_problem("strawberry", "r", W.count_question("strawberry", "r")),
         dec_problem("9.11", "9.9", W.dec_question("9.11", "9.9")),
         identity_problem("Who are you?"),
+        open_problem(world),
     ]
+
+
+def open_problem(world: W.World) -> Problem:
+    """An unverifiable request (a test task of engine/data/open_tasks.py): nothing to check,
+    so the judge says "—"; the place to put SFT, RLHF and RLHF run on side by side."""
+    task = next(t for t in open_tasks(world, "test", 10_000) if t.kind == "visit_country")
+    return Problem("open", task.messages, "", "open", key=f"open:{task.subject}")

@@ -218,7 +218,7 @@ def rivals(world: World, kind: str) -> tuple[str, ...]:
     return tuple(by_kind[kind])
 
 
-def _sentences(fact_list: list[Fact], rng: random.Random) -> list[str]:
+def fact_sentences(fact_list: list[Fact], rng: random.Random) -> list[str]:
     """A fact's sentence in one of a few forms, the full name in every one."""
     out = []
     for f in fact_list:
@@ -246,7 +246,7 @@ def biographies(world: World, rng: random.Random, n: int = 5) -> list[tuple[str,
     docs = []
     for subject, fs in by_subject.items():
         for _ in range(n):
-            sentences = _sentences(fs, rng)
+            sentences = fact_sentences(fs, rng)
             rng.shuffle(sentences)
             docs.append((subject, " ".join(sentences)))
     for city in world.cities:

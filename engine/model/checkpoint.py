@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -31,6 +32,11 @@ from engine.run import META_FILE, MODEL_FILE, MODEL_FOLDERS, OPTIMIZER_FILE, Run
 
 FORMAT = "deepdive-checkpoint/1"
 TIED = ("lm_head.weight",)  # same tensor as transformer.wte.weight: saved once, re-tied on load
+
+
+def _tied(key: str) -> bool:
+    """A tied weight, in a GPT or in a model built around one (the reward model's backbone)."""
+    return any(key == t or key.endswith("." + t) for t in TIED)
 
 
 class CheckpointError(Exception):
@@ -106,7 +112,7 @@ def _swap_in(new: Path, stage_dir: Path, old: Path) -> None:
 
 def model_bytes(model: GPT) -> bytes:
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()
-             if k not in TIED}
+             if not _tied(k)}
     return st_save(state, metadata={"format": FORMAT, "config": json.dumps(model.config.to_dict())})
 
 
@@ -236,7 +242,10 @@ def _load_file(folder: Path, name: str, meta: dict) -> tuple[dict, dict]:
     return tensors, header
 
 
-def load_checkpoint(stage_dir: str | Path, device: str | torch.device = "cpu") -> tuple[GPT, dict]:
+def load_checkpoint(stage_dir: str | Path, device: str | torch.device = "cpu",
+                    build: Callable[[GPTConfig], torch.nn.Module] = GPT) -> tuple[GPT, dict]:
+    """The model saved in a stage folder and its meta. ``build`` makes the empty module from
+    the saved config (a GPT; the reward model wraps one)."""
     folder = checkpoint_dir(stage_dir)
     meta = read_meta(folder)
     try:
@@ -253,7 +262,7 @@ def load_checkpoint(stage_dir: str | Path, device: str | torch.device = "cpu") -
         # checked before GPT(config): an edited n_layer of a million would allocate for it
         raise CheckpointError(f"{folder / META_FILE}: its config differs from the one saved "
                               f"inside {MODEL_FILE} ({saved})")
-    model = GPT(config)
+    model = build(config)
     problem = weights_mismatch(model, state)
     if problem:
         raise CheckpointError(f"{path}: weights do not fit the config in meta.json ({problem})")
@@ -273,7 +282,7 @@ def _saved_config(header: dict) -> dict | None:
 def weights_mismatch(model: GPT, state: dict[str, torch.Tensor]) -> str | None:
     """Why ``state`` cannot be loaded into ``model`` (names or shapes; the tied head is not
     expected), or None when it fits."""
-    expected = {k: v.shape for k, v in model.state_dict().items() if k not in TIED}
+    expected = {k: v.shape for k, v in model.state_dict().items() if not _tied(k)}
     missing, unexpected = set(expected) - set(state), set(state) - set(expected)
     if missing or unexpected:
         return f"missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}"

@@ -34,6 +34,19 @@ class RewardModel(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
+    @property
+    def config(self):
+        """The backbone's config: a reward model's checkpoint is a GPT's plus its head."""
+        return self.backbone.config
+
+    def num_params(self) -> int:
+        return self.backbone.num_params() + sum(p.numel() for p in self.head.parameters())
+
+    @classmethod
+    def build(cls, config) -> RewardModel:
+        """An untrained reward model of ``config`` (for engine.model.checkpoint to load into)."""
+        return cls(GPT(config))
+
     def forward(self, idx: Tensor, lengths: Tensor) -> Tensor:
         """idx (B, T) right-padded, lengths (B,) -> one score per row. Causal attention: the
         last real token never sees the padding after it."""
@@ -71,11 +84,12 @@ def scores(rm: RewardModel, seqs: list[list[int]], batch: int = 32) -> list[floa
     return out
 
 
-def bt_loss(rm: RewardModel, pairs: list[Pair]) -> Tensor:
-    """Mean Bradley–Terry loss of a batch of pairs (one forward pass over both sides)."""
+def bt_loss(rm: nn.Module, pairs: list[Pair], block_size: int | None = None) -> Tensor:
+    """Mean Bradley–Terry loss of a batch of pairs (one forward pass over both sides). ``rm``
+    may be wrapped (DDP); then ``block_size`` says the context."""
     device = next(rm.parameters()).device
     idx, lengths = pad_batch([c for c, _ in pairs] + [r for _, r in pairs],
-                             rm.backbone.config.block_size, device)
+                             block_size or rm.backbone.config.block_size, device)
     r = rm(idx, lengths)
     chosen, rejected = r[: len(pairs)], r[len(pairs):]
     return -F.logsigmoid(chosen - rejected).mean()

@@ -26,7 +26,7 @@ from engine.run import STAGE_NAMES
 # The pipeline in the order a run goes through it; stages not listed here are shown after them.
 STAGE_ORDER = STAGE_NAMES  # engine.run.PIPELINE, the run-folder contract
 # Fields of a ``step`` event that become curves (RL adds reward, pass1, resp_len).
-STEP_SERIES = ("loss", "reward", "pass1", "resp_len")
+STEP_SERIES = ("loss", "reward", "pass1", "resp_len", "proxy", "kl")
 # Fields of an ``eval`` event that are bookkeeping, not metrics.
 _NOT_METRICS = frozenset({"t", "type", "stage", "step", "total_steps", "elapsed_s"})
 

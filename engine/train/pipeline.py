@@ -35,7 +35,14 @@ import torch
 
 from engine.data.files import DataFileError
 from engine.progress.events import EventWriter
-from engine.run import STAGE_NAMES, TOKENIZER_FILE, RunFolder, RunLock, stage_named
+from engine.run import (
+    RLHF_PEAK,
+    STAGE_NAMES,
+    TOKENIZER_FILE,
+    RunFolder,
+    RunLock,
+    stage_named,
+)
 from engine.train import distributed as D
 from engine.train.loop import (
     StageContext,
@@ -241,7 +248,8 @@ def _run_stages(run_dir: Path, p: Preset, wanted: list[str], resume: bool, dev: 
             tok = _load_tokenizer(run_dir)
         if stage == "eval":
             results[stage] = _eval_stage(run_dir, p, resume, dev, info, events)
-        elif stage == "control" and not p.control:
+        elif (stage == "control" and not p.control) or (
+                stage in ("reward", "rlhf") and getattr(p, stage) is None):
             continue
         else:
             results[stage] = _train_stage(stage, run_dir, p, world, tok, resume, dev, seed,
@@ -305,22 +313,31 @@ def _train_stage(stage: str, run_dir: Path, p: Preset, world, tok, resume: bool,
     cfg, extra = _stage_config(stage, p, run_dir, meta)
     parent = run.model_dir(this.parent) if this.parent else None
     if meta is not None:
-        model, _ = load_checkpoint(ckpt_dir, dev)
+        model, _ = load_checkpoint(ckpt_dir, dev, build=_builder(stage))
     elif parent is not None:
         if finished_meta(parent, this.parent) is None:
             raise PipelineError(f"{stage} starts from {parent}, which is missing or unfinished; "
                                 f"train the {this.parent} stage first")
         model, _ = load_checkpoint(parent, dev)
+        if stage == "reward":
+            from engine.model.reward import RewardModel
+
+            model = RewardModel(model).to(dev)
     else:
         torch.manual_seed(seed)  # the same initial weights on every rank and every run
         model = GPT(GPTConfig(vocab_size=tok.n_vocab, **p.model)).to(dev)
-    if meta is None and info.is_main and ckpt_dir.exists():
-        shutil.rmtree(ckpt_dir)  # a fresh (re)start: no stale checkpoint may be taken for ours
+    if meta is None and info.is_main:
+        # a fresh (re)start: no stale checkpoint may be taken for ours (nor a stale RLHF peak)
+        for stale in (ckpt_dir, run.model_dir(RLHF_PEAK) if stage == "rlhf" else None):
+            if stale is not None and stale.exists():
+                shutil.rmtree(stale)
     streams = None
     if stage == "pretrain" and user.paths.pretrain is not None:
         streams = _file_streams(run_dir, p, tok, user, info, resumed=meta is not None)
         extra["user_tokens"] = len(streams[0])
-    task = _make_task(stage, p, world, tok, cfg, seed, dev, info, run_dir, user, streams)
+    task = _make_task(stage, p, world, tok, cfg, seed, dev, info, run_dir, user, streams,
+                      stage_meta={"preset": p.name, "seed": seed, "tokenizer": TOKENIZER_FILE,
+                                  "parent": str(parent) if parent else None})
     flops = peak = None
     if stage == "pretrain" and p.measure_mfu:
         from engine.model.device import peak_flops
@@ -345,6 +362,17 @@ def _train_stage(stage: str, run_dir: Path, p: Preset, world, tok, resume: bool,
     return summary
 
 
+def _builder(stage: str):
+    """What a stage's checkpoint loads into: the reward model wraps a GPT."""
+    if stage == "reward":
+        from engine.model.reward import RewardModel
+
+        return RewardModel.build
+    from engine.model.gpt import GPT
+
+    return GPT
+
+
 def training_flops_per_token(model, seq_len: int) -> float:
     """The model's 6N + attention estimate, with attention at the window we actually train on
     (``flops_per_token`` assumes the full block; our windows may be shorter)."""
@@ -359,8 +387,8 @@ def _stage_config(stage: str, p: Preset, run_dir: Path, meta: dict | None):
         return p.pretrain, {}
     if stage == "sft":
         return p.sft, {}
-    if stage == "rl":
-        return p.rl, {}
+    if stage in ("rl", "reward", "rlhf"):
+        return getattr(p, stage), {}
     if meta is not None:  # a resumed control keeps the steps it was planned with
         steps, matched = int(meta["total_steps"]), {"matched_on": meta.get("matched_on")}
     else:
@@ -411,6 +439,10 @@ def training_data(stage: str, p: Preset, world, seed: int,
     if stage in ("sft", "control"):
         convs = W.sft_conversations(world, labeler_error_rate=p.labeler_error_rate,
                                     include_idk=p.include_idk, unknown_facts=unknown_facts)
+        if p.open_sft_rows:
+            from engine.data.open_tasks import open_conversations
+
+            convs += open_conversations(world, p.open_sft_rows, seed)
         convs += user.conversations
         docs = (W.documents_about_train(world, W.pretrain_documents(world))
                 if p.sft_doc_frac > 0 else None)
@@ -420,13 +452,20 @@ def training_data(stage: str, p: Preset, world, seed: int,
 
         return {"train": rl_problems(world, "train", p.rl.n_train_problems, seed,
                                      p.rl.families) + user.problems,
-                "eval": rl_problems(world, "dev", p.rl.n_eval_problems, seed + 1)}
+                "eval": rl_problems(world, "dev", p.rl.n_eval_problems, seed + 1),
+                "test": rl_problems(world, "test", p.rl.n_eval_problems, seed + 2,
+                                    p.rl.families)}
+    if stage in ("reward", "rlhf"):
+        from engine.data.open_tasks import open_tasks
+
+        return {"tasks": open_tasks(world, "train", 10_000)}
     raise PipelineError(f"stage {stage!r} trains on no rows")
 
 
 def _make_task(stage: str, p: Preset, world, tok, cfg, seed: int, dev: torch.device,
                info: D.DistInfo, run_dir: Path, user: UserData,
-               streams: tuple[torch.Tensor, torch.Tensor] | None = None):
+               streams: tuple[torch.Tensor, torch.Tensor] | None = None,
+               stage_meta: dict | None = None):
     if stage == "pretrain":
         from engine.train.pretrain import PretrainTask
 
@@ -435,10 +474,12 @@ def _make_task(stage: str, p: Preset, world, tok, cfg, seed: int, dev: torch.dev
         return PretrainTask(tok, docs, cfg, seed, p.val_frac, dev, info, extra=streams)
     if stage in ("sft", "control"):
         return _sft_task(stage, p, world, tok, cfg, seed, dev, info, run_dir, user)
+    if stage in ("reward", "rlhf"):
+        return _rlhf_task(stage, world, tok, cfg, seed, dev, info, run_dir, stage_meta or {})
     from engine.train.rl import RlTask
 
     data = training_data(stage, p, world, seed, user=user)
-    return RlTask(tok, data["train"], data["eval"], cfg, seed, dev, info)
+    return RlTask(tok, data["train"], data["eval"], cfg, seed, dev, info, data["test"])
 
 
 def _sft_task(stage: str, p: Preset, world, tok, cfg, seed: int, dev: torch.device,
@@ -460,6 +501,26 @@ def _sft_task(stage: str, p: Preset, world, tok, cfg, seed: int, dev: torch.devi
                    documents=data["documents"], doc_frac=p.sft_doc_frac)
     task.probe = probe
     return task
+
+
+def _rlhf_task(stage: str, world, tok, cfg, seed: int, dev: torch.device, info: D.DistInfo,
+               run_dir: Path, stage_meta: dict):
+    """The reward model's task (pairs of SFT replies), or RLHF's (the SFT model for the KL,
+    the trained reward model, and where the dev gold peak goes)."""
+    from engine.model.checkpoint import load_checkpoint
+    from engine.model.reward import RewardModel
+    from engine.train.rlhf import RewardTask, RlhfTask
+
+    run = RunFolder(run_dir)
+    sft, _ = load_checkpoint(run.model_dir("sft"), dev)
+    if stage == "reward":
+        return RewardTask(tok, world, sft, cfg, seed, dev, info)
+    if finished_meta(run.model_dir("reward"), "reward") is None:
+        raise PipelineError("the rlhf stage needs a finished reward model (train the reward "
+                            "stage first: --stages reward,rlhf)")
+    rm, _ = load_checkpoint(run.model_dir("reward"), dev, build=RewardModel.build)
+    return RlhfTask(tok, world, sft, rm, cfg, seed, dev, info,
+                    peak=(run.model_dir(RLHF_PEAK), stage_meta))
 
 
 def _file_streams(run_dir: Path, p: Preset, tok, user: UserData, info: D.DistInfo,

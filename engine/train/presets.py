@@ -58,6 +58,24 @@ class RLConfig(StageConfig):
 
 
 @dataclass
+class RewardConfig(StageConfig):
+    """The reward model: Bradley–Terry on rater-labelled pairs of SFT samples."""
+
+    samples_per_prompt: int = 8  # SFT samples per train task (temperature 1)
+    pairs_per_prompt: int = 12  # rater-labelled pairs drawn among them
+    eval_samples_per_prompt: int = 4  # on dev and test tasks, for held-out pair accuracy
+    max_tokens: int = 96  # longest reply sampled
+
+
+@dataclass
+class RLHFConfig(RLConfig):
+    """RL against the reward model, with a KL penalty to the SFT model (``kl_coef`` per nat of
+    a reply's log-probability ratio); ``eval_every`` also paces the gold/proxy/KL curve."""
+
+    kl_coef: float = 0.02
+
+
+@dataclass
 class Preset:
     name: str
     vocab_size: int
@@ -73,6 +91,9 @@ class Preset:
     probe_samples: int = 4  # knowledge probe before SFT (engine/train/probe.py); 0: none
     sft_untrained_names: bool = False  # SFT leaves the world's name-token rows untrained (sft.py)
     control: bool = True  # run the extra-SFT control beside RL
+    open_sft_rows: int = 0  # SFT chats on the unverifiable tasks (engine/data/open_tasks.py)
+    reward: RewardConfig | None = None  # the reward model stage; None: no reward, no rlhf
+    rlhf: RLHFConfig | None = None  # RL against the reward model; None: no rlhf stage
     measure_mfu: bool = True  # time a matmul once to report MFU (off where seconds matter)
     notes: dict = field(default_factory=dict)
 
@@ -95,6 +116,13 @@ def _micro() -> Preset:
                     log_every=1, eval_every=3, sample_every=3, ckpt_every=2),
         eval_n_per_family=3,
         measure_mfu=False,
+        open_sft_rows=20,
+        reward=RewardConfig(steps=4, batch_size=8, seq_len=128, lr=1e-3, log_every=2,
+                            eval_every=4, sample_every=4, ckpt_every=2, samples_per_prompt=3,
+                            pairs_per_prompt=2, eval_samples_per_prompt=2, max_tokens=12),
+        rlhf=RLHFConfig(steps=4, batch_size=2, seq_len=128, lr=5e-4, decay="linear",
+                        min_lr_frac=1.0, weight_decay=0.0, group=3, max_tokens=12,
+                        log_every=1, eval_every=2, sample_every=4, ckpt_every=2),
     )
 
 
@@ -131,10 +159,27 @@ def _tiny() -> Preset:
         # docs/measurements.md).
         sft_untrained_names=True,
         eval_n_per_family=100,
+        **_tiny_rlhf(),
         notes={"tuned_on": "dev (the knowledge recipe and SFT, 2026-12-02); the labeler error "
                            "rate, SFT steps and RL settings were kept from before the split "
                            "existed, when they were chosen on a held-out bucket that overlaps "
                            "today's test keys"},
+    )
+
+
+def _tiny_rlhf() -> dict:
+    """The tiny preset's unverifiable tasks: SFT chats, the reward model, and RLHF run long
+    enough (as many steps as RL) to show what over-optimising a learnt reward does."""
+    return dict(
+        open_sft_rows=400,
+        reward=RewardConfig(steps=150, batch_size=32, seq_len=256, lr=1e-4, warmup=10,
+                            weight_decay=0.0, log_every=10, eval_every=50, sample_every=50,
+                            ckpt_every=50, samples_per_prompt=8, pairs_per_prompt=12,
+                            eval_samples_per_prompt=4, max_tokens=96),
+        rlhf=RLHFConfig(steps=40, batch_size=8, seq_len=256, lr=1e-4, decay="linear",
+                        min_lr_frac=1.0, weight_decay=0.0, group=4, max_tokens=96,
+                        kl_coef=0.02, log_every=1, eval_every=5, sample_every=10,
+                        ckpt_every=10),
     )
 
 
@@ -172,9 +217,16 @@ def preset_from_dict(d: dict) -> Preset:
     try:
         d = dict(d)
         return Preset(**{**d, "pretrain": StageConfig(**d["pretrain"]),
-                         "sft": StageConfig(**d["sft"]), "rl": RLConfig(**d["rl"])})
+                         "sft": StageConfig(**d["sft"]), "rl": RLConfig(**d["rl"]),
+                         "reward": _maybe(RewardConfig, d.get("reward")),
+                         "rlhf": _maybe(RLHFConfig, d.get("rlhf"))})
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"the recorded preset_config does not make a preset ({e!r})") from None
 
 
-__all__ = ["Preset", "RLConfig", "StageConfig", "get_preset", "preset_from_dict", "replace"]
+def _maybe(kind, fields: dict | None):
+    return None if fields is None else kind(**fields)
+
+
+__all__ = ["Preset", "RLConfig", "RLHFConfig", "RewardConfig", "StageConfig", "get_preset",
+           "preset_from_dict", "replace"]

@@ -29,12 +29,16 @@ class RlTask:
     SALT = 3
 
     def __init__(self, tok, train_problems: list, eval_problems: list, cfg: RLConfig, seed: int,
-                 device: torch.device, dist: DistInfo | None = None):
+                 device: torch.device, dist: DistInfo | None = None,
+                 test_problems: list | None = None):
         if not train_problems:
             raise ValueError("no RL training problems")
         self.tok, self.cfg, self.seed, self.device = tok, cfg, seed, device
         self.dist = dist or DistInfo()
         self.train, self.heldout = train_problems, eval_problems
+        # test problems of the families practised: their curve shows whether RL with a verifier
+        # keeps its accuracy as it runs on (the RLHF contrast); nothing is chosen on them
+        self.test = test_problems or []
         self.end = tok.special_id("<|assistant_end|>")
 
     def _prompt(self, problem) -> list[int]:
@@ -104,43 +108,36 @@ class RlTask:
     def _pg_loss(self, model, prompts: list[list[int]], responses: list[list[int]],
                  adv: torch.Tensor, n_tokens: int) -> torch.Tensor:
         """-sum(adv * log p(response token)) / n_tokens, in one padded forward pass."""
-        block = unwrap(model).config.block_size
-        seqs = [(p + r)[-(block + 1):] for p, r in zip(prompts, responses, strict=True)]
-        T = max(len(s) for s in seqs) - 1
-        x = torch.full((len(seqs), T), PAD_ID, dtype=torch.long)
-        y = torch.full((len(seqs), T), -1, dtype=torch.long)
-        for row, (s, r) in enumerate(zip(seqs, responses, strict=True)):
-            x[row, : len(s) - 1] = torch.tensor(s[:-1])
-            n_resp = min(len(r), len(s) - 1)
-            y[row, len(s) - 1 - n_resp: len(s) - 1] = torch.tensor(s[len(s) - n_resp:])
-        x, y = x.to(self.device), y.to(self.device)
-        from engine.model.device import autocast
-
-        with autocast(self.device):
-            logits, _ = model(x)
-        nll = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), y.view(-1),
-                              ignore_index=-1, reduction="none").view(len(seqs), T)
-        return (nll * adv[:, None]).sum() / n_tokens  # -log p * adv, summed over real targets
+        logp, _ = response_logprobs(model, prompts, responses, self.device)
+        return -(logp * adv[:, None]).sum() / n_tokens
 
     @torch.no_grad()
     def evaluate(self, model, step: int) -> dict:
-        """Greedy pass@1 on the held-out problems, overall and per family."""
-        from engine.data.judge import verify
-        from engine.model.sampler import SampleSettings
-
+        """Greedy pass@1 on the held-out (dev) problems, overall and per family; and on the
+        test problems of the practised families."""
         if not self.heldout:
             return {}
-        settings = SampleSettings(temperature=0.0, max_tokens=self.cfg.max_tokens)
-        by_family: dict[str, list[float]] = defaultdict(list)
-        for i in range(0, len(self.heldout), 64):
-            chunk = self.heldout[i: i + 64]
-            for p, r in zip(chunk, self._respond(model, chunk, settings), strict=True):
-                by_family[p.family].append(verify(p, self._text(r)))
+        by_family = self._greedy_scores(model, self.heldout)
         scores = [s for v in by_family.values() for s in v]
         out = {"heldout_pass1": round(sum(scores) / len(scores), 4)}
         for fam, v in sorted(by_family.items()):
             out[f"heldout_pass1_{fam}"] = round(sum(v) / len(v), 4)
+        if self.test:
+            scores = [s for v in self._greedy_scores(model, self.test).values() for s in v]
+            out["test_pass1"] = round(sum(scores) / len(scores), 4)
         return out
+
+    def _greedy_scores(self, model, problems: list) -> dict[str, list[float]]:
+        from engine.data.judge import verify
+        from engine.model.sampler import SampleSettings
+
+        settings = SampleSettings(temperature=0.0, max_tokens=self.cfg.max_tokens)
+        by_family: dict[str, list[float]] = defaultdict(list)
+        for i in range(0, len(problems), 64):
+            chunk = problems[i: i + 64]
+            for p, r in zip(chunk, self._respond(model, chunk, settings), strict=True):
+                by_family[p.family].append(verify(p, self._text(r)))
+        return by_family
 
     def sample(self, model, step: int) -> tuple[str, str] | None:
         from engine.model.sampler import SampleSettings
@@ -152,6 +149,30 @@ class RlTask:
                                                         max_tokens=self.cfg.max_tokens))[0]
         user = next((m["content"] for m in p.messages if m["role"] == "user"), "")
         return user, self._text(out)
+
+
+def response_logprobs(model, prompts: list[list[int]], responses: list[list[int]],
+                      device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """log p of every response token under ``model`` given what precedes it, (B, T), 0 where
+    there is no response token, and the mask of those that are; one padded forward pass (a
+    sequence longer than the context keeps its end)."""
+    from engine.model.device import autocast
+
+    block = unwrap(model).config.block_size
+    seqs = [(p + r)[-(block + 1):] for p, r in zip(prompts, responses, strict=True)]
+    T = max(len(s) for s in seqs) - 1
+    x = torch.full((len(seqs), T), PAD_ID, dtype=torch.long)
+    y = torch.full((len(seqs), T), -1, dtype=torch.long)
+    for row, (s, r) in enumerate(zip(seqs, responses, strict=True)):
+        x[row, : len(s) - 1] = torch.tensor(s[:-1])
+        n_resp = min(len(r), len(s) - 1)
+        y[row, len(s) - 1 - n_resp: len(s) - 1] = torch.tensor(s[len(s) - n_resp:])
+    x, y = x.to(device), y.to(device)
+    with autocast(device):
+        logits, _ = model(x)
+    nll = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), y.view(-1),
+                          ignore_index=-1, reduction="none").view(len(seqs), T)
+    return -nll, y != -1
 
 
 def _global_sum(value: int, dist: DistInfo, device: torch.device) -> int:

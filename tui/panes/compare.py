@@ -31,7 +31,7 @@ from textual.message import Message
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from engine.api import MODEL_FOLDERS
+from engine.api import COMPARE_FOLDERS, MODEL_FOLDERS
 from tui.client import UsesClient
 from tui.panes.compare_column import CompareColumn, column_key, split_key
 from tui.panes.compare_runner import (
@@ -166,7 +166,7 @@ class ComparePane(UsesClient, Vertical):
                     compact=True, id="compare-prompt")
         yield OptionList(Option("loading the run's world…", disabled=True), id="compare-curated")
         with Horizontal(id="compare-columns"):
-            for i, stage in enumerate(MODEL_FOLDERS):
+            for i, stage in enumerate(COMPARE_FOLDERS):
                 key = column_key(self.run_name, stage) if self.run_name else None
                 yield CompareColumn(i, choices, key, id=f"column-{i}")
 

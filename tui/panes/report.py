@@ -190,6 +190,62 @@ def rl_curve_line(report: dict) -> str | None:
     return " ".join(parts[:1]) + " " + "; ".join(parts[1:])
 
 
+def claim_figure(claim: dict) -> str:
+    """The claim's headline figure: a gold score (the raters' quality, about -2..1) signed,
+    a pass rate as a percentage."""
+    value = claim.get("value")
+    if claim.get("unit") == "gold" and isinstance(value, (int, float)):
+        return f"{value:+.2f}"
+    return fmt_score(value)
+
+
+def rlhf_curve_rows(report: dict) -> list[list[str]]:
+    """RLHF's curve as rows: step, proxy and gold on test tasks, gold on dev, KL to SFT."""
+    curve = [p for p in (report.get("rlhf") or {}).get("curve") or [] if isinstance(p, dict)]
+
+    def signed(v: Any) -> str:
+        return f"{v:+.2f}" if isinstance(v, (int, float)) else "—"
+
+    return [[fmt_num(p.get("step")), signed(p.get("rlhf_proxy_test")),
+             signed(p.get("rlhf_gold_test")), signed(p.get("rlhf_gold_dev")),
+             fmt_num(p.get("rlhf_kl"))] for p in curve]
+
+
+RLHF_HEAD = ("step", "proxy (test)", "gold (test)", "gold (dev)", "KL to SFT")
+
+
+def rlhf_table(report: dict) -> Table | None:
+    """The gold/proxy/KL curve; the row of the peak chosen on dev in bold green."""
+    rows = rlhf_curve_rows(report)
+    if not rows:
+        return None
+    peak = fmt_num((report.get("metrics") or {}).get("rlhf_peak_step"))
+    table = Table(box=None, padding=(0, 1), header_style="bold")
+    for name in RLHF_HEAD:
+        table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(*row, style="bold green" if row[0] == peak else None)
+    return table
+
+
+def rlhf_example(report: dict) -> Text | None:
+    """One test task answered by SFT, RLHF at its peak and RLHF run on: what the reward model
+    learnt to love, with each reply's gold and proxy."""
+    examples = (report.get("rlhf") or {}).get("examples") or []
+    ex = examples[0] if examples and isinstance(examples[0], dict) else None
+    if ex is None:
+        return None
+    text = Text(f"“{ex.get('prompt')}”\n", style="italic")
+    for key, label in (("sft", "SFT"), ("peak", "RLHF (peak)"), ("final", "RLHF run on")):
+        got = ex.get(key) or {}
+        gold, proxy = got.get("gold"), got.get("proxy")
+        text.append(f"{label:>12} ", style="bold")
+        text.append(f"gold {gold:+.2f} proxy {proxy:+.2f}  " if isinstance(gold, (int, float))
+                    and isinstance(proxy, (int, float)) else "", style="dim")
+        text.append(_one_line(got.get("text"), 200) + "\n")
+    return text
+
+
 def transfer_rows(report: dict) -> list[dict]:
     """The report's transfer rows (RL minus the compute-matched control per family)."""
     return [r for r in report.get("transfer") or [] if isinstance(r, dict)
@@ -487,23 +543,33 @@ class ReportPane(Vertical):
         for claim in self.reports[0][1].get("claims") or []:
             if not isinstance(claim, dict):
                 continue
-            figure = Text(("A " if others else "") + fmt_score(claim.get("value")),
-                          style="bold cyan")
+            figure = Text(("A " if others else "") + claim_figure(claim), style="bold cyan")
             for by_id in others:
                 other = by_id.get(claim.get("id"), {})
-                figure.append(f"\nB {fmt_score(other.get('value'))}", style="magenta")
+                figure.append(f"\nB {claim_figure(other)}", style="magenta")
             title = claim_title(claim, old)
             self.claim_titles.append(title)
             words = title.copy()
             words.append("\n" + claim_reading(claim))
             grid.add_row(figure, words)
-            table = transfer_table(self.reports[0][1]) if claim.get("id") == "transfer" else None
-            if table is not None:
-                grid.add_row("", table)
+            for extra in self._beside(claim.get("id")):
+                grid.add_row("", extra)
         line = rl_curve_line(self.reports[0][1])
         if line:
             grid.add_row("", Text(line, style="dim"))
         self.query_one("#report-claims", Static).update(grid)
+
+
+    def _beside(self, claim_id: Any) -> list:
+        """What a claim shows under it: the transfer table, RLHF's curve and an example."""
+        report = self.reports[0][1]
+        if claim_id == "transfer":
+            found = [transfer_table(report)]
+        elif claim_id == "rlhf_not_rl":
+            found = [rlhf_table(report), rlhf_example(report)]
+        else:
+            found = []
+        return [x for x in found if x is not None]
 
 
 def report_markdown(reports: list[tuple[str, dict]]) -> str:
@@ -530,12 +596,19 @@ def report_markdown(reports: list[tuple[str, dict]]) -> str:
             holds = claim.get("holds")
             mark = {True: "✓", False: "✗"}.get(holds, "—") if not old else "·"
             lines += [f"- {mark} **{claim_title(claim, old).plain}** "
-                      f"({fmt_score(claim.get('value'))}): {claim_reading(claim)}"]
+                      f"({claim_figure(claim)}): {claim_reading(claim)}"]
         if transfer_rows(report):
             lines += ["", "## Transfer: RL minus the compute-matched control", "",
                       "| family | RL practised | RL | control | RL − control, 95% | n |",
                       "|---|---|---|---|---|---|"]
             lines += ["| " + " | ".join(transfer_cells(r)) + " |" for r in transfer_rows(report)]
+        if rlhf_curve_rows(report):
+            lines += ["", "## RLHF: the reward model's score (proxy) against the raters' (gold)",
+                      "", "| " + " | ".join(RLHF_HEAD) + " |", "|---|---|---|---|---|"]
+            lines += ["| " + " | ".join(r) + " |" for r in rlhf_curve_rows(report)]
+        example = rlhf_example(report)
+        if example is not None:
+            lines += ["", "```", example.plain.rstrip(), "```"]
         lines.append("")
     return "\n".join(lines)
 

@@ -45,7 +45,7 @@ from tui.widgets.picker import refill
 POLL_S = 0.25  # how often the events file is looked at (a stat; reads only when it grew)
 DRAW_MIN_S = 0.5  # a training run redraws at most twice a second, however fast it logs
 PRESETS = ("tiny", "micro", "small")
-STAGE_TITLES = {"sft": "SFT", "rl": "RL"}
+STAGE_TITLES = {"sft": "SFT", "rl": "RL", "reward": "reward model", "rlhf": "RLHF"}
 # Curves per stage: (y axis: what is plotted, [(series, label, colour)]); other stages show
 # what they have. The x axis is always the stage's step.
 PLOTS = {
@@ -56,6 +56,20 @@ PLOTS = {
         ("reward", [("reward", "reward", "green"), ("pass1", "pass@1", "yellow"),
                     ("heldout_pass1", "dev pass@1", "magenta")]),
         ("tokens/reply", [("resp_len", "mean", "cyan")]),
+    ],
+    "reward": [
+        ("loss", [("loss", "train", "cyan")]),
+        ("pair accuracy", [("pair_acc_dev", "dev", "magenta"), ("pair_acc_test", "test", "yellow"),
+                           ("self_agreement_test", "two raters", "green")]),
+    ],
+    # the reward model's score (proxy) against the hidden raters' (gold): over-optimisation is
+    # the proxy rising on while gold turns down
+    "rlhf": [
+        ("score", [("proxy", "proxy (samples)", "green"), ("rlhf_proxy_test", "proxy (test)",
+                                                            "yellow"),
+                   ("rlhf_gold_dev", "gold (dev)", "cyan"), ("rlhf_gold_test", "gold (test)",
+                                                              "magenta")]),
+        ("KL to SFT", [("kl", "samples", "red"), ("rlhf_kl", "dev", "blue")]),
     ],
 }
 COLORS = ("cyan", "magenta", "green", "yellow", "blue", "red")
