@@ -28,7 +28,10 @@ def estimate_run_s(preset_name: str, root: Path | None = None) -> tuple[float, s
                 continue
             total = sum(steps[s] * float(metas[s]["elapsed_s"]) / max(int(metas[s]["step"]), 1)
                         for s in steps)
-            total += float(metas.get("control", {}).get("elapsed_s", 0))
+            # stages whose length follows from the others (the control's from RL's compute) or
+            # that a preset may lack: as long as they took there
+            total += sum(float(metas.get(s, {}).get("elapsed_s", 0))
+                         for s in ("control", "reward", "rlhf"))
         except (OSError, ValueError, TypeError, KeyError):
             continue  # a run whose files do not read as a finished run teaches us nothing
         return total, f"an estimate from run {run.name}'s seconds per step here"
@@ -37,6 +40,8 @@ def estimate_run_s(preset_name: str, root: Path | None = None) -> tuple[float, s
     tokens = (p.pretrain.steps * p.pretrain.batch_size * p.pretrain.seq_len
               + p.sft.steps * p.sft.batch_size * p.sft.seq_len // 2
               + 2 * p.rl.steps * p.rl.batch_size * p.rl.group * p.rl.max_tokens)  # 2: control
+    if p.rlhf is not None:  # sampling, the reward model, SFT's log-probs: about twice RL's
+        tokens += 2 * p.rlhf.steps * p.rlhf.batch_size * p.rlhf.group * p.rlhf.max_tokens
     return (6 * params * tokens / ASSUMED_FLOPS,
             f"a rough estimate: 6 × {params / 1e6:.1f}M parameters × tokens at "
             f"~{ASSUMED_FLOPS / 1e9:.0f} GFLOP/s (a laptop CPU)")

@@ -236,7 +236,10 @@ def _run_stages(run_dir: Path, p: Preset, wanted: list[str], resume: bool, dev: 
                 seed: int, info: D.DistInfo, events: _Events, user: UserData) -> dict:
     from engine.data.world import build_world
 
-    world = build_world(seed)
+    # the world the run was made with (its seed is the run's, unless run.json says otherwise:
+    # bench/rlhf_seeds.py reruns later stages of one world under other seeds)
+    recorded = RunFolder(run_dir).read_info() if RunFolder(run_dir).run_json.is_file() else {}
+    world = build_world(int((recorded.get("data") or {}).get("world_seed", seed)))
     results: dict = {}
     tok = None
     for stage in wanted:

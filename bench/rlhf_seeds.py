@@ -1,0 +1,82 @@
+"""RLHF's over-optimisation on more seeds of one world.
+
+The reward model and RLHF are retrained from a finished run's SFT model under other seeds (other
+SFT samples and rater draws for the pairs, other RLHF samples), each into a temporary copy of the
+run, and measured as the report card measures them (the split's open tasks, greedy replies):
+
+    python bench/rlhf_seeds.py --run checkpoints/tiny --seeds 1 2
+
+Prints a line per seed and, last, one JSON object: per seed the RLHF figures and whether gold
+fell by the report's margin while the proxy rose; and how many seeds did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+KEYS = ("rm_pair_acc", "oracle_self_agreement", "rlhf_gold_sft", "rlhf_gold_peak",
+        "rlhf_gold_final", "rlhf_proxy_peak", "rlhf_proxy_final", "rlhf_kl_peak",
+        "rlhf_kl_final", "rlhf_peak_step")
+
+
+def one_seed(run: Path, seed: int, work: Path, split: str) -> dict:
+    from engine.data.rlhf_report import FALL, rlhf_section
+    from engine.data.world import build_world
+    from engine.model.checkpoint import read_meta
+    from engine.run import RunFolder
+    from engine.train.pipeline import train
+
+    copy = work / f"seed{seed}"
+    copy.mkdir()
+    for name in ("tokenizer.json", "base", "sft"):
+        (shutil.copytree if (run / name).is_dir() else shutil.copy)(run / name, copy / name)
+    info = RunFolder(run).read_info()
+    world_seed = int((info.get("data") or {}).get("world_seed", info["seed"]))
+    info["data"] = {**(info.get("data") or {}), "world_seed": world_seed}
+    RunFolder(copy).write_info({**info, "seed": seed})
+    t0 = time.perf_counter()
+    train(copy, stages="reward,rlhf", device="cpu")
+    seconds = round(time.perf_counter() - t0, 1)
+    max_tokens = int(info["preset_config"]["rlhf"]["max_tokens"])
+    section = rlhf_section(copy, build_world(world_seed), "cpu", split, max_tokens,
+                           lambda folder: read_meta(copy / folder))
+    m = {k: section["metrics"].get(k) for k in KEYS}
+    fell = (m["rlhf_gold_final"] <= m["rlhf_gold_peak"] - FALL
+            and m["rlhf_proxy_final"] > m["rlhf_proxy_peak"])
+    return {**m, "over_optimised": fell, "peak_above_sft": m["rlhf_gold_peak"] >
+            m["rlhf_gold_sft"], "seconds": seconds,
+            "curve": [{k: p.get(k) for k in ("step", "rlhf_proxy_test", "rlhf_gold_test",
+                                              "rlhf_gold_dev", "rlhf_kl")}
+                      for p in section["curve"]]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", default=str(ROOT / "checkpoints" / "tiny"))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--split", default="test", choices=("dev", "test"))
+    args = ap.parse_args()
+    run = Path(args.run)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            results[seed] = one_seed(run, seed, Path(tmp), args.split)
+            print(f"seed {seed}: " + json.dumps({k: v for k, v in results[seed].items()
+                                                 if k != "curve"}), flush=True)
+    print(json.dumps({"run": str(run), "split": args.split, "seeds": results,
+                      "over_optimised": sum(r["over_optimised"] for r in results.values()),
+                      "peak_above_sft": sum(r["peak_above_sft"] for r in results.values()),
+                      "of": len(results)}))
+
+
+if __name__ == "__main__":
+    main()
