@@ -103,15 +103,14 @@ def plan_from_run(run_dir: Path, source: str | Path | None, preset: str | None,
         raise FromRunError(f"a run started with --from takes its tokenizer and pretraining from "
                            f"its source; choose stages from {','.join(AFTER_BASE)}")
     stages = stages or list(AFTER_BASE)
-    src = source_run(source, run_dir) if source is not None else None
+    src, meta = source_run(source, run_dir) if source is not None else (None, {})
     if recorded:
         return _recorded_plan(run_dir, recorded, src, stages)
-    meta = read_checkpoint_meta(RunFolder(src).model_dir(PRETRAIN.name))
-    tok = chat_tokenizer(Tokenizer.load(RunFolder(src).tokenizer),
-                         int(meta["config"]["vocab_size"]), Path(run_dir).name)
+    old = int(meta["config"]["vocab_size"])
+    tok = chat_tokenizer(Tokenizer.load(RunFolder(src).tokenizer), old, Path(run_dir).name)
     record = {"run": str(src.resolve()), "base_sha256": meta["files"][MODEL_FILE]["sha256"],
               "added_tokens": {s: tok.specials[s] for s in SPECIAL_TOKENS
-                               if tok.specials[s] >= meta["config"]["vocab_size"]}}
+                               if tok.specials[s] >= old}}
     base = get_preset(preset or "tiny")
     return FromRun(src, stages, record, derived_preset(base, meta["config"], tok.n_vocab, src))
 
@@ -133,8 +132,9 @@ def _recorded_plan(run_dir: Path, recorded: dict, source: Path | None,
     return FromRun(Path(began["run"]), stages, began, None)
 
 
-def source_run(source: str | Path, run_dir: Path) -> Path:
-    """SOURCE's folder, refused (FromRunError) unless it is a run with a finished base model."""
+def source_run(source: str | Path, run_dir: Path) -> tuple[Path, dict]:
+    """SOURCE's folder and its base/meta.json, refused (FromRunError) unless it is a run with
+    a finished base model whose weights meta.json vouches for (their sha256)."""
     src = resolve_run(source)
     folder = RunFolder(src)
     if not src.is_dir():
@@ -149,7 +149,10 @@ def source_run(source: str | Path, run_dir: Path) -> Path:
     if meta.get("train_stage") == PRETRAIN.name and not meta.get("done"):
         raise FromRunError(f"--from {source}: its pretraining is unfinished (step "
                            f"{meta.get('step')}); finish it with --resume first")
-    return src
+    if MODEL_FILE not in meta.get("files", {}):
+        raise FromRunError(f"--from {source}: {PRETRAIN.folder}/meta.json records no sha256 "
+                           f"of {MODEL_FILE}")
+    return src, meta
 
 
 def chat_tokenizer(tok: Tokenizer, model_vocab: int, run_name: str) -> Tokenizer:
