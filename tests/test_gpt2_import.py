@@ -20,45 +20,10 @@ from engine.model.gpt2 import (
 transformers = pytest.importorskip("transformers")
 
 
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's byte -> printable character table (from openai/gpt-2 encoder.py)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
-        range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs], strict=True))
-
-
-MERGES = [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("i", "n"), ("Ġ", "a")]
-
-
-def write_hf_folder(folder, seed=0):
-    """A tiny random GPT-2 in exactly the format the Hub serves (save_pretrained, safetensors)."""
-    b2u = bytes_to_unicode()
-    vocab = {b2u[b]: i for i, b in enumerate(sorted(b2u))}
-    for a, b in MERGES:
-        vocab[a + b] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    torch.manual_seed(seed)
-    cfg = transformers.GPT2Config(vocab_size=len(vocab), n_positions=64, n_embd=32, n_layer=2,
-                                  n_head=4, bos_token_id=len(vocab) - 1,
-                                  eos_token_id=len(vocab) - 1)
-    hf = transformers.GPT2LMHeadModel(cfg).eval()
-    hf.save_pretrained(folder, safe_serialization=True)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in MERGES))
-    return hf
-
-
 @pytest.fixture(scope="module")
-def hf_folder(tmp_path_factory):
+def hf_folder(tmp_path_factory, write_hf_gpt2):
     folder = tmp_path_factory.mktemp("hf-gpt2")
-    return folder, write_hf_folder(folder)
+    return folder, write_hf_gpt2(folder)
 
 
 def test_logits_match_transformers(hf_folder):

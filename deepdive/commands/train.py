@@ -51,6 +51,11 @@ def train(
     on_bad: Annotated[OnBad, typer.Option(
         "--on-bad", help="a bad row in those files: skip it, or refuse (exit 2 naming "
         "path:line)")] = "skip",
+    from_run: Annotated[str | None, typer.Option(
+        "--from", callback=path_like, help="fine-tune another run's base model (one made by "
+        "`deepdive import gpt2`, or any run): its weights and tokenizer, with the chat tokens "
+        "added; stages after pretraining only (default sft,rl,control,eval), a new --run "
+        "(default: SOURCE-chat)")] = None,
     quiet: bool = typer.Option(False, "--quiet", help="no live display; one line per stage"),
 ) -> None:
     """Train a model through pretraining, SFT and RL on the embedded world; write a run folder."""
@@ -77,6 +82,8 @@ def train(
             get_preset(preset)
     except (PipelineError, ValueError) as e:
         _fail(str(e))
+    if run is None and from_run is not None:  # never the source itself, nor the demo run
+        run = f"{resolve_run(from_run).resolve().name}-chat"
     run_dir = resolve_run(run or preset or "tiny")
     main = env_dist_info().is_main
     display = TrainDisplay(run_dir.name, live=not quiet, enabled=main)
@@ -86,7 +93,8 @@ def train(
             results = run_pipeline(run_dir, preset=preset, stages=stages, resume=resume,
                                    device=device, seed=seed, on_event=display.on_event,
                                    rl_families=rl_families, pretrain_data=pretrain_data,
-                                   sft_data=sft_data, rl_data=rl_data, on_bad=on_bad)
+                                   sft_data=sft_data, rl_data=rl_data, on_bad=on_bad,
+                                   from_run=from_run)
     except TrainingStopped as e:
         display.console.print(f"[yellow]stopped:[/] {e}")
         raise typer.Exit(130) from None

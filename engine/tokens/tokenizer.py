@@ -187,6 +187,24 @@ def train_bpe(
     return Tokenizer(enc, name=name)
 
 
+def with_special_tokens(tok: Tokenizer, names: Sequence[str], first_id: int,
+                        name: str | None = None) -> Tokenizer:
+    """``tok`` plus those of ``names`` it lacks as special tokens, numbered from ``first_id``.
+
+    ``first_id`` must be past every id tok has (and every row its model has): ordinary ids keep
+    their meaning and their model rows. Like every special token, the new ones only come from
+    code that asks for them by name; ``encode`` still reads their spellings as ordinary text.
+    """
+    missing = [n for n in names if n not in tok.specials]
+    if first_id < tok.n_vocab:
+        raise ValueError(f"new special tokens must start at id {tok.n_vocab} or later, "
+                         f"not {first_id}")
+    specials = {**tok.specials, **{n: first_id + i for i, n in enumerate(missing)}}
+    enc = tiktoken.Encoding(name=name or tok.enc.name, pat_str=tok.enc._pat_str,
+                            mergeable_ranks=tok.enc._mergeable_ranks, special_tokens=specials)
+    return Tokenizer(enc, name=name or tok.name)
+
+
 # -- lookup by name -------------------------------------------------------------------------
 _CACHE: dict[object, Tokenizer] = {}
 _CACHE_LOCK = threading.Lock()

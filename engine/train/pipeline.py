@@ -44,6 +44,7 @@ from engine.run import (
     stage_named,
 )
 from engine.train import distributed as D
+from engine.train.from_run import plan_from_run
 from engine.train.loop import (
     StageContext,
     TrainingError,
@@ -98,15 +99,20 @@ def train(run_dir: str | Path, preset: str | None = None, stages: str | list[str
           on_event: Callable[[dict], None] | None = None,
           preset_obj: Preset | None = None, rl_families: str | None = None,
           pretrain_data: str | Path | None = None, sft_data: str | Path | None = None,
-          rl_data: str | Path | None = None, on_bad: str = "skip") -> dict:
+          rl_data: str | Path | None = None, on_bad: str = "skip",
+          from_run: str | Path | None = None) -> dict:
     """Run the requested stages into ``run_dir``; returns {stage: summary}. ``preset`` None:
     the one an existing run was made with, else "tiny". ``rl_families`` ("arith,decimal_cmp"):
     what RL practises on, a new run only; so are ``*_data`` (a user's files each stage adds to
     the world's rows) and ``on_bad`` (skip or refuse their bad rows). Raises PipelineError (bad
     request), DataFileError (a data file missing or refused), RunLockedError, TrainingError
-    (NaN...), TrainingStopped (Ctrl-C)."""
+    (NaN...), TrainingStopped (Ctrl-C). ``from_run``: start from that run's base model
+    (engine/train/from_run.py; FromRunError when it cannot)."""
     run_dir = Path(run_dir)
     wanted = parse_stages(stages)
+    start = plan_from_run(run_dir, from_run, preset, wanted if stages is not None else None)
+    if start is not None:
+        wanted, preset_obj = start.stages, preset_obj or start.preset
     if preset_obj is None and preset is not None:
         get_preset(preset)  # an unknown name fails here, before anything is written
     families = parse_rl_families(rl_families)
@@ -119,7 +125,10 @@ def train(run_dir: str | Path, preset: str | None = None, stages: str | list[str
         if lock:
             lock.acquire()
         p, seed, user = _settle_run(run_dir, preset, preset_obj, seed, resume,
-                                    stages is not None, info, families, user)
+                                    stages is not None, info, families, user,
+                                    start.record if start else None)
+        if start is not None:
+            start.prepare(run_dir, info)
         events = _Events(run_dir, info.is_main, on_event)
         events.emit("run_start", pid=os.getpid(), preset=p.name, stages=wanted, seed=seed,
                     resumed=resume, world_size=info.world_size, device=str(dev))
@@ -157,9 +166,11 @@ def parse_rl_families(spec: str | None) -> tuple[str, ...] | None:
 def _settle_run(run_dir: Path, preset: str | None, preset_obj: Preset | None, seed: int,
                 resume: bool, explicit_stages: bool, info: D.DistInfo,
                 families: tuple[str, ...] | None = None,
-                user: UserData | None = None) -> tuple[Preset, int, UserData]:
-    """Write run.json for a new run; for an existing one check the request fits what it was
-    (and read its data files again, from the paths it recorded)."""
+                user: UserData | None = None,
+                started_from: dict | None = None) -> tuple[Preset, int, UserData]:
+    """Write run.json for a new run (with ``from``: the run it started from, if any); for an
+    existing one check the request fits what it was (and read its data files again, from the
+    paths it recorded)."""
     user = user or UserData()
     run = RunFolder(run_dir)
     if run.run_json.is_file():
@@ -193,6 +204,7 @@ def _settle_run(run_dir: Path, preset: str | None, preset_obj: Preset | None, se
                      "labeler_error_rate": p.labeler_error_rate, **user.record},
             "versions": _versions(), "world_size": info.world_size,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **({"from": started_from} if started_from else {}),
         }
         run.write_info(record)
     return p, seed, user
