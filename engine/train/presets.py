@@ -74,6 +74,11 @@ class RLHFConfig(RLConfig):
 
     kl_coef: float = 0.02
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.group < 2:  # advantages are relative to a reply's siblings
+            raise ValueError(f"RLHF needs a group of at least 2 replies a prompt, not {self.group}")
+
 
 @dataclass
 class Preset:
