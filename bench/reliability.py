@@ -171,10 +171,18 @@ def loads_cleanly(run: Path) -> list[str]:
     for name in STAGE_FOLDERS:
         if (run / name).exists() or any(run.glob(f".{name}.old-*")):
             try:
-                load_checkpoint(run / name)
+                load_checkpoint(run / name, build=_builder(name))
             except Exception as e:  # noqa: BLE001
                 bad.append(f"{name}/: {e}")
     return bad
+
+
+def _builder(folder: str):
+    """What a stage folder's weights load into: the reward model's wrap a GPT."""
+    from engine.model.gpt import GPT
+    from engine.model.reward import RewardModel
+
+    return RewardModel.build if folder == "reward" else GPT
 
 
 def same_weights(a: Path, b: Path) -> dict[str, bool]:
@@ -186,8 +194,8 @@ def same_weights(a: Path, b: Path) -> dict[str, bool]:
 
     out = {}
     for name in STAGE_FOLDERS:
-        ma, _ = load_checkpoint(a / name)
-        mb, _ = load_checkpoint(b / name)
+        ma, _ = load_checkpoint(a / name, build=_builder(name))
+        mb, _ = load_checkpoint(b / name, build=_builder(name))
         sa, sb = ma.state_dict(), mb.state_dict()
         out[name] = sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
     return out

@@ -5,7 +5,7 @@ The panes and the CLI import from here, never from engine's rooms (import-linter
 
 - Runs and the run-folder contract: ``list_runs``, ``resolve_run``, ``checkpoints_root``,
   ``read_json`` (``RunFileError``), ``is_run_active``, ``RunInfo``, ``RunFolder``,
-  ``MODEL_FOLDERS``, ``COMPARE_FOLDERS``,
+  ``MODEL_FOLDERS``, ``RLHF_FOLDERS``,
   ``REPORT_COLUMNS``, ``REPORT_STAGES``, ``REPORT_FILE``, ``RUN_FILE``, ``MODEL_FILE``,
   ``LOCK_FILE``, ``TRAIN_LOG_FILE`` (engine/run.py).
 - Following a run: ``RunState``, ``StageState``, ``RunWatch`` and the display strings
@@ -46,7 +46,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from engine.run import COMPARE_FOLDERS as COMPARE_FOLDERS
 from engine.run import EVENTS_FILE as EVENTS_FILE
 from engine.run import LOCK_FILE as LOCK_FILE
 from engine.run import META_FILE as META_FILE
@@ -55,6 +54,7 @@ from engine.run import MODEL_FOLDERS as MODEL_FOLDERS
 from engine.run import REPORT_COLUMNS as REPORT_COLUMNS
 from engine.run import REPORT_FILE as REPORT_FILE
 from engine.run import REPORT_STAGES as REPORT_STAGES
+from engine.run import RLHF_FOLDERS as RLHF_FOLDERS
 from engine.run import RUN_FILE as RUN_FILE
 from engine.run import TOKENIZER_FILE as TOKENIZER_FILE
 from engine.run import TRAIN_LOG_FILE as TRAIN_LOG_FILE

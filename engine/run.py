@@ -77,9 +77,10 @@ STAGE_NAMES = tuple(s.name for s in PIPELINE)
 _BY_NAME = {s.name: s for s in PIPELINE}
 # every folder a stage writes: base, sft, rl, sft_control, reward, rlhf_over, rlhf
 STAGE_FOLDERS = tuple(s.folder for s in PIPELINE if s.folder) + (RLHF_PEAK,)
-# the chat models the app shows, in order; Compare opens on the first three side by side
-MODEL_FOLDERS = (PRETRAIN.folder, SFT.folder, RL.folder, RLHF_PEAK, RLHF.folder)
-COMPARE_FOLDERS = MODEL_FOLDERS[:3]
+# the chat models every full run has and the app shows (Compare's three columns, the demo)
+MODEL_FOLDERS = (PRETRAIN.folder, SFT.folder, RL.folder)
+# RLHF's two chat models, which Compare also offers where a run has them
+RLHF_FOLDERS = (RLHF_PEAK, RLHF.folder)
 # The report card's stage columns and the folder each one's model is read from.
 REPORT_STAGES = {"base": PRETRAIN.folder, "sft": SFT.folder, "rl": RL.folder,
                  "control": CONTROL.folder}
@@ -148,7 +149,8 @@ class RunFolder:
         return (self.model_dir(stage_or_folder) / MODEL_FILE).is_file()
 
     def models(self) -> list[str]:
-        """The model folders the app shows (base, sft, rl) that hold weights, in order."""
+        """The model folders the app shows (base, sft, rl) that hold weights, in order (RLHF's,
+        in RLHF_FOLDERS, Compare offers apart)."""
         return [f for f in MODEL_FOLDERS if self.has_model(f)]
 
     def read_info(self) -> dict:

@@ -17,6 +17,7 @@ from tui.panes import report as report_mod
 from tui.panes.report import (
     HOLDS_STYLE,
     ReportPane,
+    claim_figure,
     claim_reading,
     fmt_score,
     pass_rows,
@@ -116,7 +117,7 @@ async def test_table_equals_report_and_cells_show_examples(report_run, size):
         claims = plain(app, "#report-claims")
         for claim in report["claims"]:
             assert claim["title"] in claims
-            assert fmt_score(claim["value"]) in claims
+            assert claim_figure(claim) in claims
 
 
 async def test_claim_reading_uses_report_or_its_numbers():

@@ -31,7 +31,7 @@ from textual.message import Message
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from engine.api import COMPARE_FOLDERS, MODEL_FOLDERS
+from engine.api import MODEL_FOLDERS, RLHF_FOLDERS
 from tui.client import UsesClient
 from tui.panes.compare_column import CompareColumn, column_key, split_key
 from tui.panes.compare_runner import (
@@ -87,10 +87,12 @@ def default_run(preferred: str | None) -> tuple[str | None, list[str]]:
 
     runs = list_runs()
     choices = [column_key(r.name, s) for r, s in model_choices(runs)]
+    choices += [column_key(r.name, s) for r in runs for s in RLHF_FOLDERS  # where trained
+                if RunFolder(r.path).has_model(s)]
     if preferred:
         path = resolve_run(preferred)
         if path.parent != checkpoints_root():  # a run given by path: offer its stages too
-            choices += [column_key(preferred, s) for s in MODEL_FOLDERS
+            choices += [column_key(preferred, s) for s in MODEL_FOLDERS + RLHF_FOLDERS
                         if RunFolder(path).has_model(s)]
         return preferred, choices
     run = open_model_run(runs, None)
@@ -166,7 +168,7 @@ class ComparePane(UsesClient, Vertical):
                     compact=True, id="compare-prompt")
         yield OptionList(Option("loading the run's world…", disabled=True), id="compare-curated")
         with Horizontal(id="compare-columns"):
-            for i, stage in enumerate(COMPARE_FOLDERS):
+            for i, stage in enumerate(MODEL_FOLDERS):
                 key = column_key(self.run_name, stage) if self.run_name else None
                 yield CompareColumn(i, choices, key, id=f"column-{i}")
 
