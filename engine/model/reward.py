@@ -1,9 +1,14 @@
 """A reward model: the GPT backbone with a scalar head, trained on preference pairs.
 
 As in InstructGPT (Ouyang et al. 2022), it reads a whole exchange (prompt and reply, token ids
-in the chat format) and scores the final hidden state of its last token; training pushes the
-preferred reply's score above the other's with the Bradley–Terry loss
-``-log sigmoid(r(chosen) - r(rejected))``. It starts from a language model (the SFT model in
+in the chat format) and training pushes the preferred reply's score above the other's with the
+Bradley–Terry loss ``-log sigmoid(r(chosen) - r(rejected))``. Unlike InstructGPT, whose score
+is the head on the last token's hidden state, the score here is the *sum* of the head over every
+token: what raters reward is a sum of things said (each true fact, each false one, each warm
+word, each word past the length band), and a tiny backbone's last state summarises a reply too
+poorly to learn that from a thousand noisy pairs (docs/measurements.md has the dev figures).
+A summed score also favours saying more, as real reward models do (Singhal et al. 2023): one
+of the things a policy can learn to game. It starts from a language model (the SFT model in
 deepdive), so it begins knowing what the words mean; the head starts at zero, so every reply
 scores 0 and the first loss is exactly log 2.
 
@@ -48,11 +53,13 @@ class RewardModel(nn.Module):
         return cls(GPT(config))
 
     def forward(self, idx: Tensor, lengths: Tensor) -> Tensor:
-        """idx (B, T) right-padded, lengths (B,) -> one score per row. Causal attention: the
-        last real token never sees the padding after it."""
-        hidden = self.backbone.trunk(idx)
-        last = hidden[torch.arange(idx.shape[0], device=idx.device), lengths - 1]
-        return self.head(last.float()).squeeze(-1)
+        """idx (B, T) right-padded, lengths (B,) -> one score per row: the sum of a score per
+        real token. Causal attention: no real token sees the padding after it, and the prompt's
+        tokens never see the reply, so two replies to one prompt differ only by their replies'
+        tokens (the prompt's share cancels in every comparison the loss and RLHF make)."""
+        per_token = self.head(self.backbone.trunk(idx).float()).squeeze(-1)
+        real = torch.arange(idx.shape[1], device=idx.device)[None, :] < lengths[:, None]
+        return (per_token * real).sum(dim=1)
 
 
 def pad_batch(seqs: list[list[int]], block_size: int,
