@@ -168,7 +168,8 @@ def _tiny() -> Preset:
         notes={"tuned_on": "dev (the knowledge recipe and SFT, 2026-12-02); the labeler error "
                            "rate, SFT steps and RL settings were kept from before the split "
                            "existed, when they were chosen on a held-out bucket that overlaps "
-                           "today's test keys"},
+                           "today's test keys; the reward model's pairs and RLHF's learning "
+                           "rate and KL coefficient on dev (2026-12-05)"},
     )
 
 
@@ -179,11 +180,11 @@ def _tiny_rlhf() -> dict:
         open_sft_rows=400,
         reward=RewardConfig(steps=150, batch_size=32, seq_len=256, lr=1e-4, warmup=10,
                             weight_decay=0.0, log_every=10, eval_every=50, sample_every=50,
-                            ckpt_every=50, samples_per_prompt=8, pairs_per_prompt=12,
-                            eval_samples_per_prompt=4, max_tokens=96),
-        rlhf=RLHFConfig(steps=40, batch_size=8, seq_len=256, lr=1e-4, decay="linear",
+                            ckpt_every=50, samples_per_prompt=8, pairs_per_prompt=28,
+                            eval_samples_per_prompt=6, max_tokens=96),
+        rlhf=RLHFConfig(steps=40, batch_size=8, seq_len=256, lr=3e-4, decay="linear",
                         min_lr_frac=1.0, weight_decay=0.0, group=4, max_tokens=96,
-                        kl_coef=0.02, log_every=1, eval_every=5, sample_every=10,
+                        kl_coef=0.005, log_every=1, eval_every=2, sample_every=10,
                         ckpt_every=10),
     )
 
