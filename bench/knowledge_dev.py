@@ -19,7 +19,7 @@ def main() -> None:
     from engine.data.tasks import fact_problem
     from engine.model.checkpoint import load_run_model
     from engine.model.sampler import SampleSettings, generate_batch
-    from engine.run import RunFolder, resolve_run
+    from engine.run import RunFolder, resolve_run, world_seed
     from engine.tokens.chat import Transcript, render_document
 
     ap = argparse.ArgumentParser()
@@ -28,8 +28,7 @@ def main() -> None:
     args = ap.parse_args()
     run = resolve_run(args.run)
     info = RunFolder(run).read_info()
-    seed = int((info.get("data") or {}).get("world_seed", info.get("seed", 0)))
-    world = W.build_world(seed)
+    world = W.build_world(world_seed(info))
     model, tok, _ = load_run_model(run, args.stage)
     out = {"run": run.name, "stage": args.stage}
     for split in ("train", "dev"):

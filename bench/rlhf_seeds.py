@@ -36,7 +36,7 @@ def one_seed(run: Path, seed: int, work: Path, split: str, preset_config: dict) 
     from engine.data.rlhf_report import FALL, rlhf_section
     from engine.data.world import build_world
     from engine.model.checkpoint import read_meta
-    from engine.run import RunFolder
+    from engine.run import RunFolder, world_seed
     from engine.train.pipeline import train
 
     copy = work / f"seed{seed}"
@@ -44,14 +44,14 @@ def one_seed(run: Path, seed: int, work: Path, split: str, preset_config: dict) 
     for name in ("tokenizer.json", "base", "sft"):
         (shutil.copytree if (run / name).is_dir() else shutil.copy)(run / name, copy / name)
     info = RunFolder(run).read_info()
-    world_seed = int((info.get("data") or {}).get("world_seed", info["seed"]))
-    info["data"] = {**(info.get("data") or {}), "world_seed": world_seed}
+    world = world_seed(info)
+    info["data"] = {**(info.get("data") or {}), "world_seed": world}
     RunFolder(copy).write_info({**info, "seed": seed, "preset_config": preset_config})
     t0 = time.perf_counter()
     train(copy, stages="reward,rlhf", device="cpu")
     seconds = round(time.perf_counter() - t0, 1)
     max_tokens = int(preset_config["rlhf"]["max_tokens"])
-    section = rlhf_section(copy, build_world(world_seed), "cpu", split, max_tokens,
+    section = rlhf_section(copy, build_world(world), "cpu", split, max_tokens,
                            lambda folder: read_meta(copy / folder))
     m = {k: section["metrics"].get(k) for k in KEYS}
     fell = (m["rlhf_gold_final"] <= m["rlhf_gold_peak"] - FALL

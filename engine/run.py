@@ -176,6 +176,13 @@ class RunFolder:
 
 # -- finding runs -------------------------------------------------------------------------------
 
+def world_seed(info: dict, default: int = 0) -> int:
+    """The seed of the world a run was made with, from its run.json ``info``: ``data.world_seed``
+    where recorded (later stages may be rerun under other seeds on one world), else the run's
+    seed, else ``default``."""
+    return int((info.get("data") or {}).get("world_seed", info.get("seed", default)))
+
+
 def checkpoints_root() -> Path:
     """``$DEEPDIVE_CHECKPOINTS`` if set, else ``./checkpoints`` when it exists, else the repo's."""
     env = os.environ.get("DEEPDIVE_CHECKPOINTS")

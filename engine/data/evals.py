@@ -28,7 +28,7 @@ from engine.data import world as W
 from engine.data.judge import answer_way, is_refusal, judge, recognise, works_first
 from engine.data.rlhf_report import rlhf_section
 from engine.data.stats import paired_difference
-from engine.run import META_FILE, REPORT_STAGES, RunFolder, read_json, resolve_run
+from engine.run import META_FILE, REPORT_STAGES, RunFolder, read_json, resolve_run, world_seed
 
 CHAT_FAMILIES = ("arith", "count_letters", "decimal_cmp", "fact_known", "fact_heldout",
                  "unknown", "identity", "paraphrase", "template")
@@ -216,8 +216,7 @@ def evaluate_run(run_dir, device: str = "cpu", n_per_family: int = 100,
     t0 = time.perf_counter()
     info = run.read_info()
     preset = info.get("preset_config") or {}
-    world_seed = int((info.get("data") or {}).get("world_seed", info.get("seed", 0)))
-    world = W.build_world(world_seed)
+    world = W.build_world(world_seed(info))
     stages = [s for s, folder in REPORT_STAGES.items() if run.has_model(folder)]
     problems = {fam: T.eval_problems(world, fam, n_per_family, seed, split)
                 for fam in CHAT_FAMILIES}

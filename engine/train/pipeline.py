@@ -42,6 +42,7 @@ from engine.run import (
     RunFolder,
     RunLock,
     stage_named,
+    world_seed,
 )
 from engine.train import distributed as D
 from engine.train.from_run import plan_from_run
@@ -250,8 +251,7 @@ def _run_stages(run_dir: Path, p: Preset, wanted: list[str], resume: bool, dev: 
 
     # the world the run was made with (its seed is the run's, unless run.json says otherwise:
     # bench/rlhf_seeds.py reruns later stages of one world under other seeds)
-    recorded = RunFolder(run_dir).read_info() if RunFolder(run_dir).run_json.is_file() else {}
-    world = build_world(int((recorded.get("data") or {}).get("world_seed", seed)))
+    world = build_world(world_seed(RunFolder(run_dir).read_info(), seed))
     results: dict = {}
     tok = None
     for stage in wanted:
