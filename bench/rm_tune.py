@@ -77,16 +77,15 @@ def main() -> None:
 
     from engine.data.world import build_world
     from engine.model.checkpoint import load_checkpoint
-    from engine.run import RunFolder
+    from engine.run import RunFolder, world_seed
     from engine.tokens.tokenizer import Tokenizer
     from engine.train.presets import get_preset, preset_from_dict
     from engine.train.rlhf import RewardTask
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     run = RunFolder(Path(args.run))
     info = run.read_info()
     preset = get_preset(args.preset) if args.preset else preset_from_dict(info["preset_config"])
-    world = build_world(int((info.get("data") or {}).get("world_seed", info["seed"])))
+    world = build_world(world_seed(info))
     tok = Tokenizer.load(Path(args.run) / "tokenizer.json")
     device = torch.device("cpu")
     sft_path = run.model_dir("sft")
@@ -97,16 +96,14 @@ def main() -> None:
                                        args.eval_samples or preset.reward.eval_samples_per_prompt))
     t0 = time.perf_counter()
     task = RewardTask(tok, world, sft, base_cfg, int(info["seed"]), device)
-    every = task.pairs
-    n_tasks = len({tuple(c[:c.index(tok.special_id("<|assistant_start|>")) + 1])
-                   for c, _ in every}) if every else 0
-    print(f"sampled and labelled in {time.perf_counter() - t0:.0f} s: {len(every)} pairs over "
-          f"{n_tasks} train tasks; dev: {len(task.held['dev']['pairs'])} pairs, two raters "
-          f"agree on {task.held['dev']['agreement']:.3f}", flush=True)
+    by_task = _by_task(task.pairs, tok)
+    print(f"sampled and labelled in {time.perf_counter() - t0:.0f} s: {len(task.pairs)} pairs "
+          f"over {len(by_task)} train tasks; dev: {len(task.held['dev']['pairs'])} pairs, two "
+          f"raters agree on {task.held['dev']['agreement']:.3f}", flush=True)
     results = []
     for lr, steps, per_task, wd in itertools.product(args.lr, args.steps, args.pairs,
                                                      args.weight_decay):
-        pairs = _per_task(every, per_task, tok, int(info["seed"]))
+        pairs = _per_task(by_task, per_task, int(info["seed"]))
         cfg = dataclasses.replace(base_cfg, lr=lr, steps=steps, weight_decay=wd,
                                   pairs_per_prompt=per_task,
                                   eval_every=max(1, steps // 3))
@@ -120,13 +117,18 @@ def main() -> None:
                       "variants": results}))
 
 
-def _per_task(pairs: list, n: int, tok, seed: int) -> list:
-    """At most ``n`` of each train task's labelled pairs (seeded choice)."""
+def _by_task(pairs: list, tok) -> dict[tuple, list]:
+    """The labelled pairs grouped by their task (the prompt's ids, up to the reply's start)."""
     start = tok.special_id("<|assistant_start|>")
     by_task: dict[tuple, list] = {}
     for pair in pairs:
         chosen = pair[0]
         by_task.setdefault(tuple(chosen[:chosen.index(start) + 1]), []).append(pair)
+    return by_task
+
+
+def _per_task(by_task: dict[tuple, list], n: int, seed: int) -> list:
+    """At most ``n`` of each train task's labelled pairs (seeded choice)."""
     rng = random.Random(f"rm-tune:{seed}")
     out = []
     for group in by_task.values():
