@@ -98,7 +98,13 @@ def fetch(
     list_: Annotated[bool, typer.Option("--list", help="List the datasets and exit.")] = False,
 ) -> None:
     """Download a well-known public dataset (only when asked; resumable; size/hash checked)."""
-    from engine.api import DATASETS, DownloadError, UnknownDatasetError, fetch_dataset
+    from engine.api import (
+        DATASETS,
+        DataFileError,
+        DownloadError,
+        UnknownDatasetError,
+        fetch_dataset,
+    )
 
     if list_ or name is None:
         for d in DATASETS.values():
@@ -109,8 +115,9 @@ def fetch(
     from deepdive.commands.model import ProgressLine
 
     try:
-        folder = fetch_dataset(name, dest, progress=ProgressLine())
-    except UnknownDatasetError as e:
+        folder = fetch_dataset(name, dest, progress=ProgressLine(), say=_said)
+    # DataFileError: pyarrow missing for a parquet set, or a whole file not in the set's layout
+    except (UnknownDatasetError, DataFileError) as e:
         raise fail(str(e)) from None
     except (DownloadError, OSError) as e:
         raise fail(f"{e} (offline? a rerun resumes where it stopped)") from None
@@ -118,6 +125,10 @@ def fetch(
     train = folder / data.train_part if data.train_part else folder
     typer.echo(f"\n{name} -> {folder}  (check: deepdive data check {train} --kind {data.kind}; "
                f"train: deepdive train --{data.kind}-data {train})")
+
+
+def _said(note: str) -> None:
+    typer.echo(f"\n{note}")  # after the progress line (stderr), which ends without a newline
 
 
 def register(app: typer.Typer) -> None:
