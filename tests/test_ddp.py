@@ -21,7 +21,7 @@ def _free_port() -> int:
 
 
 def _train(stage: str, tok_path: str, out: str, rank: int = 0, world: int = 1,
-           port: int = 0) -> None:
+           port: int = 0, micro_batch: int | None = None) -> None:
     """A few steps of ``stage`` with the shared loop, as rank ``rank`` of ``world`` processes."""
     from engine.data.world import build_world
     from engine.model.gpt import GPT, GPTConfig
@@ -38,7 +38,8 @@ def _train(stage: str, tok_path: str, out: str, rank: int = 0, world: int = 1,
     info, dev = D.setup("cpu")
     tok = Tokenizer.load(tok_path)
     cfg = StageConfig(steps=6, batch_size=8, seq_len=48, lr=3e-3, warmup=2, log_every=1,
-                      eval_every=100, sample_every=100, ckpt_every=100)
+                      eval_every=100, sample_every=100, ckpt_every=100,
+                      micro_batch=micro_batch)
     world_data = build_world(0)
     if stage == "pretrain":
         from engine.data.world import pretrain_documents

@@ -124,10 +124,13 @@ def test_cli_refuses_second_trainer_and_bad_stage(tmp_path):
 
 
 def test_presets_are_complete_and_micro_is_small():
-    for name in ("micro", "tiny", "small"):
+    from engine.train.presets import PRESETS, preset_from_dict
+
+    assert {"micro", "tiny", "small", "medium"} <= set(PRESETS)
+    for name in PRESETS:
         p = get_preset(name)
         assert p.rl.group >= 2 and p.pretrain.steps > 0 and p.sft.steps > 0
-        json.dumps(p.to_dict())
+        assert preset_from_dict(json.loads(json.dumps(p.to_dict()))) == p  # run.json round trip
     micro = get_preset("micro")
     assert micro.model["n_layer"] <= 2 and micro.pretrain.steps <= 50
     with pytest.raises(ValueError, match="unknown preset"):

@@ -27,7 +27,8 @@ def register(app: typer.Typer) -> None:
 
 def train(
     preset: str = typer.Option(None, help="micro (seconds, for tests) | tiny (CPU default) | "
-                               "small (GPU); default tiny, or what --resume's run was made with"),
+                               "small | medium (GPU); default tiny, or what --resume's run "
+                               "was made with"),
     run: str = typer.Option(None, "--run", "--name", help="run name under checkpoints/ or a "
                             "path (default: the preset's name); --name is the same, for torchrun",
                             callback=path_like),
@@ -56,6 +57,10 @@ def train(
         "`deepdive import gpt2`, or any run): its weights and tokenizer, with the chat tokens "
         "added; stages after pretraining only (default sft,rl,control,eval), a new --run "
         "(default: SOURCE-chat)")] = None,
+    micro_batch: Annotated[int | None, typer.Option(
+        "--micro-batch", min=1, help="at most N rows in one forward/backward pass of "
+        "pretraining and SFT (gradient accumulation: the same update in less memory); also "
+        "with --resume, after running out of memory")] = None,
     quiet: bool = typer.Option(False, "--quiet", help="no live display; one line per stage"),
 ) -> None:
     """Train a model through pretraining, SFT and RL on the embedded world; write a run folder."""
@@ -94,7 +99,7 @@ def train(
                                    device=device, seed=seed, on_event=display.on_event,
                                    rl_families=rl_families, pretrain_data=pretrain_data,
                                    sft_data=sft_data, rl_data=rl_data, on_bad=on_bad,
-                                   from_run=from_run)
+                                   from_run=from_run, micro_batch=micro_batch)
     except TrainingStopped as e:
         display.console.print(f"[yellow]stopped:[/] {e}")
         raise typer.Exit(130) from None

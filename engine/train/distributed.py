@@ -81,7 +81,10 @@ def wrap(model: torch.nn.Module, info: DistInfo, device: torch.device) -> torch.
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return getattr(model, "module", model)
+    """The model itself, out of DDP's wrapper and torch.compile's: what checkpoints save (its
+    state dict has the plain names) and what evals and samples run, eagerly."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
 
 
 def barrier(info: DistInfo) -> None:

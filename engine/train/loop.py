@@ -5,12 +5,14 @@ from (seed, k), so a resumed run sees exactly the batches the killed one would h
 evaluate, and what to sample. The loop owns everything else:
 
 - AdamW, linear warmup then cosine/linear decay, gradient clipping;
+- gradient accumulation: a rank's rows in equal parts of at most ``micro_batch`` rows;
 - ``step`` / ``eval`` / ``sample`` / ``checkpoint`` / ``stage_end`` events
   (engine/progress/events.py);
 - periodic checkpoints with optimizer state, and a final one without it;
 - resume: a stage whose folder holds an unfinished checkpoint continues from its step;
 - a stop request (Ctrl-C, SIGTERM) saves a checkpoint at the next step boundary;
-- a NaN/inf loss stops with an ``error`` event; the last good checkpoint is left untouched.
+- a NaN/inf loss stops with an ``error`` event; the last good checkpoint is left untouched;
+  so does running out of memory, saying which ``--micro-batch`` to resume with.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -53,6 +56,11 @@ class StepResult:
 
 
 class StageTask(Protocol):
+    """``step`` makes the loss of step ``k``. A task that sets ``ACCUMULATES = True`` also takes
+    ``part, parts``: the loss of part ``part`` of this rank's rows cut in ``parts`` equal parts,
+    scaled so the parts' losses add up to the whole step's; its tokens and metrics still
+    describe the whole step."""
+
     def step(self, model: torch.nn.Module, step: int) -> StepResult: ...
     def evaluate(self, model: torch.nn.Module, step: int) -> dict: ...
     def sample(self, model: torch.nn.Module, step: int) -> tuple[str, str] | None: ...
@@ -127,6 +135,44 @@ def make_optimizer(model: torch.nn.Module, cfg: StageConfig) -> torch.optim.Opti
               {"params": no_decay, "weight_decay": 0.0}]
     fused = bool(params) and all(p.is_cuda for p in params)
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8, fused=fused)
+
+
+def accumulation_steps(rows: int, micro_batch: int | None) -> int:
+    """Passes a rank's ``rows`` take so that none holds more than ``micro_batch`` rows: the
+    fewest that cut them in equal parts (equal parts keep the step's mean loss exact)."""
+    if not micro_batch or rows <= micro_batch:
+        return 1
+    return next(k for k in range(2, rows + 1) if rows % k == 0 and rows // k <= micro_batch)
+
+
+def _forward_backward(model: torch.nn.Module, task: StageTask, step: int, parts: int,
+                      poison: bool) -> tuple[StepResult, float | None]:
+    """The step's gradients, accumulated over ``parts`` passes; (the last part's result, the
+    summed loss on this rank, None when there was nothing to learn from). Under DDP only the
+    last pass all-reduces the gradients (``no_sync`` before it)."""
+    total: float | None = None
+    for part in range(parts):
+        last = part == parts - 1
+        quiet = model.no_sync() if not last and hasattr(model, "no_sync") else nullcontext()
+        with quiet:
+            res = task.step(model, step) if parts == 1 else task.step(model, step, part, parts)
+            if res.loss is None:
+                continue
+            if poison:
+                res.loss = res.loss * float("nan")
+            res.loss.backward()
+            total = (total or 0.0) + float(res.loss.detach())
+    return res, total
+
+
+def _out_of_memory(ctx: StageContext, step: int, rows: int, last_ckpt: str | None) -> str:
+    smaller = max(1, rows // 2)
+    msg = (f"{ctx.stage}: out of memory at step {step + 1} with {rows} rows in one pass. "
+           f"Last good checkpoint: {last_ckpt or 'none'}. Continue with fewer rows a pass: "
+           f"deepdive train --run <run> --resume --micro-batch {smaller}")
+    ctx.events.try_emit("error", stage=ctx.stage, step=step + 1, message=msg,
+                        last_checkpoint=last_ckpt)
+    return msg
 
 
 # -- test hooks ---------------------------------------------------------------------------------
@@ -246,6 +292,11 @@ def run_stage(model: torch.nn.Module, task: StageTask, ctx: StageContext,
         load_optimizer(ctx.ckpt_dir, optimizer)
         last_ckpt = str(ctx.ckpt_dir)
     nan_at, sleep_s = _test_hooks(ctx.stage)
+    rows = cfg.batch_size // ctx.dist.world_size
+    parts = accumulation_steps(rows, cfg.micro_batch)
+    if parts > 1 and not getattr(task, "ACCUMULATES", False):
+        raise TrainingError(f"{ctx.stage} cannot cut its batch into parts: micro_batch is for "
+                            "pretraining and SFT")
     ev.emit("stage_start", stage=ctx.stage, step=start, total_steps=cfg.steps,
             resumed=resume_meta is not None)
     model.train()
@@ -258,12 +309,15 @@ def run_stage(model: torch.nn.Module, task: StageTask, ctx: StageContext,
             lr = lr_at(step, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            res = task.step(model, step)
-            if nan_at is not None and step == nan_at and res.loss is not None:
-                res.loss = res.loss * float("nan")
+            try:
+                res, summed = _forward_backward(model, task, step, parts,
+                                                poison=nan_at is not None and step == nan_at)
+            except torch.OutOfMemoryError:
+                raise TrainingError(_out_of_memory(ctx, step, rows // parts, last_ckpt)) \
+                    from None
             loss_value = None
-            if res.loss is not None:
-                loss_value = all_reduce_mean(float(res.loss.detach()), ctx.dist, ctx.device)
+            if summed is not None:
+                loss_value = all_reduce_mean(summed, ctx.dist, ctx.device)
                 if not math.isfinite(loss_value):
                     msg = (f"{ctx.stage}: the loss became {loss_value} at step {step + 1}; "
                            f"training stopped. Last good checkpoint: {last_ckpt or 'none'} "
@@ -271,7 +325,6 @@ def run_stage(model: torch.nn.Module, task: StageTask, ctx: StageContext,
                     ev.try_emit("error", stage=ctx.stage, step=step + 1, message=msg,
                                 last_checkpoint=last_ckpt)
                     raise TrainingError(msg)
-                res.loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)

@@ -101,14 +101,15 @@ def train(run_dir: str | Path, preset: str | None = None, stages: str | list[str
           preset_obj: Preset | None = None, rl_families: str | None = None,
           pretrain_data: str | Path | None = None, sft_data: str | Path | None = None,
           rl_data: str | Path | None = None, on_bad: str = "skip",
-          from_run: str | Path | None = None) -> dict:
+          from_run: str | Path | None = None, micro_batch: int | None = None) -> dict:
     """Run the requested stages into ``run_dir``; returns {stage: summary}. ``preset`` None:
     the one an existing run was made with, else "tiny". ``rl_families`` ("arith,decimal_cmp"):
     what RL practises on, a new run only; so are ``*_data`` (a user's files each stage adds to
     the world's rows) and ``on_bad`` (skip or refuse their bad rows). Raises PipelineError (bad
     request), DataFileError (a data file missing or refused), RunLockedError, TrainingError
     (NaN...), TrainingStopped (Ctrl-C). ``from_run``: start from that run's base model
-    (engine/train/from_run.py; FromRunError when it cannot)."""
+    (engine/train/from_run.py; FromRunError when it cannot). ``micro_batch``: at most this many
+    rows a pass in pretraining and SFT, a new run or a resumed one (memory, not the update)."""
     run_dir = Path(run_dir)
     wanted = parse_stages(stages)
     start = plan_from_run(run_dir, from_run, preset, wanted if stages is not None else None)
@@ -128,6 +129,8 @@ def train(run_dir: str | Path, preset: str | None = None, stages: str | list[str
         p, seed, user = _settle_run(run_dir, preset, preset_obj, seed, resume,
                                     stages is not None, info, families, user,
                                     start.record if start else None)
+        if micro_batch is not None:
+            p = _with_micro_batch(run_dir, p, micro_batch, info)
         if start is not None:
             start.prepare(run_dir, info)
         events = _Events(run_dir, info.is_main, on_event)
@@ -209,6 +212,20 @@ def _settle_run(run_dir: Path, preset: str | None, preset_obj: Preset | None, se
         }
         run.write_info(record)
     return p, seed, user
+
+
+def _with_micro_batch(run_dir: Path, p: Preset, rows: int, info: D.DistInfo) -> Preset:
+    """The preset with pretraining's and SFT's (so the control's) passes capped at ``rows``;
+    run.json records it, so the run says how it was trained. Not part of what a run is: a resume
+    that ran out of memory may take a smaller one."""
+    if rows < 1:
+        raise PipelineError(f"--micro-batch must be at least 1, got {rows}")
+    p = dataclasses.replace(p, pretrain=dataclasses.replace(p.pretrain, micro_batch=rows),
+                            sft=dataclasses.replace(p.sft, micro_batch=rows))
+    if info.is_main:
+        run = RunFolder(run_dir)
+        run.write_info({**run.read_info(), "preset_config": p.to_dict()})
+    return p
 
 
 def _recorded_data(run_dir: Path, recorded: dict, asked: DataPaths) -> UserData:
@@ -372,7 +389,11 @@ def _train_stage(stage: str, run_dir: Path, p: Preset, world, tok, resume: bool,
                        dist=info, flops_per_token=flops, peak_flops=peak,
                        meta={"preset": p.name, "seed": seed, "tokenizer": TOKENIZER_FILE,
                              "parent": str(parent) if parent else None, **extra})
-    summary = run_stage(D.wrap(model, info, dev), task, ctx, resume_meta=meta)
+    # Pretraining's fixed-shape windows through torch.compile (fused kernels; ~1.8x the tokens
+    # a second on an H200, docs/measurements.md). Evals, samples and checkpoints use the model
+    # itself (distributed.unwrap); later stages, whose shapes change every step, run eagerly.
+    trained = torch.compile(model) if stage == "pretrain" and p.compile else model
+    summary = run_stage(D.wrap(trained, info, dev), task, ctx, resume_meta=meta)
     D.barrier(info)  # rank 0 has saved this stage's weights before anyone starts the next stage
     return summary
 

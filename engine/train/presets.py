@@ -4,6 +4,8 @@
 - ``tiny``: the 2-core laptop default, the whole pipeline in minutes (its timings:
   docs/measurements.md).
 - ``small``: a GPU-sized run (bigger model, longer stages, more RL samples).
+- ``medium``: the larger GPU run (GPT-2-small width, 1,024-token windows, torch.compile), sized
+  for a user's own corpus (``--pretrain-data``): the world alone is far too little text for it.
 
 A preset is plain data; ``deepdive train`` writes it into ``run.json``: a run says how it was
 made.
@@ -33,6 +35,10 @@ class StageConfig:
     eval_every: int = 100  # validation loss (or held-out pass@1 for RL)
     sample_every: int = 200  # a `sample` event from the fixed prompt
     ckpt_every: int = 200  # a resumable checkpoint (model + optimizer)
+    # At most this many rows in one forward/backward pass on one process; a rank's rows are cut
+    # into equal parts whose gradients add up (gradient accumulation). It changes memory, not
+    # the update (up to float rounding): None is one pass (engine/train/loop.py).
+    micro_batch: int | None = None
 
 
 @dataclass
@@ -100,6 +106,7 @@ class Preset:
     reward: RewardConfig | None = None  # the reward model stage; None: no reward, no rlhf
     rlhf: RLHFConfig | None = None  # RL against the reward model; None: no rlhf stage
     measure_mfu: bool = True  # time a matmul once to report MFU (off where seconds matter)
+    compile: bool = False  # pretraining's model through torch.compile (GPU presets; pipeline.py)
     notes: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -203,10 +210,34 @@ def _small() -> Preset:
                     n_train_problems=10000, n_eval_problems=256,
                     log_every=1, eval_every=50, sample_every=25, ckpt_every=25),
         eval_n_per_family=400,
+        compile=True,
     )
 
 
-PRESETS = {"micro": _micro, "tiny": _tiny, "small": _small}
+def _medium() -> Preset:
+    # GPT-2 small's width and depth with head size 128 (what flash attention runs fastest) and
+    # 65k-token global batches; micro_batch caps the rows a GPU holds at once, so one GPU
+    # accumulates what eight take in one pass each.
+    return Preset(
+        name="medium",
+        vocab_size=8192,
+        model=dict(block_size=1024, n_layer=12, n_head=6, n_embd=768),
+        pretrain=StageConfig(steps=5000, batch_size=64, seq_len=1024, lr=6e-4, warmup=200,
+                             micro_batch=32, log_every=20, eval_every=500, sample_every=500,
+                             ckpt_every=500),
+        sft=StageConfig(steps=1500, batch_size=64, seq_len=1024, lr=1e-4, warmup=50,
+                        micro_batch=16, log_every=20, eval_every=250, sample_every=250,
+                        ckpt_every=250),
+        rl=RLConfig(steps=300, batch_size=16, seq_len=1024, lr=1e-5, warmup=0, decay="linear",
+                    min_lr_frac=0.0, weight_decay=0.0, group=16, max_tokens=256,
+                    n_train_problems=10000, n_eval_problems=256,
+                    log_every=1, eval_every=50, sample_every=25, ckpt_every=25),
+        eval_n_per_family=400,
+        compile=True,
+    )
+
+
+PRESETS = {"micro": _micro, "tiny": _tiny, "small": _small, "medium": _medium}
 
 
 def get_preset(name: str) -> Preset:

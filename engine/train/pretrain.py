@@ -78,12 +78,18 @@ class PretrainTask:
         rows = self.train[idx]
         return rows[:, :-1].to(self.device), rows[:, 1:].to(self.device)
 
-    def step(self, model, step: int) -> StepResult:
+    ACCUMULATES = True  # step() takes part/parts (engine/train/loop.py)
+
+    def step(self, model, step: int, part: int = 0, parts: int = 1) -> StepResult:
         from engine.model.device import autocast
 
         x, y = self.batch(step)
+        if parts > 1:  # equal parts of equal windows: the parts' mean losses average exactly
+            x, y = x.chunk(parts)[part], y.chunk(parts)[part]
         with autocast(self.device):
             _, loss = model(x, y)
+        if parts > 1:
+            loss = loss / parts
         return StepResult(loss=loss, tokens=self.cfg.batch_size * self.cfg.seq_len)
 
     @torch.no_grad()

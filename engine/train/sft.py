@@ -181,16 +181,21 @@ class SftTask:
             rows.append(self.train[self._order(i // n)[i % n]])
         return rows
 
-    def step(self, model, step: int) -> StepResult:
+    ACCUMULATES = True  # step() takes part/parts (engine/train/loop.py)
+
+    def step(self, model, step: int, part: int = 0, parts: int = 1) -> StepResult:
         from engine.model.device import autocast
 
         rows = self.global_rows(step)
         n_global = sum(sum(m[1:]) for _, m in rows)  # target tokens in the whole global batch
-        x, y = (t.to(self.device) for t in collate(rows[self.dist.shard(len(rows))]))
+        mine = rows[self.dist.shard(len(rows))]
+        per = len(mine) // parts  # a part is padded to its own longest row, not the batch's
+        x, y = (t.to(self.device) for t in collate(mine[part * per:(part + 1) * per]))
         with autocast(self.device):
             logits, _ = model(x)
-        # Sum over this rank's targets / the global count (x world size, as DDP averages
-        # gradients): every process's loss adds up to the single-process mean exactly.
+        # Sum over this part's targets / the global count (x world size, as DDP averages
+        # gradients): every process's and every part's losses add up to the single-process
+        # mean exactly.
         loss_sum = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), y.view(-1),
                                    ignore_index=-1, reduction="sum")
         loss = loss_sum * self.dist.world_size / max(n_global, 1)

@@ -44,7 +44,7 @@ from tui.widgets.picker import refill
 
 POLL_S = 0.25  # how often the events file is looked at (a stat; reads only when it grew)
 DRAW_MIN_S = 0.5  # a training run redraws at most twice a second, however fast it logs
-PRESETS = ("tiny", "micro", "small")
+PRESETS = ("tiny", "micro", "small", "medium")
 STAGE_TITLES = {"sft": "SFT", "rl": "RL", "reward": "reward model", "rlhf": "RLHF"}
 # Curves per stage: (y axis: what is plotted, [(series, label, colour)]); other stages show
 # what they have. The x axis is always the stage's step.
