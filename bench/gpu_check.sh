@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
-# One short check for a GPU box lent for a few minutes: the `small` preset's model
-# (8 layers x 512, vocab 4096) trained for STEPS steps, then KV-cache decoding, and ONE JSON
-# object on the last line of stdout (tokens/s, MFU, peak memory, dtype, device, torch).
-# Progress goes to stderr. Under ~4 minutes on an H200 with the defaults.
+# One short check for a GPU box lent for a few minutes: a preset's model (PRESET, default
+# `small`: 8 layers x 512, vocab 4096; `medium`: 12 x 768, vocab 8192) trained for STEPS steps,
+# then KV-cache decoding, and ONE JSON object on the last line of stdout (tokens/s, MFU, peak
+# memory, dtype, device, torch). Progress goes to stderr. Under ~4 minutes on an H200 with the
+# defaults; COMPILE=1 also times torch.compile (the GPU presets train compiled).
 #
 #   bash bench/gpu_check.sh                                   # cuda if torch sees one, else cpu
+#   PRESET=medium COMPILE=1 bash bench/gpu_check.sh           # the larger preset, compiled too
 #   DEVICE=cpu STEPS=2 SHAPES=4x64 CONTEXT=64 bash bench/gpu_check.sh   # smoke check on a CPU
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
+PRESET=${PRESET:-small}
 
 if [[ -z "${DEVICE:-}" ]]; then
   [[ $("$PY" -c 'import torch;print(torch.cuda.is_available())') == True ]] && DEVICE=cuda || DEVICE=cpu
 fi
 # The CPU defaults only prove the script runs; the cuda ones are the preset's own pretraining
-# shape (batch 64 x 512 tokens) and its full context for decoding.
-if [[ $DEVICE == cuda* ]]; then
+# pass (small: 64 x 512 tokens; medium: its micro-batch, 32 x 1024) and its full context.
+if [[ $DEVICE == cuda* && $PRESET == medium ]]; then
+  STEPS=${STEPS:-30}; SHAPES=${SHAPES:-32x1024}; CONTEXT=${CONTEXT:-1024}
+elif [[ $DEVICE == cuda* ]]; then
   STEPS=${STEPS:-30}; SHAPES=${SHAPES:-64x512}; CONTEXT=${CONTEXT:-512}
 else
   STEPS=${STEPS:-2}; SHAPES=${SHAPES:-4x64}; CONTEXT=${CONTEXT:-64}
@@ -39,13 +44,13 @@ bench() {
   fi
 }
 
-bench train "$TRAIN_TIMEOUT" bench/train_throughput.py --preset small --device "$DEVICE" \
+bench train "$TRAIN_TIMEOUT" bench/train_throughput.py --preset "$PRESET" --device "$DEVICE" \
   --shapes "$SHAPES" --steps "$STEPS" ${COMPILE:+--compile}
 # --no-hf: the GPU box need not have transformers, and its comparison is a CPU question.
-bench decode "$DECODE_TIMEOUT" bench/decode.py --preset small --device "$DEVICE" \
+bench decode "$DECODE_TIMEOUT" bench/decode.py --preset "$PRESET" --device "$DEVICE" \
   --context "$CONTEXT" --repeats 2 --no-hf
 
-"$PY" - "$tmp/train.json" "$tmp/decode.json" "$DEVICE" "$STEPS" <<'EOF'
+"$PY" - "$tmp/train.json" "$tmp/decode.json" "$DEVICE" "$STEPS" "$PRESET" <<'EOF'
 import json, sys
 
 def load(path):
@@ -61,7 +66,7 @@ best = max(ok, key=lambda r: r["mfu"]) if ok else {}
 cache = decode.get("cache", {})
 either = train if "device_name" in train else decode
 summary = {
-    "check": "gpu_check", "preset": "small", "device": sys.argv[3],
+    "check": "gpu_check", "preset": sys.argv[5], "device": sys.argv[3],
     "device_name": either.get("device_name"), "torch": either.get("torch"),
     "steps": int(sys.argv[4]),
     "train_dtype": train.get("dtype"), "train_shape": train.get("best_shape"),
