@@ -196,6 +196,36 @@ def test_a_download_whose_hash_does_not_match_is_deleted_not_used(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.bin"]  # no bad file, no .part
 
 
+def test_a_plain_etag_of_64_hex_digits_is_not_taken_for_the_files_sha256(tmp_path):
+    """GitHub's raw files (gsm8k, alpaca) answer with an ETag that may look like a sha256 and
+    need not be one: only Hugging Face's X-Linked-ETag states the content's hash."""
+    from engine.model.gpt2 import download_file
+
+    data = b"grade school maths\n" * 500
+    opaque = hashlib.sha256(b"some other validator").hexdigest()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("ETag", f'W/"{opaque}"')
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        got = download_file(f"http://127.0.0.1:{server.server_port}/train.jsonl",
+                            tmp_path / "train.jsonl", retries=0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert got.read_bytes() == data
+
+
 def test_gpt2_weights_that_are_not_openais_are_refused(tmp_path, monkeypatch):
     """Under the name gpt2 only OpenAI's weights are accepted (their sha256 is pinned): a
     mirror serving other bytes, stating no hash or its own, is refused and nothing is kept."""

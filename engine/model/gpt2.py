@@ -8,8 +8,8 @@ one: ``tokenizer.json``, ``run.json`` and ``base/``.
 
 Downloading is separate and explicit (``deepdive import gpt2 --download NAME``): plain HTTPS,
 resumable through HTTP Range requests into ``<file>.part``, each file's size checked against
-what the server announced and its sha256 against the one it states (HF's ETag for large files)
-before the file is used; model names are checked so the cache folder cannot be escaped.
+what the server announced and its sha256 against the one it states (HF's X-Linked-ETag for
+large files) before the file is used; model names are checked so the cache folder cannot be escaped.
 Nothing downloads unless the user asks.
 """
 
@@ -200,8 +200,8 @@ def download_file(url: str, path: Path, progress: Progress | None = None, retrie
                   chunk: int = 1 << 20, sha256: str | None = None) -> Path:
     """Download url to path through ``path.part``; an interrupted transfer resumes where it
     stopped (HTTP Range). The file appears under its name only once complete, size-checked and,
-    where a sha256 is known (``sha256``, or the server's ETag when it is one, as Hugging Face
-    sends for large files), hash-checked."""
+    where a sha256 is known (``sha256``, or the X-Linked-ETag Hugging Face sends for large
+    files), hash-checked."""
     if path.is_file():
         if sha256 and _sha256_of(path) != sha256:  # a cached copy from before the pin
             raise DownloadError(f"{path}: cached file does not match its pinned sha256; "
@@ -257,12 +257,12 @@ def _sha256_of(path: Path) -> str:
 
 
 def _etag_sha256(headers) -> str | None:
-    """The sha256 a server states for the file (HF: X-Linked-ETag / ETag), if it states one."""
-    for key in ("X-Linked-ETag", "ETag"):
-        value = (headers.get(key) or "").strip().removeprefix("W/").strip('"').lower()
-        if SHA256_RE.fullmatch(value):
-            return value
-    return None
+    """The sha256 a server states for the file: Hugging Face's X-Linked-ETag, if given. A plain
+    ETag is an opaque validator (RFC 9110), not a promise about the bytes: 64 hex digits from
+    another server (GitHub's raw files, say) need not be the content's sha256, and taking them
+    for it would refuse good downloads."""
+    value = (headers.get("X-Linked-ETag") or "").strip().removeprefix("W/").strip('"').lower()
+    return value if SHA256_RE.fullmatch(value) else None
 
 
 class _KeepRedirectHeaders(urllib.request.HTTPRedirectHandler):
