@@ -116,8 +116,9 @@ def test_a_stage_that_cannot_cut_its_batch_refuses_micro_batch(tmp_path):
 def test_a_compiled_pretraining_saves_and_learns_what_the_eager_one_does(micro_run, tmp_path,
                                                                          monkeypatch):
     """The GPU presets compile pretraining's model; its checkpoint must load into a plain GPT
-    (no ``_orig_mod.`` names) and its losses be the eager run's. aot_eager instead of inductor:
-    the same wrapping and graph capture, without minutes of C++ compiling on a CPU."""
+    (no ``_orig_mod.`` names) and its losses be the eager run's. Compiled here on the CPU with
+    aot_eager instead of inductor: the same wrapping and graph capture, without minutes of C++
+    compiling."""
     import dataclasses
 
     from engine.model.checkpoint import load_checkpoint
@@ -133,6 +134,7 @@ def test_a_compiled_pretraining_saves_and_learns_what_the_eager_one_does(micro_r
         return real_compile(model, backend="aot_eager")
 
     monkeypatch.setattr(torch, "compile", aot_eager)
+    monkeypatch.setattr("engine.train.pipeline.COMPILE_ON", ("cuda", "cpu"))
     preset = dataclasses.replace(get_preset("micro"), compile=True)
     run = tmp_path / "compiled"
     train(run, preset_obj=preset, stages="tokenizer,pretrain", seed=0, device="cpu")

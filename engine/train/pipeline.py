@@ -389,13 +389,20 @@ def _train_stage(stage: str, run_dir: Path, p: Preset, world, tok, resume: bool,
                        dist=info, flops_per_token=flops, peak_flops=peak,
                        meta={"preset": p.name, "seed": seed, "tokenizer": TOKENIZER_FILE,
                              "parent": str(parent) if parent else None, **extra})
-    # Pretraining's fixed-shape windows through torch.compile (fused kernels; ~1.8x the tokens
-    # a second on an H200, docs/measurements.md). Evals, samples and checkpoints use the model
-    # itself (distributed.unwrap); later stages, whose shapes change every step, run eagerly.
-    trained = torch.compile(model) if stage == "pretrain" and p.compile else model
+    # Pretraining's fixed-shape windows through torch.compile on a GPU (fused kernels; ~1.8x
+    # the tokens a second on an H200, docs/measurements.md). Evals, samples and checkpoints use
+    # the model itself (distributed.unwrap); later stages, whose shapes change every step, run
+    # eagerly.
+    compiled = stage == "pretrain" and p.compile and dev.type in COMPILE_ON
+    trained = torch.compile(model) if compiled else model
     summary = run_stage(D.wrap(trained, info, dev), task, ctx, resume_meta=meta)
     D.barrier(info)  # rank 0 has saved this stage's weights before anyone starts the next stage
     return summary
+
+
+# Devices a preset's ``compile`` applies on: on a CPU, inductor spends minutes in a C++ compiler
+# (and needs one) for little gain, so a GPU preset tried on a laptop runs eagerly.
+COMPILE_ON = ("cuda",)
 
 
 def _builder(stage: str):
