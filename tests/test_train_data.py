@@ -112,24 +112,32 @@ def test_training_data_holds_the_file_rows(data_run):
     assert verify(mine[0], "The answer is 5.") == 0.0
 
 
-def test_the_pretrain_stream_holds_the_files_tokens(data_run, files):
+def test_the_pretrain_stream_holds_the_files_tokens(data_run, files, tmp_path):
+    import numpy as np
+    import torch
+
+    from engine.train.distributed import DistInfo
+    from engine.train.pipeline import _file_streams
+
     p, world = get_preset("micro"), W.build_world(0)
     tok = Tokenizer.load(data_run / "tokenizer.json")
-    train_ids, val_ids = token_shard(files["pretrain"], tok).split(p.val_frac)
+    user = load_user_data(paths_from_record(recorded(data_run)))
+    shutil.copy(data_run / "run.json", tmp_path / "run.json")  # the stage records its shard
+    train_ids, val_ids = _file_streams(tmp_path, p, tok, user, DistInfo(), resumed=True)
+    shard_file = token_shard(files["pretrain"], tok).tokens.filename
+    for ids in (train_ids, val_ids):  # the shard's file, mapped: nothing copied into memory
+        assert isinstance(ids, np.memmap) and ids.filename == shard_file, type(ids)
+        assert ids.dtype == np.uint16
     meta = json.loads((data_run / "base" / "meta.json").read_text())
     assert meta["user_tokens"] == len(train_ids)  # what the stage trained on
     task = PretrainTask(tok, W.pretrain_documents(world), p.pretrain, 0, p.val_frac,
-                        "cpu", extra=(_tensor(train_ids), _tensor(val_ids)))
-    stream = task.train.tolist() + task.val.tolist()
+                        "cpu", extra=(train_ids, val_ids))
+    assert task.train.segments[-1] is train_ids and task.val.segments[-1] is val_ids
+    stream = [task.train.take(torch.arange(len(task.train))).tolist(),
+              task.val.take(torch.arange(len(task.val))).tolist()]
     for doc in DOCS:
         ids = render_document(tok, doc)
-        assert any(stream[i: i + len(ids)] == ids for i in range(len(stream))), doc
-
-
-def _tensor(ids):
-    import torch
-
-    return torch.from_numpy(ids.astype("int64"))
+        assert any(s[i: i + len(ids)] == ids for s in stream for i in range(len(s))), doc
 
 
 def test_user_text_that_spells_special_tokens_stays_text(data_run):

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from engine.data.files import DataFileError
@@ -507,7 +508,7 @@ def training_data(stage: str, p: Preset, world, seed: int,
 
 def _make_task(stage: str, p: Preset, world, tok, cfg, seed: int, dev: torch.device,
                info: D.DistInfo, run_dir: Path, user: UserData,
-               streams: tuple[torch.Tensor, torch.Tensor] | None = None,
+               streams: tuple[np.ndarray, np.ndarray] | None = None,
                stage_meta: dict | None = None):
     if stage == "pretrain":
         from engine.train.pretrain import PretrainTask
@@ -567,8 +568,9 @@ def _rlhf_task(stage: str, world, tok, cfg, seed: int, dev: torch.device, info: 
 
 
 def _file_streams(run_dir: Path, p: Preset, tok, user: UserData, info: D.DistInfo,
-                  resumed: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train, val) token ids of the user's pretraining files, from their token shard.
+                  resumed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) token ids of the user's pretraining files: read-only memmaps of their
+    token shard (never copied whole: a batch reads its own windows, engine/train/pretrain.py).
 
     Rank 0 builds (or finds) the shard and records its key in run.json; the other ranks then
     find it in the cache. A stage resumed mid-way must see the very tokens it began with."""
@@ -581,8 +583,7 @@ def _file_streams(run_dir: Path, p: Preset, tok, user: UserData, info: D.DistInf
     D.barrier(info)
     if not info.is_main:
         shard = token_shard(path, tok, on_bad=user.paths.on_bad)
-    train, val = shard.split(p.val_frac)
-    return (torch.from_numpy(train.astype("int64")), torch.from_numpy(val.astype("int64")))
+    return shard.split(p.val_frac)
 
 
 def _record_shard(run_dir: Path, path: Path, shard, resumed: bool) -> None:

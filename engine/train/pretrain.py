@@ -6,19 +6,24 @@ the batch of step k is the same in a resumed run and on any number of DDP proces
 its slice of the rows). A share of the documents is held back for the validation loss.
 
 A user's documents (``extra``: the (train, val) token ids of their token shard, split by
-documents there) are appended to the world's streams: one stream, so the offsets of a step
-are drawn exactly as before, over more tokens.
+documents there, as numpy memmaps) follow the world's in each stream: one stream, so the offsets
+of a step are drawn exactly as before, over more tokens. The stream is a ``TokenStream`` that
+never joins its parts: a batch reads its ``batch_size x (seq_len + 1)`` tokens from the shard's
+file, and a corpus larger than memory costs each DDP process none of it.
 """
 
 from __future__ import annotations
 
 import random
 
+import numpy as np
 import torch
 
 from engine.train.distributed import DistInfo, unwrap
 from engine.train.loop import StepResult
 from engine.train.presets import StageConfig
+
+Segment = torch.Tensor | np.ndarray  # a part of a TokenStream: a tensor, or a shard's memmap
 
 
 def step_generator(seed: int, salt: int, step: int) -> torch.Generator:
@@ -47,20 +52,67 @@ def pack_documents(tok, docs: list[str]) -> torch.Tensor:
     return torch.tensor(ids, dtype=torch.long)
 
 
+class TokenStream:
+    """Token ids laid end to end, read as if its segments were one ``torch.cat`` of them but
+    never joined: the world's documents (a small tensor) and a user's token shard (a numpy
+    memmap, possibly larger than memory). A read copies only the tokens it asks for, as int64:
+    the same positions give the same ids as the joined stream, across a segment's end too."""
+
+    def __init__(self, *segments: Segment):
+        self.segments = [s for s in segments if len(s)]
+        self.starts: list[int] = []  # where each segment begins in the stream
+        n = 0
+        for segment in self.segments:
+            self.starts.append(n)
+            n += len(segment)
+        self._len = n
+
+    def __len__(self) -> int:
+        return self._len
+
+    def take(self, idx: torch.Tensor) -> torch.Tensor:
+        """The ids at stream positions ``idx`` (a tensor of any shape), int64, that shape."""
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self._len):
+            raise IndexError(f"positions {int(idx.min())}..{int(idx.max())} outside a stream "
+                             f"of {self._len} tokens")
+        if len(self.segments) == 1 and isinstance(self.segments[0], torch.Tensor):
+            return self.segments[0][idx].long()  # the world alone: one tensor, indexed as is
+        out = torch.empty(idx.shape, dtype=torch.long)
+        for start, segment in zip(self.starts, self.segments, strict=True):
+            inside = (idx >= start) & (idx < start + len(segment))
+            if bool(inside.any()):
+                out[inside] = _read(segment, idx[inside] - start)
+        return out
+
+    def windows(self, offsets: torch.Tensor, length: int) -> torch.Tensor:
+        """(len(offsets), length): the ``length`` ids from each offset on."""
+        return self.take(offsets[:, None] + torch.arange(length)[None])
+
+
+def _read(segment: Segment, positions: torch.Tensor) -> torch.Tensor:
+    """segment[positions] as int64; a memmap reads those ids alone (numpy's fancy indexing
+    copies just the elements it names) and converts only them."""
+    if isinstance(segment, torch.Tensor):
+        return segment[positions].long()
+    return torch.from_numpy(np.asarray(segment[positions.numpy()], dtype=np.int64))
+
+
 class PretrainTask:
     SALT = 1
 
     def __init__(self, tok, docs: list[str], cfg: StageConfig, seed: int, val_frac: float,
                  device: torch.device, dist: DistInfo | None = None,
-                 extra: tuple[torch.Tensor, torch.Tensor] | None = None):
+                 extra: tuple[Segment, Segment] | None = None):
         train_docs, val_docs = split_documents(docs, val_frac, seed)
         self.tok, self.cfg, self.seed, self.device = tok, cfg, seed, device
         self.dist = dist or DistInfo()
-        self.train = pack_documents(tok, train_docs)
-        self.val = pack_documents(tok, val_docs or train_docs[:1])
-        if extra is not None:  # each stream starts with <|bos|>: documents stay apart
-            self.train = torch.cat([self.train, extra[0].long()])
-            self.val = torch.cat([self.val, extra[1].long()])
+        world_train = pack_documents(tok, train_docs)
+        world_val = pack_documents(tok, val_docs or train_docs[:1])
+        # none: empty parts, which a stream drops. Each part starts with <|bos|>, so documents
+        # stay apart where the parts meet.
+        user_train, user_val = extra or (world_train[:0], world_val[:0])
+        self.train = TokenStream(world_train, user_train)
+        self.val = TokenStream(world_val, user_val)
         self.bos = tok.special_id("<|bos|>")
         if len(self.train) <= cfg.seq_len + 1:
             raise ValueError(f"only {len(self.train)} training tokens: fewer than one window "
@@ -74,8 +126,7 @@ class PretrainTask:
         T, B = self.cfg.seq_len, self.cfg.batch_size
         g = step_generator(self.seed, self.SALT, step)
         offsets = torch.randint(0, len(self.train) - T - 1, (B,), generator=g)[self.dist.shard(B)]
-        idx = offsets[:, None] + torch.arange(T + 1)[None]
-        rows = self.train[idx]
+        rows = self.train.windows(offsets, T + 1)  # this rank's rows alone are read
         return rows[:, :-1].to(self.device), rows[:, 1:].to(self.device)
 
     ACCUMULATES = True  # step() takes part/parts (engine/train/loop.py)
@@ -101,7 +152,7 @@ class PretrainTask:
         n = min(max_windows, max(1, (len(self.val) - 1) // T))
         starts = torch.arange(n) * T
         idx = (starts[:, None] + torch.arange(T + 1)[None]).clamp(max=len(self.val) - 1)
-        rows = self.val[idx].to(self.device)
+        rows = self.val.take(idx).to(self.device)
         losses = []
         for chunk in rows.split(16):
             _, loss = core(chunk[:, :-1], chunk[:, 1:])

@@ -1,0 +1,120 @@
+"""A user's pretraining tokens on the way to a batch (issue 12): read from their token shard's
+memmap a window at a time, never copied whole.
+
+The world-only path (no user files) must train bit for bit as before; the equality tests below
+hold the joined stream (``torch.cat`` of the parts, which is what pretraining trained on before)
+as the reference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engine.data import world as W
+from engine.data.shards import token_shard
+from engine.tokens.tokenizer import Tokenizer
+from engine.train.presets import StageConfig
+from engine.train.pretrain import PretrainTask, TokenStream, step_generator
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def tok() -> Tokenizer:
+    """The demo run's own BPE (it has <|bos|>; 1,024 ids, so its shards are uint16)."""
+    return Tokenizer.load(ROOT / "checkpoints" / "tiny" / "tokenizer.json")
+
+
+def _memmap(folder: Path, name: str, ids: np.ndarray, dtype: str) -> np.memmap:
+    """``ids`` written raw as ``dtype`` and mapped back read-only, as a shard is."""
+    path = folder / name
+    path.write_bytes(np.asarray(ids, dtype=dtype).tobytes())
+    return np.memmap(path, dtype=dtype, mode="r")
+
+
+def _joined(*parts) -> torch.Tensor:
+    """The reference: the parts copied into one int64 tensor, as pretraining once did."""
+    return torch.cat([torch.as_tensor(np.asarray(p, dtype=np.int64)) for p in parts])
+
+
+# -- the stream -------------------------------------------------------------------------------
+
+def test_stream_windows_equal_the_joined_streams_across_every_boundary(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    world = torch.randint(0, 1000, (50,), generator=g)
+    parts = [world,
+             _memmap(tmp_path, "a.tokens", torch.randint(0, 65_535, (37,), generator=g), "<u2"),
+             torch.tensor([7, 8, 9]),  # shorter than a window: some windows span three parts
+             torch.tensor([], dtype=torch.long),  # an empty part (a shard with no val docs)
+             _memmap(tmp_path, "b.tokens", torch.randint(0, 2**20, (41,), generator=g), "<u4")]
+    stream, joined = TokenStream(*parts), _joined(*parts)
+    assert len(stream) == len(joined) == 131
+    length = 12
+    ends = np.cumsum([len(p) for p in parts])[:-1]
+    straddling = [e - k for e in ends for k in range(1, length)]  # every window across an end
+    random = torch.randint(0, len(joined) - length + 1, (200,), generator=g).tolist()
+    offsets = torch.tensor(straddling + random + [0, len(joined) - length])
+    got = stream.windows(offsets, length)
+    assert got.dtype == torch.long
+    assert torch.equal(got, joined[offsets[:, None] + torch.arange(length)])
+    idx = torch.randint(0, len(joined), (5, 3, 4), generator=g)  # any shape of positions
+    assert torch.equal(stream.take(idx), joined[idx])
+    with pytest.raises(IndexError):
+        stream.windows(torch.tensor([len(joined) - length + 1]), length)
+
+
+class CountedTokens:
+    """A shard's token array that counts the ids read from it and refuses to be read whole
+    (``np.asarray``, ``torch.as_tensor``, ``torch.cat`` of it all go through ``__array__``)."""
+
+    def __init__(self, ids: np.ndarray):
+        self.ids, self.read = ids, 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, key):
+        out = self.ids[key]
+        self.read += int(np.size(out))
+        return out
+
+    def __array__(self, *args, **kwargs):
+        raise AssertionError("the user's tokens were read whole")
+
+
+def _shard_ids(tok, folder: Path, n_docs: int = 1000) -> tuple[np.memmap, np.memmap]:
+    """(train, val) memmaps of a real token shard of ``n_docs`` made-up documents."""
+    data = folder / "docs.txt"
+    data.write_text("\n---\n".join(f"Zorbling {i} hums under quasar {i * 7 % 31}; the river "
+                                   f"stone answers {i % 5} times." for i in range(n_docs)))
+    return token_shard(data, tok, cache_dir=folder / "cache").split(0.05)
+
+
+def test_batches_read_only_their_windows_and_equal_the_joined_streams(tok, tmp_path):
+    train_ids, val_ids = _shard_ids(tok, tmp_path)
+    assert isinstance(train_ids, np.memmap) and train_ids.dtype == np.uint16
+    cfg = StageConfig(steps=10, batch_size=8, seq_len=32, lr=1e-3)
+    docs = W.pretrain_documents(W.build_world(0))[:40]  # a small world: most windows are theirs
+    counted = CountedTokens(train_ids)
+    task = PretrainTask(tok, docs, cfg, 0, 0.05, torch.device("cpu"), extra=(counted, val_ids))
+    assert task.train.segments[1] is counted  # held as given: no copy of it was made
+    world = PretrainTask(tok, docs, cfg, 0, 0.05, torch.device("cpu")).train.segments[0]
+    joined = _joined(world, train_ids)
+    assert len(task.train) == len(joined)
+    T, B = cfg.seq_len, cfg.batch_size
+    total = 0
+    for step in range(12):
+        counted.read = 0
+        x, y = task.batch(step)
+        # the reference: the batch as it was drawn from the joined int64 stream
+        g = step_generator(0, PretrainTask.SALT, step)
+        offsets = torch.randint(0, len(joined) - T - 1, (B,), generator=g)
+        rows = joined[offsets[:, None] + torch.arange(T + 1)]
+        assert torch.equal(x, rows[:, :-1]) and torch.equal(y, rows[:, 1:]), step
+        assert counted.read <= B * (T + 1), step  # this batch's ids, and no more
+        total += counted.read
+    assert total > 0 and len(counted) > 12 * B * (T + 1)  # windows of theirs, not all of it
