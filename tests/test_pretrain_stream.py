@@ -1,5 +1,5 @@
 """A user's pretraining tokens on the way to a batch (issue 12): read from their token shard's
-memmap a window at a time, never copied whole.
+memmap a window at a time, never copied whole; scored by the val loss.
 
 The world-only path (no user files) must train bit for bit as before; the equality tests below
 hold the joined stream (``torch.cat`` of the parts, which is what pretraining trained on before)
@@ -18,7 +18,7 @@ from engine.data import world as W
 from engine.data.shards import token_shard
 from engine.tokens.tokenizer import Tokenizer
 from engine.train.presets import StageConfig
-from engine.train.pretrain import PretrainTask, TokenStream, step_generator
+from engine.train.pretrain import PretrainTask, TokenStream, spread_starts, step_generator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,6 +65,15 @@ def test_stream_windows_equal_the_joined_streams_across_every_boundary(tmp_path)
     assert torch.equal(stream.take(idx), joined[idx])
     with pytest.raises(IndexError):
         stream.windows(torch.tensor([len(joined) - length + 1]), length)
+
+
+def test_spread_starts_cover_the_part_without_overlap():
+    starts = spread_starts(10_000, 64, 64)
+    assert len(starts) == 64 and int(starts[0]) == 0
+    assert int(starts[-1]) + 64 <= 10_000 - 1  # the last window's targets are in the part
+    assert bool((starts.diff() >= 64).all()) and int(starts[-1]) + 64 >= 10_000 - 64
+    assert spread_starts(64 * 5 + 1, 64, 64).tolist() == [0, 64, 128, 192, 256]  # few: packed
+    assert spread_starts(30, 64, 64).tolist() == [0]  # shorter than a window: one, cut short
 
 
 class CountedTokens:
@@ -118,3 +127,45 @@ def test_batches_read_only_their_windows_and_equal_the_joined_streams(tok, tmp_p
         assert counted.read <= B * (T + 1), step  # this batch's ids, and no more
         total += counted.read
     assert total > 0 and len(counted) > 12 * B * (T + 1)  # windows of theirs, not all of it
+
+
+# -- the val loss -----------------------------------------------------------------------------
+
+class RecordingModel(torch.nn.Module):
+    """Stands in for a GPT in ``evaluate``: keeps every input row it is shown."""
+
+    def __init__(self, block_size: int):
+        super().__init__()
+        self.config = type("Config", (), {"block_size": block_size})()
+        self.rows: list[torch.Tensor] = []
+
+    def forward(self, x, y):
+        self.rows.append(x.clone())
+        return None, x.float().mean() / 1000
+
+
+def test_the_val_loss_scores_windows_spread_over_the_users_held_back_text(tok, tmp_path):
+    train_ids, val_ids = _shard_ids(tok, tmp_path, n_docs=3000)
+    cfg = StageConfig(steps=10, batch_size=8, seq_len=16, lr=1e-3)
+    docs = W.pretrain_documents(W.build_world(0))
+    task = PretrainTask(tok, docs, cfg, 0, 0.05, torch.device("cpu"),
+                        extra=(train_ids, val_ids))
+    model = RecordingModel(block_size=64)
+    figures = task.evaluate(model, 0)
+    assert set(figures) == {"val_loss", "val_loss_user"}
+    T, at = cfg.seq_len, task.user_val_at
+    assert len(task.val) == at + len(val_ids) and len(val_ids) > 64 * 4 * T  # plenty to spread
+    rows = torch.cat(model.rows)
+    n_first = min(64, (len(task.val) - 1) // T)  # val_loss: the first windows, as before
+    mine = rows[n_first:]  # val_loss_user's windows, every one inside the user's val ids
+    assert len(mine) == 64
+    user = torch.from_numpy(val_ids.astype(np.int64))
+    starts = [int(s) for s in spread_starts(len(val_ids), T, 64)]
+    for row, start in zip(mine, starts, strict=True):
+        assert torch.equal(row, user[start: start + T])
+    assert starts[0] == 0 and starts[-1] + T >= len(val_ids) - 64  # from its start to its end
+    # the first windows barely reach the user's text: why val_loss_user is there
+    assert n_first * T < at + len(val_ids) // 10
+
+    world_only = PretrainTask(tok, docs, cfg, 0, 0.05, torch.device("cpu"))
+    assert set(world_only.evaluate(RecordingModel(64), 0)) == {"val_loss"}

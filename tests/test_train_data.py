@@ -93,6 +93,8 @@ def test_the_run_finishes_and_records_what_it_read(data_run, files):
     assert shard.reused and data["pretrain"]["shard"] == shard.header["key"]
     tok_end = next(e for e in events if e["type"] == "stage_end" and e["stage"] == "tokenizer")
     assert tok_end["summary"]["user_docs"] == len(DOCS)  # the BPE read the user's text too
+    evals = [e for e in events if e["type"] == "eval" and e["stage"] == "pretrain"]
+    assert evals and all(e["val_loss_user"] > 0 for e in evals)  # their held-back text, scored
 
 
 def test_training_data_holds_the_file_rows(data_run):

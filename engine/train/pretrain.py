@@ -9,7 +9,9 @@ A user's documents (``extra``: the (train, val) token ids of their token shard, 
 documents there, as numpy memmaps) follow the world's in each stream: one stream, so the offsets
 of a step are drawn exactly as before, over more tokens. The stream is a ``TokenStream`` that
 never joins its parts: a batch reads its ``batch_size x (seq_len + 1)`` tokens from the shard's
-file, and a corpus larger than memory costs each DDP process none of it.
+file, and a corpus larger than memory costs each DDP process none of it. The val loss scores
+the world's held-back documents (``val_loss``) and, spread over all of theirs, the user's
+(``val_loss_user``).
 """
 
 from __future__ import annotations
@@ -97,6 +99,16 @@ def _read(segment: Segment, positions: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.asarray(segment[positions.numpy()], dtype=np.int64))
 
 
+def spread_starts(n_tokens: int, window: int, most: int) -> torch.Tensor:
+    """Starts of up to ``most`` windows of ``window + 1`` ids (inputs and the next-token
+    targets) spread evenly over ``n_tokens``: non-overlapping but for a shared boundary id, as
+    consecutive windows are; one window at 0 when there are too few tokens for two."""
+    n = min(most, max(1, (n_tokens - 1) // window))
+    if n == 1:
+        return torch.zeros(1, dtype=torch.long)
+    return torch.arange(n) * ((n_tokens - 1 - window) // (n - 1))  # stride >= window
+
+
 class PretrainTask:
     SALT = 1
 
@@ -113,6 +125,8 @@ class PretrainTask:
         user_train, user_val = extra or (world_train[:0], world_val[:0])
         self.train = TokenStream(world_train, user_train)
         self.val = TokenStream(world_val, user_val)
+        # where the user's held-back documents begin in the val stream (None: they have none)
+        self.user_val_at = len(world_val) if len(user_val) else None
         self.bos = tok.special_id("<|bos|>")
         if len(self.train) <= cfg.seq_len + 1:
             raise ValueError(f"only {len(self.train)} training tokens: fewer than one window "
@@ -145,19 +159,30 @@ class PretrainTask:
 
     @torch.no_grad()
     def evaluate(self, model, step: int, max_windows: int = 64) -> dict:
-        """Mean loss over fixed, non-overlapping windows of the held-back documents."""
+        """Mean loss over fixed windows of the held-back documents: ``val_loss`` over the first
+        ``max_windows`` consecutive ones (the world's documents lead the stream), and with a
+        user's documents ``val_loss_user`` over as many spread evenly over theirs, which come
+        after the world's and so would hardly be scored by the first."""
         core = unwrap(model)
         core.eval()
         T = min(self.cfg.seq_len, core.config.block_size)
         n = min(max_windows, max(1, (len(self.val) - 1) // T))
-        starts = torch.arange(n) * T
+        figures = {"val_loss": self._val_loss(core, torch.arange(n) * T, T)}
+        if self.user_val_at is not None:
+            spread = spread_starts(len(self.val) - self.user_val_at, T, max_windows)
+            figures["val_loss_user"] = self._val_loss(core, self.user_val_at + spread, T)
+        return figures
+
+    def _val_loss(self, core, starts: torch.Tensor, T: int) -> float:
+        """Mean loss of the val windows at ``starts`` (one shorter than the stream is cut at
+        its end)."""
         idx = (starts[:, None] + torch.arange(T + 1)[None]).clamp(max=len(self.val) - 1)
         rows = self.val.take(idx).to(self.device)
         losses = []
         for chunk in rows.split(16):
             _, loss = core(chunk[:, :-1], chunk[:, 1:])
             losses.append(float(loss) * len(chunk))
-        return {"val_loss": round(sum(losses) / n, 5)}
+        return round(sum(losses) / len(starts), 5)
 
     def sample(self, model, step: int) -> tuple[str, str]:
         from engine.model.sampler import SampleSettings, generate_batch
