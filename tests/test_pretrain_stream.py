@@ -1,5 +1,6 @@
 """A user's pretraining tokens on the way to a batch (issue 12): read from their token shard's
-memmap a window at a time, never copied whole; scored by the val loss.
+memmap a window at a time, never copied whole; scored by the val loss; a shard build that fails
+on rank 0 stops every DDP rank.
 
 The world-only path (no user files) must train bit for bit as before; the equality tests below
 hold the joined stream (``torch.cat`` of the parts, which is what pretraining trained on before)
@@ -8,12 +9,18 @@ as the reference.
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from deepdive.cli import app as cli
 from engine.data import world as W
 from engine.data.shards import token_shard
 from engine.tokens.tokenizer import Tokenizer
@@ -169,3 +176,62 @@ def test_the_val_loss_scores_windows_spread_over_the_users_held_back_text(tok, t
 
     world_only = PretrainTask(tok, docs, cfg, 0, 0.05, torch.device("cpu"))
     assert set(world_only.evaluate(RecordingModel(64), 0)) == {"val_loss"}
+
+
+# -- a shard build that fails on rank 0 under DDP ----------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank_trains(rank: int, run: str, port: int, out: str) -> None:
+    """Rank ``rank`` of 2 runs ``deepdive train --stages pretrain`` (gloo, CPU); it writes what
+    the CLI said and leaves with the CLI's exit code."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE="2", LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    got = CliRunner().invoke(cli, ["train", "--run", run, "--stages", "pretrain",
+                                   "--device", "cpu", "--quiet"])
+    Path(out, f"rank{rank}.txt").write_text(f"{got.exit_code}\n{got.output}")
+    sys.stdout.flush()
+    os._exit(got.exit_code)
+
+
+def _docs_file(path: Path, n: int = 60) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps({"text": f"Zorbling {i} hums under the quasar."}) + "\n"
+                            for i in range(n)))
+    return path
+
+
+def test_a_shard_refused_on_rank_0_stops_both_ranks_with_its_reason(tmp_path, monkeypatch):
+    import multiprocessing as mp
+
+    from engine.train.pipeline import train
+
+    monkeypatch.setenv("DEEPDIVE_CACHE", str(tmp_path / "cache"))
+    data = _docs_file(tmp_path / "data" / "docs.jsonl")
+    run = tmp_path / "run"
+    train(run, preset="micro", stages="tokenizer", device="cpu", pretrain_data=data,
+          on_bad="refuse")
+    with open(data, "a") as f:  # a bad row the shard build (rank 0's) is the first to read
+        f.write('{"text": 3}\n')
+    ctx, port = mp.get_context("spawn"), _free_port()
+    ranks = [ctx.Process(target=_rank_trains, args=(r, str(run), port, str(tmp_path)))
+             for r in (0, 1)]
+    for p in ranks:
+        p.start()
+    for p in ranks:
+        p.join(timeout=120)
+    hung = [p.pid for p in ranks if p.is_alive()]
+    for p in ranks:
+        if p.is_alive():
+            p.kill()
+    assert not hung, "a rank was still waiting for the shard after 120 s"
+    said = {r: " ".join((tmp_path / f"rank{r}.txt").read_text().split()) for r in (0, 1)}
+    assert [p.exitcode for p in ranks] == [2, 2], said
+    assert f"{data.resolve()}:61: 'text' must be a string" in said[0], said[0]
+    assert "rank 0 could not build the token shard; see its message" in said[1], said[1]
+    assert not (run / "base").exists()

@@ -573,15 +573,22 @@ def _file_streams(run_dir: Path, p: Preset, tok, user: UserData, info: D.DistInf
     token shard (never copied whole: a batch reads its own windows, engine/train/pretrain.py).
 
     Rank 0 builds (or finds) the shard and records its key in run.json; the other ranks then
-    find it in the cache. A stage resumed mid-way must see the very tokens it began with."""
+    find it in the cache. If rank 0 fails (a bad row refused, a full disk), every rank stops:
+    the others learn it from a flag where they would otherwise wait at a barrier for ever. A
+    stage resumed mid-way must see the very tokens it began with."""
     from engine.data.shards import token_shard
 
-    path = user.paths.pretrain
+    path, shard, failure = user.paths.pretrain, None, None
     if info.is_main:
-        shard = token_shard(path, tok, on_bad=user.paths.on_bad)
-        _record_shard(run_dir, path, shard, resumed)
-    D.barrier(info)
-    if not info.is_main:
+        try:
+            shard = token_shard(path, tok, on_bad=user.paths.on_bad)
+            _record_shard(run_dir, path, shard, resumed)
+        except Exception as e:  # raised below, once every rank knows
+            failure = e
+    if D.any_failed(failure is not None, info):  # the others wait here for rank 0
+        raise failure or DataFileError(f"{path}: rank 0 could not build the token shard; "
+                                       "see its message")
+    if shard is None:
         shard = token_shard(path, tok, on_bad=user.paths.on_bad)
     return shard.split(p.val_frac)
 
