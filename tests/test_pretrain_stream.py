@@ -1,6 +1,6 @@
 """A user's pretraining tokens on the way to a batch (issue 12): read from their token shard's
 memmap a window at a time, never copied whole; scored by the val loss; a shard build that fails
-on rank 0 stops every DDP rank.
+on rank 0 stops every DDP rank; a resume over changed files is refused.
 
 The world-only path (no user files) must train bit for bit as before; the equality tests below
 hold the joined stream (``torch.cat`` of the parts, which is what pretraining trained on before)
@@ -9,6 +9,7 @@ as the reference.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -28,6 +29,7 @@ from engine.train.presets import StageConfig
 from engine.train.pretrain import PretrainTask, TokenStream, spread_starts, step_generator
 
 ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -235,3 +237,40 @@ def test_a_shard_refused_on_rank_0_stops_both_ranks_with_its_reason(tmp_path, mo
     assert f"{data.resolve()}:61: 'text' must be a string" in said[0], said[0]
     assert "rank 0 could not build the token shard; see its message" in said[1], said[1]
     assert not (run / "base").exists()
+
+
+# -- a resume over changed pretraining files --------------------------------------------------
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_resuming_pretraining_over_changed_files_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPDIVE_CACHE", str(tmp_path / "cache"))
+    data = _docs_file(tmp_path / "data" / "docs.jsonl")
+    run = tmp_path / "run"
+    args = ["train", "--run", str(run), "--device", "cpu", "--quiet",
+            "--stages", "tokenizer,pretrain"]
+    # stopped mid-way: the test hook poisons step 15, after the checkpoint at step 10
+    monkeypatch.setenv("DEEPDIVE_TEST_NAN", "pretrain:14")
+    got = runner.invoke(cli, [*args, "--preset", "micro", "--pretrain-data", str(data)])
+    assert got.exit_code == 2 and "loss became nan at step 15" in " ".join(got.output.split())
+    monkeypatch.delenv("DEEPDIVE_TEST_NAN")
+    meta = json.loads((run / "base" / "meta.json").read_text())
+    assert meta["step"] == 10 and not meta["done"]
+    saved, recorded = _digests(run / "base"), (run / "run.json").read_text()
+
+    original = data.read_bytes()
+    data.write_bytes(original + b'{"text": "A new document, never tokenized before."}\n')
+    got = runner.invoke(cli, [*args, "--resume"])
+    said = " ".join(got.output.split())
+    assert got.exit_code == 2 and "Traceback" not in got.output, got.output
+    assert "the pretraining data (or the tokenizer) changed since the pretrain stage began" \
+        in said, said
+    assert _digests(run / "base") == saved  # the checkpoint it would have resumed: untouched
+    assert (run / "run.json").read_text() == recorded  # still names the shard it began with
+
+    data.write_bytes(original)  # the same files again: the resume goes on and finishes
+    got = runner.invoke(cli, [*args, "--resume"])
+    assert got.exit_code == 0, got.output
+    assert json.loads((run / "base" / "meta.json").read_text())["done"]
