@@ -70,11 +70,9 @@ def main() -> None:
         t0 = time.perf_counter()
         shard = token_shard(corpus, tok, cache_dir=Path(tmp) / "cache")
         reuse_s = time.perf_counter() - t0
-        train_ids, val_ids = shard.split(p.val_frac)
-        extra = (torch.from_numpy(train_ids.astype("int64")),
-                 torch.from_numpy(val_ids.astype("int64")))
+        # the shard's memmaps, as the pipeline passes them: a batch reads its own windows
         task = PretrainTask(tok, docs, p.pretrain, 0, p.val_frac, torch.device("cpu"),
-                            extra=extra)
+                            extra=shard.split(p.val_frac))
         torch.manual_seed(0)
         model = GPT(GPTConfig(vocab_size=tok.n_vocab, **p.model))
         opt = make_optimizer(model, p.pretrain)

@@ -188,13 +188,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rank_trains(rank: int, run: str, port: int, out: str) -> None:
-    """Rank ``rank`` of 2 runs ``deepdive train --stages pretrain`` (gloo, CPU); it writes what
+def _rank_trains(rank: int, run: str, port: int, out: str, stage: str) -> None:
+    """Rank ``rank`` of 2 runs ``deepdive train --stages STAGE`` (gloo, CPU); it writes what
     the CLI said and leaves with the CLI's exit code."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE="2", LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    got = CliRunner().invoke(cli, ["train", "--run", run, "--stages", "pretrain",
+    got = CliRunner().invoke(cli, ["train", "--run", run, "--stages", stage,
                                    "--device", "cpu", "--quiet"])
     Path(out, f"rank{rank}.txt").write_text(f"{got.exit_code}\n{got.output}")
     sys.stdout.flush()
@@ -208,7 +208,12 @@ def _docs_file(path: Path, n: int = 60) -> Path:
     return path
 
 
-def test_a_shard_refused_on_rank_0_stops_both_ranks_with_its_reason(tmp_path, monkeypatch):
+@pytest.mark.parametrize(("stage", "what"), [("pretrain", "build the token shard of"),
+                                             ("tokenizer", "train the tokenizer")])
+def test_work_refused_on_rank_0_stops_both_ranks_with_its_reason(stage, what, tmp_path,
+                                                                 monkeypatch):
+    """Rank 0 alone trains the tokenizer (on a sample of the user's documents) and builds the
+    token shard while the other ranks wait: a bad row refused there must end every rank."""
     import multiprocessing as mp
 
     from engine.train.pipeline import train
@@ -218,10 +223,12 @@ def test_a_shard_refused_on_rank_0_stops_both_ranks_with_its_reason(tmp_path, mo
     run = tmp_path / "run"
     train(run, preset="micro", stages="tokenizer", device="cpu", pretrain_data=data,
           on_bad="refuse")
-    with open(data, "a") as f:  # a bad row the shard build (rank 0's) is the first to read
+    with open(data, "a") as f:  # a bad row rank 0's work is the first to read
         f.write('{"text": 3}\n')
+    if stage == "tokenizer":  # trained again: the sample it reads now holds the bad row
+        (run / "tokenizer.json").unlink()
     ctx, port = mp.get_context("spawn"), _free_port()
-    ranks = [ctx.Process(target=_rank_trains, args=(r, str(run), port, str(tmp_path)))
+    ranks = [ctx.Process(target=_rank_trains, args=(r, str(run), port, str(tmp_path), stage))
              for r in (0, 1)]
     for p in ranks:
         p.start()
@@ -235,7 +242,7 @@ def test_a_shard_refused_on_rank_0_stops_both_ranks_with_its_reason(tmp_path, mo
     said = {r: " ".join((tmp_path / f"rank{r}.txt").read_text().split()) for r in (0, 1)}
     assert [p.exitcode for p in ranks] == [2, 2], said
     assert f"{data.resolve()}:61: 'text' must be a string" in said[0], said[0]
-    assert "rank 0 could not build the token shard; see its message" in said[1], said[1]
+    assert f"rank 0 could not {what}" in said[1] and "see its message" in said[1], said[1]
     assert not (run / "base").exists()
 
 

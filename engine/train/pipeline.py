@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -300,7 +301,8 @@ def _tokenizer_stage(run_dir: Path, p: Preset, world, resume: bool, info: D.Dist
     path = RunFolder(run_dir).tokenizer
     if resume and path.is_file():
         return _load_tokenizer(run_dir)
-    if info.is_main:
+
+    def train_tokenizer() -> None:
         t0 = time.perf_counter()
         sample = user.pretrain_sample()  # the user's text gets merges of its own
         docs = pretrain_documents(world) + sample
@@ -314,8 +316,28 @@ def _tokenizer_stage(run_dir: Path, p: Preset, world, resume: bool, info: D.Dist
                    **({"user_docs": len(sample)} if sample else {}),
                    "elapsed_s": round(time.perf_counter() - t0, 3)}
         events.emit("stage_end", stage="tokenizer", step=1, summary=summary)
-    D.barrier(info)
+
+    _on_rank0(info, train_tokenizer, "train the tokenizer")
     return _load_tokenizer(run_dir)
+
+
+T = TypeVar("T")
+
+
+def _on_rank0(info: D.DistInfo, work: Callable[[], T], what: str) -> T | None:
+    """``work()`` on rank 0 while the other ranks wait (rank 0's result; None elsewhere). Where a
+    barrier would have them wait for ever on a rank 0 that failed (a bad row refused, a full
+    disk), they learn it from a flag instead (distributed.any_failed): rank 0 raises its own
+    error, the others one saying so."""
+    result, failure = None, None
+    if info.is_main:
+        try:
+            result = work()
+        except Exception as e:  # raised below, once every rank knows
+            failure = e
+    if D.any_failed(failure is not None, info):
+        raise failure or PipelineError(f"rank 0 could not {what}; see its message")
+    return result
 
 
 def _load_tokenizer(run_dir: Path):
@@ -578,16 +600,14 @@ def _file_streams(run_dir: Path, p: Preset, tok, user: UserData, info: D.DistInf
     stage resumed mid-way must see the very tokens it began with."""
     from engine.data.shards import token_shard
 
-    path, shard, failure = user.paths.pretrain, None, None
-    if info.is_main:
-        try:
-            shard = token_shard(path, tok, on_bad=user.paths.on_bad)
-            _record_shard(run_dir, path, shard, resumed)
-        except Exception as e:  # raised below, once every rank knows
-            failure = e
-    if D.any_failed(failure is not None, info):  # the others wait here for rank 0
-        raise failure or DataFileError(f"{path}: rank 0 could not build the token shard; "
-                                       "see its message")
+    path = user.paths.pretrain
+
+    def build():
+        shard = token_shard(path, tok, on_bad=user.paths.on_bad)
+        _record_shard(run_dir, path, shard, resumed)
+        return shard
+
+    shard = _on_rank0(info, build, f"build the token shard of {path}")
     if shard is None:
         shard = token_shard(path, tok, on_bad=user.paths.on_bad)
     return shard.split(p.val_frac)
@@ -614,18 +634,19 @@ def _eval_stage(run_dir: Path, p: Preset, resume: bool, dev: torch.device, info:
     report_path = RunFolder(run_dir).report()
     if resume and report_path.is_file():
         return json.loads(report_path.read_text(encoding="utf-8")).get("metrics", {})
-    if info.is_main:
+
+    def progress(done=None, total=None, *_, **__):
+        # evaluate_run reports (done, total); anything else is not worth an event
+        if isinstance(done, int | float) and isinstance(total, int | float):
+            events.emit("step", stage="eval", step=int(done), total_steps=int(total))
+
+    def evaluate() -> None:
         t0 = time.perf_counter()
         events.emit("stage_start", stage="eval", step=0, total_steps=1)
-
-        def progress(done=None, total=None, *_, **__):
-            # evaluate_run reports (done, total); anything else is not worth an event
-            if isinstance(done, int | float) and isinstance(total, int | float):
-                events.emit("step", stage="eval", step=int(done), total_steps=int(total))
-
         report = evaluate_run(run_dir, device=str(dev), n_per_family=p.eval_n_per_family,
                               progress=progress)
         summary = {**report.get("metrics", {}), "elapsed_s": round(time.perf_counter() - t0, 3)}
         events.emit("stage_end", stage="eval", step=1, summary=summary)
-    D.barrier(info)
+
+    _on_rank0(info, evaluate, "evaluate the run")
     return json.loads(report_path.read_text(encoding="utf-8")).get("metrics", {})
