@@ -549,3 +549,21 @@ def _pick(app, run: str) -> bool:
     except InvalidSelectValueError:
         return False
     return True
+
+
+async def test_pretraining_on_your_own_text_plots_its_val_loss_beside_the_worlds(root):
+    """A run given --pretrain-data logs val_loss_user: the loss plot draws it, labelled."""
+    run = root / "yours"
+    ev = EventWriter(run)
+    write_head(ev)
+    ev.emit("stage_start", stage="pretrain", step=0, total_steps=20)
+    for step in (10, 20):
+        ev.emit("step", stage="pretrain", step=step, total_steps=20, loss=3.0 - step / 10,
+                elapsed_s=step / 10)
+        ev.emit("eval", stage="pretrain", step=step, val_loss=3.1 - step / 10,
+                val_loss_user=3.4 - step / 20)
+    app = Host(run="yours")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        drawn = str(app.query_one("#train-plot-a", BraillePlot).render())
+        assert "val (your text)" in drawn and "val" in drawn.replace("val (your text)", ""), drawn

@@ -49,7 +49,8 @@ STAGE_TITLES = {"sft": "SFT", "rl": "RL", "reward": "reward model", "rlhf": "RLH
 # Curves per stage: (y axis: what is plotted, [(series, label, colour)]); other stages show
 # what they have. The x axis is always the stage's step.
 PLOTS = {
-    "pretrain": [("loss", [("loss", "train", "cyan"), ("val_loss", "val", "magenta")])],
+    "pretrain": [("loss", [("loss", "train", "cyan"), ("val_loss", "val", "magenta"),
+                           ("val_loss_user", "val (your text)", "yellow")])],
     "sft": [("loss", [("loss", "train", "cyan"), ("val_loss", "val", "magenta")])],
     "control": [("loss", [("loss", "train", "cyan"), ("val_loss", "val", "magenta")])],
     "rl": [
