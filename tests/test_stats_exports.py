@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.data.stats import pct, tally_line, wilson
+from engine.data.stats import paired_mean_difference, pct, t_quantile, tally_line, wilson
 from tui.exports import export_dir, write_export
 
 
@@ -25,6 +25,21 @@ def test_wilson_interval(k, n, lo, hi):
 def test_tally_line():
     assert tally_line(5, 8) == "5/8 · 62% (95%: 31–86%)"
     assert wilson(0, 0) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("df,p,t", [(1, 0.95, 12.706), (2, 0.95, 4.303), (3, 0.95, 3.182),
+                                    (10, 0.95, 2.228), (30, 0.95, 2.042), (31, 0.95, 2.040),
+                                    (10, 0.99, 3.169)])
+def test_t_quantile_matches_the_printed_table(df, p, t):
+    assert t_quantile(p, df) == pytest.approx(t, abs=1e-3)
+
+
+def test_paired_mean_difference_by_hand():
+    """Differences 1, 2, 3: mean 2, sd 1, so 2 ± t(2) · 1 / √3 = 2 ± 2.484."""
+    d, lo, hi = paired_mean_difference([3.0, 2.0, 3.0], [2.0, 0.0, 0.0])
+    assert (d, lo, hi) == pytest.approx((2.0, -0.484, 4.484), abs=1e-3)
+    with pytest.raises(ValueError):
+        paired_mean_difference([1.0], [0.0])
 
 
 def test_exports_go_to_the_env_folder_or_home(tmp_path, monkeypatch):
