@@ -34,7 +34,8 @@ KEY_METRICS = ("format_base", "format_sft", "knowledge_heldout_sft", "fact_known
                "probe_unknown", "probe_facts", "transfer_arith", "transfer_arith_lo",
                "transfer_arith_hi", "transfer_decimal_cmp", "transfer_decimal_cmp_lo",
                "transfer_decimal_cmp_hi", "transfer_count_letters", "transfer_count_letters_lo",
-               "transfer_count_letters_hi", "rl_len_start", "rl_len_end",
+               "transfer_count_letters_hi", "transfer_open_tasks", "transfer_open_tasks_lo",
+               "transfer_open_tasks_hi", "rl_len_start", "rl_len_end",
                "rl_share_work_first_start",
                "rl_share_work_first_end", "sft_data_share_work_first")
 

@@ -71,11 +71,21 @@ def test_evaluate_run_writes_a_complete_report(random_run):
     assert 0.9 <= m["sft_data_share_work_first"] <= 1.0  # the world's worked SFT replies
     # transfer: every family, RL - control on the same prompts, practised ones marked
     rows = {r["family"]: r for r in report["transfer"]}
-    assert set(rows) == set(E.CHAT_FAMILIES)
+    assert set(rows) == {*E.CHAT_FAMILIES, "open_tasks"}
     assert [f for f, r in rows.items() if r["trained"]] == ["arith", "decimal_cmp"]
-    for fam, r in rows.items():
+    for fam in E.CHAT_FAMILIES:
+        r = rows[fam]
         assert r["diff"] == round(r["rl"] - r["control"], 4) == m[f"transfer_{fam}"]
         assert r["lo"] <= r["diff"] <= r["hi"] and r["n"] == report["families"][fam]["n"]
+    # the open tasks: RLHF's test tasks, every one asked of both, in gold
+    from engine.data.open_tasks import open_tasks
+
+    gold = rows["open_tasks"]
+    assert gold["unit"] == "gold" and not (gold["trained"] or gold["verifiable"])
+    assert gold["n"] == len(open_tasks(W.build_world(0), "test", 10_000))
+    assert gold["diff"] == pytest.approx(gold["rl"] - gold["control"], abs=2e-4)
+    assert (m["transfer_open_tasks_lo"] <= m["transfer_open_tasks"] == gold["diff"]
+            <= m["transfer_open_tasks_hi"])
     ids = {c["id"] for c in report["claims"]}
     assert {"knowledge", "format", "hallucination", "tokens_to_think", "paraphrase",
             "pass_at_k", "rl_beyond_labelers", "rl_dynamics", "transfer", "rl_discovers"} <= ids
@@ -173,8 +183,24 @@ def test_cli_eval_json_and_report(random_run):
     assert res.exit_code == 0, res.output
     last = json.loads(res.stdout.strip().splitlines()[-1])
     assert last["metrics"]["n_eval_arith"] == 2
+    assert {"transfer_open_tasks", "transfer_open_tasks_lo",
+            "transfer_open_tasks_hi"} <= set(last["metrics"])
     res = runner.invoke(app, ["report", "--run", str(random_run)])
     assert res.exit_code == 0 and "arith" in res.stdout and "labelers" in res.stdout
+
+
+def test_cli_report_shows_gold_figures_as_gold(tmp_path):
+    from typer.testing import CliRunner
+
+    from deepdive.cli import app
+
+    run = tmp_path / "gold"
+    run.mkdir()
+    claim = E.transfer_claim([_row("arith", True, 0.02), _gold_row(0.01)])
+    (run / "report.json").write_text(json.dumps({"run": "gold", "families": {},
+                                                 "claims": [claim]}))
+    res = CliRunner().invoke(app, ["report", "--run", str(run)])
+    assert res.exit_code == 0 and "(+0.09)" in res.stdout and "9%" not in res.stdout
 
 
 def test_cli_report_without_report_exits_2(tmp_path):
@@ -268,3 +294,67 @@ def test_the_discovery_verdict_follows_the_data_and_the_rl_shares():
     assert kept["holds"] is False and "always answers first" in kept["reading"]
     assert "Both ways" not in kept["reading"]
     assert E.thinking_claim({}, {})["holds"] is None
+
+
+def _open(golds: list[float]) -> list[dict]:
+    return [{"prompt": f"Tell a visitor about place {i}.", "gold": g}
+            for i, g in enumerate(golds)]
+
+
+def test_the_open_tasks_row_is_a_paired_t_interval_on_gold():
+    """RL 0.5 0.25 0 0.25 against the control 0.25 0.25 -0.25 0: differences 0.25 0 0.25 0.25,
+    mean 0.1875, sd 0.125, so the interval is 0.1875 ± t(3) · 0.125 / 2 with t(3) = 3.1824:
+    [-0.0114, +0.3864]. Four tasks are too few to read."""
+    row = E.open_transfer_row(_open([0.5, 0.25, 0.0, 0.25]), _open([0.25, 0.25, -0.25, 0.0]))
+    assert row == {"family": "open_tasks", "trained": False, "partly": False,
+                   "verifiable": False, "unit": "gold", "rl": 0.25, "control": 0.0625,
+                   "diff": 0.1875, "lo": -0.0114, "hi": 0.3864, "n": 4, "few": True}
+    # not the same tasks, or too few to have a spread: no row
+    assert E.open_transfer_row(_open([0.5, 0.25]), _open([0.5, 0.25, 0.0])) is None
+    assert E.open_transfer_row(_open([0.5]), _open([0.25])) is None
+
+
+def test_the_open_tasks_row_needs_a_control():
+    rows = [{"prompt": f"q{i}", "answer": "a", "expected": "1", "correct": i < 2,
+             "format": True} for i in range(4)]
+    stage = {f: rows for f in (*E.CHAT_FAMILIES, "answer_first")}
+    rl = {**stage, "open_tasks": _open([0.5, 0.25, 0.0, 0.25])}
+    with_control = E.build_report("r", 0, {"sft": stage, "rl": rl, "control": {
+        **stage, "open_tasks": _open([0.25, 0.25, -0.25, 0.0])}}, 0.6, [])
+    alone = E.build_report("r", 0, {"sft": stage, "rl": rl}, 0.6, [])
+    m = with_control["metrics"]
+    assert (m["transfer_open_tasks"], m["transfer_open_tasks_lo"],
+            m["transfer_open_tasks_hi"]) == (0.1875, -0.0114, 0.3864)
+    assert with_control["transfer"][-1]["family"] == "open_tasks"
+    assert alone["transfer"] == [] and not any(k.startswith("transfer")
+                                               for k in alone["metrics"])
+
+
+def _gold_row(lo: float, n: int = 32) -> dict:
+    return {"family": "open_tasks", "trained": False, "partly": False, "verifiable": False,
+            "unit": "gold", "rl": 0.1, "control": 0.02, "diff": lo + 0.08, "lo": lo,
+            "hi": lo + 0.16, "n": n, "few": n < E.FEW_PROMPTS}
+
+
+def test_the_transfer_verdict_follows_the_open_tasks_gold():
+    """The open tasks are left out of RL like a verifiable family it did not practise: their
+    gold interval above zero is transfer, and the title and figure say so, in gold."""
+    practised, letters = _row("arith", True, 0.02), _row("count_letters", False, -0.03)
+    facts = {**_row("fact_heldout", False, -0.01), "verifiable": False}
+    up = E.transfer_claim([practised, letters, facts, _gold_row(0.01)])
+    flat = E.transfer_claim([practised, letters, facts, _gold_row(-0.05)])
+    assert up["holds"] is True
+    assert up["title"] == "RL's practice transferred to open_tasks, never practised"
+    assert "open_tasks (+0.09 gold [+0.01, +0.17])" in up["reading"]
+    assert up["value"] == pytest.approx(0.09) and up["unit"] == "gold"
+    assert flat["holds"] is False
+    assert flat["title"] == "No transfer to count_letters, open_tasks, which RL never practised"
+    assert "open_tasks (+0.03 gold [-0.05, +0.11]), never practised" in flat["reading"]
+    # the figure is count_letters', named first, in points
+    assert flat["value"] == pytest.approx(0.02) and "unit" not in flat
+    for claim in (up, flat):  # said once what the row is, and never among the other families
+        assert "32 unverifiable tasks, scored by the hidden raters" in claim["reading"]
+        assert "practice problems above the control beyond noise: none" in claim["reading"]
+    # only the open tasks left out, on too few tasks: not measured
+    few = E.transfer_claim([practised, _gold_row(0.01, n=12)])
+    assert few["holds"] is None and "too few prompts" in few["reading"]

@@ -5,7 +5,9 @@
 family (engine/data/tasks.py), checks the answers with the exact verifier, and writes
 ``report.json``: pass@1 per family x stage, the lecture's claims as numbers with a reading in
 words, a few real answers per cell, and the RL reward / response-length curve from
-``events.jsonl``.
+``events.jsonl``. Where the run has both RL and the control, its transfer table (RL minus the
+control per family) also asks both the unverifiable open tasks and scores their replies in gold,
+as RLHF does: the one row whose judge is the hidden raters, not the verifier.
 
 Decoding is greedy (temperature 0) by default: every stage answers the same prompts the same
 way it would answer them again, so differences between stages are the models', not the dice's.
@@ -26,8 +28,10 @@ from engine.data import tasks as T
 from engine.data import wordings as Wd
 from engine.data import world as W
 from engine.data.judge import answer_way, is_refusal, judge, recognise, works_first
+from engine.data.open_replies import OpenReplies, judged
+from engine.data.open_tasks import OpenTask, open_tasks
 from engine.data.rlhf_report import rlhf_section
-from engine.data.stats import paired_difference
+from engine.data.stats import paired_difference, paired_mean_difference
 from engine.run import META_FILE, REPORT_STAGES, RunFolder, read_json, resolve_run, world_seed
 
 CHAT_FAMILIES = ("arith", "count_letters", "decimal_cmp", "fact_known", "fact_heldout",
@@ -192,6 +196,15 @@ def _eval_stage(stage: str, model, tok, world: W.World, problems: dict[str, list
     return rows, sampled
 
 
+def _open_answers(model, tok, world: W.World, tasks: list[OpenTask],
+                  max_tokens: int) -> list[dict]:
+    """Greedy replies to the open tasks with their gold, measured as RLHF's curve and its
+    report section measure it (open_replies.judged; no reward model: only gold is wanted)."""
+    got = judged(OpenReplies(tok), model, None, world, tasks, max_tokens)
+    return [{"prompt": t.prompt, "answer": text, "gold": g}
+            for t, text, g in zip(tasks, got["texts"], got["golds"], strict=True)]
+
+
 def _share(rows: list[dict], key: str = "correct") -> float | None:
     return round(sum(bool(r[key]) for r in rows) / len(rows), 4) if rows else None
 
@@ -220,8 +233,12 @@ def evaluate_run(run_dir, device: str = "cpu", n_per_family: int = 100,
     stages = [s for s, folder in REPORT_STAGES.items() if run.has_model(folder)]
     problems = {fam: T.eval_problems(world, fam, n_per_family, seed, split)
                 for fam in CHAT_FAMILIES}
+    # the open tasks (and reply budget) of RLHF's test gold, asked of RL and the control
+    open_stages = OPEN_STAGES if set(OPEN_STAGES) <= set(stages) else ()
+    open_asked, open_max = open_tasks(world, split, 10_000), int(
+        (preset.get("rlhf") or {}).get("max_tokens", 96))
 
-    total, done = len(stages) * (len(CHAT_FAMILIES) + 1) or 1, 0
+    total, done = len(stages) * (len(CHAT_FAMILIES) + 1) + len(open_stages) or 1, 0
 
     def tick(label: str) -> None:
         nonlocal done
@@ -240,6 +257,9 @@ def evaluate_run(run_dir, device: str = "cpu", n_per_family: int = 100,
             budgets = token_budgets(tok, world, model.config.block_size)
         results[stage], sampled[stage] = _eval_stage(stage, model, tok, world, problems, budgets,
                                                      temperature, seed, split, tick)
+        if stage in open_stages:
+            results[stage][OPEN_FAMILY] = _open_answers(model, tok, world, open_asked, open_max)
+            tick(f"{stage}: open tasks")
         del model
     labelers = W.labeler_accuracy(world, float(preset.get("labeler_error_rate", 0.3)), split)
     rl_cfg = preset.get("rl") or {}
@@ -251,8 +271,7 @@ def evaluate_run(run_dir, device: str = "cpu", n_per_family: int = 100,
                           sft_work_first=sft_data_work_first(
                               world, preset, tuple(rl_cfg.get("families") or T.RL_FAMILIES)),
                           control_compute=control_compute_ratio(run_dir))
-    add_rlhf(report, rlhf_section(run_dir, world, dev, split,
-                                  int((preset.get("rlhf") or {}).get("max_tokens", 96)),
+    add_rlhf(report, rlhf_section(run_dir, world, dev, split, open_max,
                                   lambda folder: _stage_meta(run_dir, folder)))
     report["eval_s"] = round(time.perf_counter() - t0, 2)
     report["budgets"] = budgets
@@ -390,6 +409,9 @@ def build_report(run: str, seed: int, results: dict[str, dict[str, list[dict]]],
 # practised sums they are partly practised, neither transfer nor its absence
 HALF_SUMS = ("paraphrase", "template")
 FEW_PROMPTS = 30  # a transfer row on fewer distinct prompts is shown, greyed, and never read
+# The unverifiable tasks' row: greedy replies of RL and the control to every open task of the
+# split, scored by the hidden raters (engine/data/oracle.py) in gold, not pass/fail.
+OPEN_FAMILY, OPEN_STAGES, GOLD = "open_tasks", ("rl", "control"), "gold"
 
 
 def transfer_rows(results: dict[str, dict[str, list[dict]]],
@@ -408,7 +430,28 @@ def transfer_rows(results: dict[str, dict[str, list[dict]]],
                      "verifiable": fam in T.RL_FAMILIES, "rl": _share(a), "control": _share(b),
                      "diff": round(d, 4), "lo": round(lo, 4), "hi": round(hi, 4), "n": len(a),
                      "few": len(a) < FEW_PROMPTS})
-    return rows
+    row = open_transfer_row(rl.get(OPEN_FAMILY) or [], ctl.get(OPEN_FAMILY) or [])
+    return rows + ([row] if row else [])
+
+
+def open_transfer_row(rl: list[dict], control: list[dict]) -> dict | None:
+    """RL minus the control in gold on the same open tasks (rows with ``prompt`` and ``gold``,
+    in the same order), or None where they were not both asked the same 2+ tasks. Never
+    practised by RL, and not verifiable: its only judge is the hidden raters."""
+    prompts = [r["prompt"] for r in rl]
+    if len(set(prompts)) < 2 or prompts != [r["prompt"] for r in control]:
+        return None
+    a, b = [float(r["gold"]) for r in rl], [float(r["gold"]) for r in control]
+    # Gold is a score (sums of fact, tone and length terms), not a pass/fail, so Newcombe's
+    # interval for paired proportions does not apply. The paired t interval does, and unlike
+    # a bootstrap it has no seed and can be checked by hand from the two lists; at 30+ tasks
+    # the mean difference is close enough to normal for its coverage.
+    d, lo, hi = paired_mean_difference(a, b)
+    n = len(set(prompts))
+    return {"family": OPEN_FAMILY, "trained": False, "partly": False, "verifiable": False,
+            "unit": GOLD, "rl": round(sum(a) / len(a), 4), "control": round(sum(b) / len(b), 4),
+            "diff": round(d, 4), "lo": round(lo, 4), "hi": round(hi, 4), "n": n,
+            "few": n < FEW_PROMPTS}
 
 
 def _thinking_metrics(curve: list[dict], rl_sampled: dict, sft_work_first: float | None) -> dict:
@@ -613,15 +656,26 @@ def _points(x: float) -> str:
 
 
 def _interval(row: dict) -> str:
-    """"-2 points [-12, +8]": a transfer row's difference and its interval."""
+    """"-2 points [-12, +8]" (a pass rate) or "+0.04 gold [-0.05, +0.12]" (the open tasks): a
+    transfer row's difference and its interval."""
+    if row.get("unit") == GOLD:
+        return f"{row['diff']:+.2f} gold [{row['lo']:+.2f}, {row['hi']:+.2f}]"
     return f"{_points(row['diff'])} points [{_points(row['lo'])}, {_points(row['hi'])}]"
 
 
+def _left_out(row: dict) -> bool:
+    """A skill RL could have practised and did not: a verifiable family outside RL's, or the
+    open tasks (RLHF practises them; RL never does). The other unpractised families measure
+    what the model remembers or which wording it follows, not a skill left out."""
+    return not row["trained"] and (row["verifiable"] or row.get("unit") == GOLD)
+
+
 def transfer_claim(rows: list[dict]) -> dict:
-    """Does practice on some verifiable families move the ones RL never practised? Read from
-    the paired intervals: transfer only where the whole interval is above zero, on families
-    with at least FEW_PROMPTS distinct prompts. The title names the left-out families."""
-    out_of_rl = [r for r in rows if r["verifiable"] and not r["trained"]]
+    """Does practice on some verifiable families move the tasks RL never practised (the
+    verifiable families left out, and the open tasks in gold)? Read from the paired intervals:
+    transfer only where the whole interval is above zero, on rows with at least FEW_PROMPTS
+    distinct prompts. The title names the left-out rows."""
+    out_of_rl = [r for r in rows if _left_out(r)]
     left = [r for r in out_of_rl if not r.get("few")]
     up = [r for r in left if r["lo"] > 0]
     holds = bool(up) if left else None
@@ -637,8 +691,9 @@ def transfer_claim(rows: list[dict]) -> dict:
                    + _above_control(rows, lambda r: r.get("partly"),
                                     "Partly practised (half their items are sums)")
                    + _above_control(rows, lambda r: not (r["trained"] or r.get("partly")
-                                                         or r["verifiable"]),
-                                    "Families that are not practice problems"))
+                                                         or _left_out(r)),
+                                    "Families that are not practice problems")
+                   + _open_note(rows))
         if out_of_rl and not left:
             reading += ("The families left out of RL were asked on too few prompts "
                         f"(under {FEW_PROMPTS}) to read: transfer not measured.")
@@ -655,8 +710,20 @@ def transfer_claim(rows: list[dict]) -> dict:
                f"No transfer to {names}, which RL never practised")
     if holds is None:
         yes = no = "RL's practice transferred to families it never practised"
-    return _claim("transfer", holds, yes, no, reading,
-                  value=next((r["diff"] for r in left), None), rows=rows)
+    first = (up or left or [{}])[0]  # the figure is the first row the title names
+    unit = {"unit": GOLD} if first.get("unit") == GOLD else {}
+    return _claim("transfer", holds, yes, no, reading, value=first.get("diff"), rows=rows,
+                  **unit)
+
+
+def _open_note(rows: list[dict]) -> str:
+    """What the open_tasks row is, said once where the table has it."""
+    row = next((r for r in rows if r.get("unit") == GOLD), None)
+    if row is None:
+        return ""
+    return (f"{OPEN_FAMILY}: greedy replies to the same {row['n']} unverifiable tasks, scored "
+            "by the hidden raters (gold, about -2..1, never a training signal): RL "
+            f"{row['rl']:+.2f}, the control {row['control']:+.2f}, paired t interval. ")
 
 
 def _above_control(rows: list[dict], which, label: str) -> str:
