@@ -316,10 +316,11 @@ async def test_the_transfer_table_shows_every_family_from_the_report(report_run)
         await settle(pilot, 0.4)
         claims = plain(app, "#report-claims")
         assert "RL − control, 95%" in claims
-        for r in rows:  # each family's interval, exactly as the report has it
-            cells = report_mod.transfer_cells(r)
-            line = next(ln for ln in claims.splitlines() if f" {r['family']} " in f" {ln} "
-                        and cells[4] in ln)
+        for r in rows:  # each family's interval, exactly as the report has it (the first
+            # line of it: the open tasks' row puts its interval on a second line)
+            cells = [c.split("\n")[0] for c in report_mod.transfer_cells(r, sep="\n")]
+            line = next(ln for ln in claims.splitlines()
+                        if ln.lstrip().startswith(f"{r['family']} ") and cells[4] in ln)
             assert cells[1] in line and cells[2] in line
     table = report_mod.transfer_table(report)
     styles = [str(c.style) for c in table.columns[4]._cells]
@@ -329,3 +330,66 @@ async def test_the_transfer_table_shows_every_family_from_the_report(report_run)
           [{**r, "few": True, "lo": 0.01, "n": 12} for r in rows[:1]]
     table = report_mod.transfer_table({"transfer": few})
     assert [str(c.style) for c in table.columns[4]._cells] == ["green", "dim"]
+
+
+def open_tasks_report(run_dir: Path) -> dict:
+    """A report from build_report with RL and a control: pass rates on the chat families, and
+    the open tasks' gold on 32 tasks (RL 0.3 on half and 0.1 on the rest, the control 0.1 on
+    all: RL +0.10 gold)."""
+    from engine.data.evals import CHAT_FAMILIES, build_report
+
+    def rows(right: int) -> list[dict]:
+        return [{"prompt": f"q{i}", "answer": "a", "expected": "a", "correct": i < right,
+                 "reason": "", "format": True} for i in range(100)]
+
+    def gold(values: list[float]) -> list[dict]:
+        return [{"prompt": f"Tell a visitor about place {i}.", "answer": "b", "gold": g}
+                for i, g in enumerate(values)]
+
+    results = {stage: {**{f: rows(right) for f in CHAT_FAMILIES}, "answer_first": rows(10)}
+               for stage, right in (("sft", 40), ("rl", 60), ("control", 45))}
+    results["rl"]["open_tasks"] = gold([0.3] * 16 + [0.1] * 16)
+    results["control"]["open_tasks"] = gold([0.1] * 32)
+    report = build_report(run_dir.name, 0, results, 0.6, [], split="test",
+                          rl_families=("arith", "decimal_cmp"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "report.json").write_text(json.dumps(report))
+    return report
+
+
+def shown_at_width(app: App, selector: str) -> str:
+    """What a Static shows, laid out at its own width on the screen (not a wide console)."""
+    widget = app.query_one(selector, Static)
+    console = Console(width=widget.size.width, record=True,
+                      file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(widget.content)
+    return console.export_text()
+
+
+async def test_the_open_tasks_row_is_in_gold_at_80_columns(root, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPDIVE_EXPORT_DIR", str(tmp_path / "exports"))
+    report = open_tasks_report(root / "gold")
+    row = next(r for r in report["transfer"] if r["family"] == "open_tasks")
+    assert (row["rl"], row["control"], row["diff"], row["n"]) == (0.2, 0.1, 0.1, 32)
+    app = Host(run="gold")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        lines = shown_at_width(app, "#report-claims").splitlines()
+        i = next(i for i, ln in enumerate(lines) if ln.lstrip().startswith("open_tasks "))
+        first, second = lines[i], lines[i + 1]
+        interval = f"[{row['lo']:+.2f}, {row['hi']:+.2f}]"
+        assert all(x in first for x in ("left out,", "+0.20", "+0.10", "+0.10 gold", "32"))
+        assert "unverifiable" in second and interval in second
+        assert "%" not in first + second  # gold, never a percentage
+        for r in report["transfer"][:-1]:  # every other family still on one line
+            cells = report_mod.transfer_cells(r)
+            assert any(f" {r['family']} " in ln and cells[4] in ln for ln in lines), r
+        note = " ".join(" ".join(lines).split())
+        assert "open_tasks: unverifiable, never practised by RL" in note
+        app.query_one(ReportPane).focus()
+        await pilot.press("ctrl+y")
+        md = app.query_one(ReportPane).last_export
+    text = md.read_text()
+    assert (f"| open_tasks | left out, unverifiable | +0.20 | +0.10 | +0.10 gold {interval} "
+            "| 32 |") in text
+    assert "the other rows: pass rates, differences in points" in text

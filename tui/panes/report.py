@@ -256,8 +256,23 @@ def _points(x: float) -> str:
     return f"{100 * x:+.0f}"
 
 
-def transfer_cells(r: dict) -> list[str]:
-    """One transfer row as text: family, practised, RL, control, difference [interval], n."""
+def _gold(x: Any) -> str:
+    return f"{x:+.2f}" if isinstance(x, (int, float)) else "—"
+
+
+GOLD_NOTE = ("open_tasks: unverifiable, never practised by RL; RL, control and their difference "
+             "in gold (the hidden raters' score, about -2..1), with a paired t interval")
+
+
+def transfer_cells(r: dict, sep: str = " ") -> list[str]:
+    """One transfer row as text: family, practised, RL, control, difference [interval], n.
+    The open tasks' row is in gold, not percent, and marked unverifiable; ``sep`` joins the
+    two parts of its longer cells (the pane puts them on two lines to stay in 80 columns)."""
+    if r.get("unit") == "gold":
+        return [str(r.get("family")), f"left out,{sep}unverifiable", _gold(r.get("rl")),
+                _gold(r.get("control")),
+                f"{_gold(r['diff'])} gold{sep}[{_gold(r['lo'])}, {_gold(r['hi'])}]",
+                fmt_num(r.get("n"))]
     practised = ("yes" if r.get("trained") else "partly" if r.get("partly")
                  else "left out" if r.get("verifiable") else "—")
     return [str(r.get("family")), practised, fmt_score(r.get("rl")), fmt_score(r.get("control")),
@@ -267,17 +282,21 @@ def transfer_cells(r: dict) -> list[str]:
 def transfer_table(report: dict) -> Table | None:
     """Family | practised | RL | control | RL − control [95%]: green where the whole interval
     is above zero, red where it is below, plain where it straddles zero; a row on too few
-    prompts to read (its ``few``) is dim whatever its interval."""
+    prompts to read (its ``few``) is dim whatever its interval. Points, save the open tasks'
+    row in gold, which a caption says."""
     rows = transfer_rows(report)
     if not rows:
         return None
-    table = Table(box=None, padding=(0, 1), header_style="bold")
+    gold = any(r.get("unit") == "gold" for r in rows)
+    table = Table(box=None, padding=(0, 1), header_style="bold",
+                  caption=GOLD_NOTE if gold else None, caption_justify="left",
+                  caption_style="dim")
     for name, justify in (("family", "left"), ("RL practised", "left"), ("RL", "right"),
                           ("control", "right"), ("RL − control, 95%", "right"),
                           ("n", "right")):
         table.add_column(name, justify=justify)
     for r in rows:
-        cells: list = transfer_cells(r)
+        cells: list = transfer_cells(r, sep="\n")
         few = bool(r.get("few"))
         cells[4] = Text(cells[4], style="dim" if few else "green" if r["lo"] > 0
                         else "red" if r["hi"] < 0 else "")
@@ -602,6 +621,8 @@ def report_markdown(reports: list[tuple[str, dict]]) -> str:
                       "| family | RL practised | RL | control | RL − control, 95% | n |",
                       "|---|---|---|---|---|---|"]
             lines += ["| " + " | ".join(transfer_cells(r)) + " |" for r in transfer_rows(report)]
+            if any(r.get("unit") == "gold" for r in transfer_rows(report)):
+                lines += ["", f"{GOLD_NOTE}; the other rows: pass rates, differences in points."]
         if rlhf_curve_rows(report):
             lines += ["", "## RLHF: the reward model's score (proxy) against the raters' (gold)",
                       "", "| " + " | ".join(RLHF_HEAD) + " |", "|---|---|---|---|---|"]
