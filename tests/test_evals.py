@@ -355,6 +355,19 @@ def test_the_transfer_verdict_follows_the_open_tasks_gold():
     for claim in (up, flat):  # said once what the row is, and never among the other families
         assert "32 unverifiable tasks, scored by the hidden raters" in claim["reading"]
         assert "practice problems above the control beyond noise: none" in claim["reading"]
+    # a left-out family below the control beyond noise is named in the title, whichever way
+    # the verdict goes (the committed recipe on another CPU: open tasks up, letters down)
+    fell = {**_row("count_letters", False, -0.28), "diff": -0.17, "hi": -0.05}
+    mixed = E.transfer_claim([practised, fell, _gold_row(0.08)])
+    assert mixed["holds"] is True
+    assert mixed["title"] == ("RL's practice transferred to open_tasks, never practised; "
+                              "count_letters fell below the control")
+    assert "below the control beyond noise: count_letters (-17 points [-28, -5])" in \
+        mixed["reading"]
+    down_only = E.transfer_claim([practised, fell, _gold_row(-0.05)])
+    assert down_only["holds"] is False and down_only["title"].endswith(
+        "which RL never practised; count_letters fell below the control")
+    assert "fell" not in up["title"] and "fell" not in flat["title"]
     # only the open tasks left out, on too few tasks: not measured
     few = E.transfer_claim([practised, _gold_row(0.01, n=12)])
     assert few["holds"] is None and "too few prompts" in few["reading"]

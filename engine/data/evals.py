@@ -678,6 +678,7 @@ def transfer_claim(rows: list[dict]) -> dict:
     out_of_rl = [r for r in rows if _left_out(r)]
     left = [r for r in out_of_rl if not r.get("few")]
     up = [r for r in left if r["lo"] > 0]
+    down = [r for r in left if r["hi"] < 0]  # practice elsewhere cost these: said, not hidden
     holds = bool(up) if left else None
     names = ", ".join(r["family"] for r in (up or left))
     practised = ", ".join(r["family"] for r in rows if r["trained"]) or "no family shown here"
@@ -706,8 +707,12 @@ def transfer_claim(rows: list[dict]) -> dict:
             named = ", ".join(f"{r['family']} ({_interval(r)})" for r in left)
             reading += (f"On {named}, never practised, RL is not above the control beyond "
                         "noise: no transfer measured here.")
-    yes, no = (f"RL's practice transferred to {names}, never practised",
-               f"No transfer to {names}, which RL never practised")
+        if down:
+            reading += (" Left out of RL and below the control beyond noise: " + ", ".join(
+                f"{r['family']} ({_interval(r)})" for r in down) + ".")
+    fell = f"; {', '.join(r['family'] for r in down)} fell below the control" if down else ""
+    yes, no = (f"RL's practice transferred to {names}, never practised{fell}",
+               f"No transfer to {names}, which RL never practised{fell}")
     if holds is None:
         yes = no = "RL's practice transferred to families it never practised"
     first = (up or left or [{}])[0]  # the figure is the first row the title names
