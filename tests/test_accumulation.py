@@ -69,11 +69,12 @@ def _rank_main(rank: int, stage: str, tok_path: str, out: str, port: int) -> Non
     _train(stage, tok_path, out, rank, 2, port, micro_batch=2)
 
 
-def test_two_processes_accumulating_match_one_process_in_one_pass(micro_run, tmp_path):
+@pytest.mark.parametrize("stage", ["pretrain", "sft"])
+def test_two_processes_accumulating_match_one_process_in_one_pass(stage, micro_run, tmp_path):
     tok_path = str(micro_run / "tokenizer.json")
-    _train("sft", tok_path, str(tmp_path / "one"))
+    _train(stage, tok_path, str(tmp_path / "one"))
     # 8 rows over 2 processes: 4 each, in 2 passes of 2 (only the second all-reduces)
-    mp.spawn(_rank_main, args=("sft", tok_path, str(tmp_path / "two"), _free_port()),
+    mp.spawn(_rank_main, args=(stage, tok_path, str(tmp_path / "two"), _free_port()),
              nprocs=2, join=True)
     _same_training(tmp_path / "one", tmp_path / "two")
 
@@ -95,6 +96,39 @@ def test_running_out_of_memory_says_how_to_resume_with_smaller_passes(micro_run,
     assert "--resume --micro-batch 4" in message
     errors = [e for e in read_events(tmp_path / "oom" / "events.jsonl") if e["type"] == "error"]
     assert errors and errors[-1]["message"] == message
+
+
+def test_out_of_memory_in_a_stage_that_cannot_cut_its_batch_names_other_ways(tmp_path):
+    from engine.progress.events import EventWriter
+    from engine.train.loop import StageContext, TrainingError, run_stage
+    from engine.train.presets import StageConfig
+
+    class Rollouts:  # like RL: no part/parts, so no --micro-batch to offer
+        def step(self, model, step):
+            raise torch.OutOfMemoryError("CUDA out of memory")
+
+    cfg = StageConfig(steps=1, batch_size=8, seq_len=8, lr=1e-3)
+    ctx = StageContext(stage="rl", ckpt_dir=tmp_path / "ckpt", cfg=cfg,
+                       events=EventWriter(tmp_path), device=torch.device("cpu"))
+    with pytest.raises(TrainingError) as got:
+        run_stage(torch.nn.Linear(2, 2), Rollouts(), ctx)
+    assert "cannot take fewer rows a pass" in str(got.value)
+    assert "--micro-batch" not in str(got.value)
+
+
+def test_micro_batch_caps_each_stage_and_never_raises_one(tmp_path):
+    from engine.train.distributed import DistInfo
+    from engine.train.pipeline import _with_micro_batch
+    from engine.train.presets import get_preset
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    medium = get_preset("medium")  # pretraining 32 rows a pass, SFT 16
+    p = _with_micro_batch(run, medium, 32, DistInfo())
+    assert (p.pretrain.micro_batch, p.sft.micro_batch) == (32, 16)
+    p = _with_micro_batch(run, medium, 8, DistInfo())
+    assert (p.pretrain.micro_batch, p.sft.micro_batch) == (8, 8)
 
 
 def test_a_stage_that_cannot_cut_its_batch_refuses_micro_batch(tmp_path):

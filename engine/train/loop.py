@@ -165,11 +165,18 @@ def _forward_backward(model: torch.nn.Module, task: StageTask, step: int, parts:
     return res, total
 
 
-def _out_of_memory(ctx: StageContext, step: int, rows: int, last_ckpt: str | None) -> str:
-    smaller = max(1, rows // 2)
+def _out_of_memory(ctx: StageContext, step: int, rows: int, last_ckpt: str | None,
+                   splits: bool) -> str:
+    """The error for a pass that did not fit, with the way on where there is one: fewer rows a
+    pass for a stage that cuts its batch (pretraining, SFT), and while a pass holds several."""
     msg = (f"{ctx.stage}: out of memory at step {step + 1} with {rows} rows in one pass. "
-           f"Last good checkpoint: {last_ckpt or 'none'}. Continue with fewer rows a pass: "
-           f"deepdive train --run <run> --resume --micro-batch {smaller}")
+           f"Last good checkpoint: {last_ckpt or 'none'}. ")
+    if splits and rows > 1:
+        msg += ("Continue with fewer rows a pass: deepdive train --run <run> --resume "
+                f"--micro-batch {rows // 2}")
+    else:
+        msg += ("This stage cannot take fewer rows a pass: use a smaller preset, more GPUs "
+                "(each takes its share of the batch), or a device with more memory")
     ctx.events.try_emit("error", stage=ctx.stage, step=step + 1, message=msg,
                         last_checkpoint=last_ckpt)
     return msg
@@ -313,8 +320,9 @@ def run_stage(model: torch.nn.Module, task: StageTask, ctx: StageContext,
                 res, summed = _forward_backward(model, task, step, parts,
                                                 poison=nan_at is not None and step == nan_at)
             except torch.OutOfMemoryError:
-                raise TrainingError(_out_of_memory(ctx, step, rows // parts, last_ckpt)) \
-                    from None
+                splits = bool(getattr(task, "ACCUMULATES", False))
+                raise TrainingError(_out_of_memory(ctx, step, rows // parts, last_ckpt,
+                                                   splits)) from None
             loss_value = None
             if summed is not None:
                 loss_value = all_reduce_mean(summed, ctx.dist, ctx.device)

@@ -217,13 +217,17 @@ def _settle_run(run_dir: Path, preset: str | None, preset_obj: Preset | None, se
 
 
 def _with_micro_batch(run_dir: Path, p: Preset, rows: int, info: D.DistInfo) -> Preset:
-    """The preset with pretraining's and SFT's (so the control's) passes capped at ``rows``;
-    run.json records it, so the run says how it was trained. Not part of what a run is: a resume
-    that ran out of memory may take a smaller one."""
+    """The preset with pretraining's and SFT's (so the control's) passes capped at ``rows``
+    (a stage whose passes are already smaller keeps them); run.json records it, so the run
+    says how it was trained. Not part of what a run is: a resume that ran out of memory may
+    take a smaller one."""
     if rows < 1:
         raise PipelineError(f"--micro-batch must be at least 1, got {rows}")
-    p = dataclasses.replace(p, pretrain=dataclasses.replace(p.pretrain, micro_batch=rows),
-                            sft=dataclasses.replace(p.sft, micro_batch=rows))
+
+    def capped(cfg):
+        return dataclasses.replace(cfg, micro_batch=min(cfg.micro_batch or rows, rows))
+
+    p = dataclasses.replace(p, pretrain=capped(p.pretrain), sft=capped(p.sft))
     if info.is_main:
         run = RunFolder(run_dir)
         run.write_info({**run.read_info(), "preset_config": p.to_dict()})
@@ -299,7 +303,7 @@ def _tokenizer_stage(run_dir: Path, p: Preset, world, resume: bool, info: D.Dist
     from engine.tokens.tokenizer import train_bpe
 
     path = RunFolder(run_dir).tokenizer
-    if resume and path.is_file():
+    if _all_ranks_see(resume and path.is_file(), info):
         return _load_tokenizer(run_dir)
 
     def train_tokenizer() -> None:
@@ -322,6 +326,13 @@ def _tokenizer_stage(run_dir: Path, p: Preset, world, resume: bool, info: D.Dist
 
 
 T = TypeVar("T")
+
+
+def _all_ranks_see(done: bool, info: D.DistInfo) -> bool:
+    """Whether every rank found the stage's output already there. Agreed on before rank 0 may
+    write it: a rank that looked after rank 0 wrote would skip the collective in _on_rank0 that
+    the others enter, and wait for ever."""
+    return not D.any_failed(not done, info)  # any rank that did not see it: do the work
 
 
 def _on_rank0(info: D.DistInfo, work: Callable[[], T], what: str) -> T | None:
@@ -632,7 +643,7 @@ def _eval_stage(run_dir: Path, p: Preset, resume: bool, dev: torch.device, info:
     from engine.data.evals import evaluate_run
 
     report_path = RunFolder(run_dir).report()
-    if resume and report_path.is_file():
+    if _all_ranks_see(resume and report_path.is_file(), info):
         return json.loads(report_path.read_text(encoding="utf-8")).get("metrics", {})
 
     def progress(done=None, total=None, *_, **__):

@@ -135,12 +135,15 @@ class PretrainTask:
         words = (val_docs or train_docs)[0].split()
         self.prompt_text = " ".join(words[:6])
 
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """This rank's rows of the global batch of ``step``: (x, y), each (rows, seq_len)."""
+    def batch(self, step: int, part: int = 0, parts: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's rows of the global batch of ``step`` (part ``part`` of ``parts`` equal
+        parts of them): (x, y), each (rows, seq_len)."""
         T, B = self.cfg.seq_len, self.cfg.batch_size
         g = step_generator(self.seed, self.SALT, step)
         offsets = torch.randint(0, len(self.train) - T - 1, (B,), generator=g)[self.dist.shard(B)]
-        rows = self.train.windows(offsets, T + 1)  # this rank's rows alone are read
+        if parts > 1:
+            offsets = offsets.chunk(parts)[part]
+        rows = self.train.windows(offsets, T + 1)  # these rows alone are read
         return rows[:, :-1].to(self.device), rows[:, 1:].to(self.device)
 
     ACCUMULATES = True  # step() takes part/parts (engine/train/loop.py)
@@ -148,12 +151,10 @@ class PretrainTask:
     def step(self, model, step: int, part: int = 0, parts: int = 1) -> StepResult:
         from engine.model.device import autocast
 
-        x, y = self.batch(step)
-        if parts > 1:  # equal parts of equal windows: the parts' mean losses average exactly
-            x, y = x.chunk(parts)[part], y.chunk(parts)[part]
+        x, y = self.batch(step, part, parts)
         with autocast(self.device):
             _, loss = model(x, y)
-        if parts > 1:
+        if parts > 1:  # equal parts of equal windows: the parts' mean losses average exactly
             loss = loss / parts
         return StepResult(loss=loss, tokens=self.cfg.batch_size * self.cfg.seq_len)
 
