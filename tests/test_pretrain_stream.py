@@ -180,6 +180,29 @@ def test_the_val_loss_scores_windows_spread_over_the_users_held_back_text(tok, t
     assert set(world_only.evaluate(RecordingModel(64), 0)) == {"val_loss"}
 
 
+def test_a_users_held_back_text_shorter_than_a_window_is_scored_on_its_own_ids(tok):
+    """val_loss_user scores the ids there are: the repeats that fill a window past the
+    stream's end are not targets (they would be easy guesses that flatter the figure)."""
+
+    class Targets(RecordingModel):
+        def forward(self, x, y):
+            self.rows.append(y.clone())
+            return None, torch.tensor(1.0)
+
+    cfg = StageConfig(steps=10, batch_size=8, seq_len=16, lr=1e-3)
+    docs = W.pretrain_documents(W.build_world(0))
+    short = np.arange(5, 15, dtype=np.uint16)  # 10 ids: less than one window of 16 + 1
+    task = PretrainTask(tok, docs, cfg, 0, 0.05, torch.device("cpu"),
+                        extra=(np.arange(5, 4000, dtype=np.uint16), short))
+    model = Targets(block_size=64)
+    figures = task.evaluate(model, 0)
+    user_targets = model.rows[-1]
+    assert user_targets.shape == (1, 16)
+    assert torch.equal(user_targets[0, :9], torch.arange(6, 15))  # the ids after the first
+    assert (user_targets[0, 9:] == -1).all()  # past the end: not scored
+    assert figures["val_loss_user"] == 1.0
+
+
 # -- a shard build that fails on rank 0 under DDP ----------------------------------------------
 
 def _free_port() -> int:

@@ -171,19 +171,27 @@ class PretrainTask:
         figures = {"val_loss": self._val_loss(core, torch.arange(n) * T, T)}
         if self.user_val_at is not None:
             spread = spread_starts(len(self.val) - self.user_val_at, T, max_windows)
-            figures["val_loss_user"] = self._val_loss(core, self.user_val_at + spread, T)
+            figures["val_loss_user"] = self._val_loss(core, self.user_val_at + spread, T,
+                                                      past_end_ignored=True)
         return figures
 
-    def _val_loss(self, core, starts: torch.Tensor, T: int) -> float:
-        """Mean loss of the val windows at ``starts`` (one shorter than the stream is cut at
-        its end)."""
-        idx = (starts[:, None] + torch.arange(T + 1)[None]).clamp(max=len(self.val) - 1)
-        rows = self.val.take(idx).to(self.device)
-        losses = []
-        for chunk in rows.split(16):
-            _, loss = core(chunk[:, :-1], chunk[:, 1:])
-            losses.append(float(loss) * len(chunk))
-        return round(sum(losses) / len(starts), 5)
+    def _val_loss(self, core, starts: torch.Tensor, T: int,
+                  past_end_ignored: bool = False) -> float:
+        """Mean loss of the val windows at ``starts``; a window longer than what is left of
+        the stream repeats its last id, and with ``past_end_ignored`` those repeats are not
+        scored (a user's held-back text may be shorter than one window; the world's val_loss
+        keeps its old reading)."""
+        positions = starts[:, None] + torch.arange(T + 1)[None]
+        rows = self.val.take(positions.clamp(max=len(self.val) - 1)).to(self.device)
+        targets = rows[:, 1:].clone()
+        if past_end_ignored:
+            targets[(positions[:, 1:] >= len(self.val)).to(self.device)] = -1
+        total, count = 0.0, 0
+        for x, y in zip(rows[:, :-1].split(16), targets.split(16), strict=True):
+            _, loss = core(x, y)
+            n = int((y != -1).sum()) if past_end_ignored else len(x)
+            total, count = total + float(loss) * n, count + n
+        return round(total / max(count, 1), 5)
 
     def sample(self, model, step: int) -> tuple[str, str]:
         from engine.model.sampler import SampleSettings, generate_batch
