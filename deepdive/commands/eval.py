@@ -109,18 +109,10 @@ def _fmt(x) -> str:
     return "—" if not isinstance(x, (int, float)) else f"{100 * x:.0f}%"
 
 
-def _figure(claim: dict) -> str:
-    """A claim's figure: gold (the raters' score, about -2..1) signed, a rate in percent."""
-    value = claim.get("value")
-    if claim.get("unit") == "gold" and isinstance(value, (int, float)):
-        return f"{value:+.2f}"
-    return _fmt(value)
-
-
 def _print_report(console, report: dict) -> None:
     from rich.table import Table
 
-    from engine.api import REPORT_COLUMNS
+    from engine.api import REPORT_COLUMNS, claim_figure
 
     fams = report.get("families") or {}
     stages = [s for s in REPORT_COLUMNS if any(s in (row or {}) for row in fams.values())]
@@ -148,4 +140,4 @@ def _print_report(console, report: dict) -> None:
     for claim in report.get("claims") or []:
         colour = {True: "green", False: "red"}.get(claim.get("holds"), "dim")
         console.print(f"[bold {colour}]{claim.get('title', claim.get('id', ''))}[/] "
-                      f"({_figure(claim)}): {claim.get('reading', '')}")
+                      f"({claim_figure(claim, _fmt)}): {claim.get('reading', '')}")

@@ -8,6 +8,7 @@ whole percent).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 
 def pct(x: float | None) -> str:
@@ -15,6 +16,19 @@ def pct(x: float | None) -> str:
     if x is None:
         return "—"
     return f"{100 * x:.0f}%"
+
+
+def signed(x) -> str:
+    """A score either side of zero (gold, a difference of gold) to two places with its sign
+    ("+0.13"); missing as "—"."""
+    return f"{x:+.2f}" if isinstance(x, int | float) else "—"
+
+
+def claim_figure(claim: dict, rate: Callable[[object], str]) -> str:
+    """A claim's headline figure: a gold score signed, anything else (a rate) by ``rate``, the
+    front end's own percentage format."""
+    value = claim.get("value")
+    return signed(value) if claim.get("unit") == "gold" else rate(value)
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -36,7 +36,9 @@ from engine.api import (
     list_runs,
     pct,
     read_json,
+    signed,
 )
+from engine.api import claim_figure as figure_of_claim
 from tui.runpick import RootWatch
 from tui.widgets.picker import refill
 
@@ -193,19 +195,12 @@ def rl_curve_line(report: dict) -> str | None:
 def claim_figure(claim: dict) -> str:
     """The claim's headline figure: a gold score (the raters' quality, about -2..1) signed,
     a pass rate as a percentage."""
-    value = claim.get("value")
-    if claim.get("unit") == "gold" and isinstance(value, (int, float)):
-        return f"{value:+.2f}"
-    return fmt_score(value)
+    return figure_of_claim(claim, fmt_score)
 
 
 def rlhf_curve_rows(report: dict) -> list[list[str]]:
     """RLHF's curve as rows: step, proxy and gold on test tasks, gold on dev, KL to SFT."""
     curve = [p for p in (report.get("rlhf") or {}).get("curve") or [] if isinstance(p, dict)]
-
-    def signed(v: Any) -> str:
-        return f"{v:+.2f}" if isinstance(v, (int, float)) else "—"
-
     return [[fmt_num(p.get("step")), signed(p.get("rlhf_proxy_test")),
              signed(p.get("rlhf_gold_test")), signed(p.get("rlhf_gold_dev")),
              fmt_num(p.get("rlhf_kl"))] for p in curve]
@@ -256,10 +251,6 @@ def _points(x: float) -> str:
     return f"{100 * x:+.0f}"
 
 
-def _gold(x: Any) -> str:
-    return f"{x:+.2f}" if isinstance(x, (int, float)) else "—"
-
-
 GOLD_NOTE = ("open_tasks: unverifiable, never practised by RL; RL, control and their difference "
              "in gold (the hidden raters' score, about -2..1), with a paired t interval")
 
@@ -269,9 +260,9 @@ def transfer_cells(r: dict, sep: str = " ") -> list[str]:
     The open tasks' row is in gold, not percent, and marked unverifiable; ``sep`` joins the
     two parts of its longer cells (the pane puts them on two lines to stay in 80 columns)."""
     if r.get("unit") == "gold":
-        return [str(r.get("family")), f"left out,{sep}unverifiable", _gold(r.get("rl")),
-                _gold(r.get("control")),
-                f"{_gold(r['diff'])} gold{sep}[{_gold(r['lo'])}, {_gold(r['hi'])}]",
+        return [str(r.get("family")), f"left out,{sep}unverifiable", signed(r.get("rl")),
+                signed(r.get("control")),
+                f"{signed(r['diff'])} gold{sep}[{signed(r['lo'])}, {signed(r['hi'])}]",
                 fmt_num(r.get("n"))]
     practised = ("yes" if r.get("trained") else "partly" if r.get("partly")
                  else "left out" if r.get("verifiable") else "—")
