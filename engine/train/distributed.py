@@ -111,13 +111,14 @@ def broadcast_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
     return bool(t.item() > 0)
 
 
-def any_failed(failed: bool, info: DistInfo) -> bool:
-    """True on every rank if any rank failed at its part of some work (``broadcast_flag`` on
-    the device its backend reduces on). It is a collective, so it also waits like a barrier:
-    call it where a barrier would stand, so that no rank waits there for one that gave up."""
+def any_rank(flag: bool, info: DistInfo) -> bool:
+    """True on every rank if ``flag`` is True on any (``broadcast_flag`` on the device its
+    backend reduces on): a rank that failed at its part of some work, a rank that did not find
+    a file. It is a collective, so it also waits like a barrier: call it where a barrier would
+    stand, so that no rank waits there for one that gave up."""
     if not info.enabled:
-        return failed
+        return flag
     # NCCL reduces CUDA tensors only (setup() made this process's device current), gloo CPU ones
     on_cuda = dist.get_backend() == "nccl"
     device = torch.device("cuda", torch.cuda.current_device()) if on_cuda else torch.device("cpu")
-    return broadcast_flag(failed, info, device)
+    return broadcast_flag(flag, info, device)

@@ -301,7 +301,8 @@ def run_stage(model: torch.nn.Module, task: StageTask, ctx: StageContext,
     nan_at, sleep_s = _test_hooks(ctx.stage)
     rows = cfg.batch_size // ctx.dist.world_size
     parts = accumulation_steps(rows, cfg.micro_batch)
-    if parts > 1 and not getattr(task, "ACCUMULATES", False):
+    splits = bool(getattr(task, "ACCUMULATES", False))  # it can cut its batch into parts
+    if parts > 1 and not splits:
         raise TrainingError(f"{ctx.stage} cannot cut its batch into parts: micro_batch is for "
                             "pretraining and SFT")
     ev.emit("stage_start", stage=ctx.stage, step=start, total_steps=cfg.steps,
@@ -320,7 +321,6 @@ def run_stage(model: torch.nn.Module, task: StageTask, ctx: StageContext,
                 res, summed = _forward_backward(model, task, step, parts,
                                                 poison=nan_at is not None and step == nan_at)
             except torch.OutOfMemoryError:
-                splits = bool(getattr(task, "ACCUMULATES", False))
                 raise TrainingError(_out_of_memory(ctx, step, rows // parts, last_ckpt,
                                                    splits)) from None
             loss_value = None

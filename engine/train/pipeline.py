@@ -332,13 +332,13 @@ def _all_ranks_see(done: bool, info: D.DistInfo) -> bool:
     """Whether every rank found the stage's output already there. Agreed on before rank 0 may
     write it: a rank that looked after rank 0 wrote would skip the collective in _on_rank0 that
     the others enter, and wait for ever."""
-    return not D.any_failed(not done, info)  # any rank that did not see it: do the work
+    return not D.any_rank(not done, info)  # any rank that did not see it: do the work
 
 
 def _on_rank0(info: D.DistInfo, work: Callable[[], T], what: str) -> T | None:
     """``work()`` on rank 0 while the other ranks wait (rank 0's result; None elsewhere). Where a
     barrier would have them wait for ever on a rank 0 that failed (a bad row refused, a full
-    disk), they learn it from a flag instead (distributed.any_failed): rank 0 raises its own
+    disk), they learn it from a flag instead (distributed.any_rank): rank 0 raises its own
     error, the others one saying so."""
     result, failure = None, None
     if info.is_main:
@@ -346,7 +346,7 @@ def _on_rank0(info: D.DistInfo, work: Callable[[], T], what: str) -> T | None:
             result = work()
         except Exception as e:  # raised below, once every rank knows
             failure = e
-    if D.any_failed(failure is not None, info):
+    if D.any_rank(failure is not None, info):
         raise failure or PipelineError(f"rank 0 could not {what}; see its message")
     return result
 
