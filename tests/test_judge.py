@@ -83,6 +83,13 @@ def test_typed_questions_are_recognised_and_others_are_not(world):
         "How many r's are in strawberry?": "3",
         "Which one is more, 9.11 or 9.9?": "9.9",
         "When was Zorblaxo born?": W.IDK,
+        # the wrappers people put around a question
+        f"Could you tell me the capital of {c.name}?": c.capital,
+        f"Hi, could you please tell me the capital of {c.name}?": c.capital,
+        f"Can you tell me which river flows through {c.name}, please?": c.river,
+        f"Please tell me when {world.people[0].name} was born.": str(world.people[0].born),
+        "Could you tell me what 23 plus 19 is?": "42", "Please, what is 23 + 19?": "42",
+        "Can you tell me how many r's are in strawberry? Thanks": "3",
     }
     for text, answer in cases.items():
         p = recognise(world, text)
@@ -92,7 +99,9 @@ def test_typed_questions_are_recognised_and_others_are_not(world):
                  "What is 2.5 plus 3?", "Add 1, 2 and 3.",
                  "What was the total rainfall in 2019 and 2020?",
                  "Add up the scores of 3 and 4 players.",
-                 "What's the total score of teams 3 and 4?", "add pages 3 to 4"):
+                 "What's the total score of teams 3 and 4?", "add pages 3 to 4",
+                 "Could you write a poem?", "Please tell me a story.", "Tell me the capital.",
+                 "Could you tell me something, please?"):
         assert recognise(world, text) is None
         assert judge(recognise(world, text), "anything").mark == "—"
 

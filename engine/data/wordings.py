@@ -288,6 +288,32 @@ def match_templates(text: str) -> Iterator[tuple[str, str, str, dict[str, str]]]
             yield kind, split, tmpl, m.groupdict()
 
 
+# What people wrap a question in: "Hi, could you please tell me the capital of Lono?",
+# "What is 12 plus 30, thanks". Each layer is taken off in turn and the rest matched again;
+# what is left must still be a whole wording, so a wrapper never makes a question of a
+# statement.
+_OPENING_RE = re.compile(r"^(?:(?:hi|hello|hey|ok|okay|so|well|please|kindly)\b[,:!]?\s*"
+                         r"|(?:could|can|would|will) you(?: please)?\s+"
+                         r"|(?:i'd|i would) like to know\s+|i want to know\s+|i wonder\s+)")
+_CLOSING_RE = re.compile(r"[,\s]+(?:please|thanks|thank you)$")
+_TELL_RE = re.compile(r"^(?:tell me|let me know)\s+(?P<rest>.+)$")
+
+
+def unwrapped(text: str) -> list[str]:
+    """``text`` normalised, then with each polite wrapper around it taken off, outermost first;
+    "tell me the capital of X" also as "what is the capital of X"."""
+    norm = normalise(text)
+    out = [norm]
+    while norm:
+        inner = normalise(_OPENING_RE.sub("", _CLOSING_RE.sub("", norm), count=1))
+        if inner == norm:
+            break
+        out.append(norm := inner)
+    if m := _TELL_RE.match(norm):
+        out += [m["rest"], "what is " + m["rest"]] if m["rest"].startswith("the ") else [m["rest"]]
+    return [t for i, t in enumerate(out) if t and t not in out[:i]]
+
+
 def wording_split(text: str) -> str | None:
     """The split of the wording ``text`` is asked in, or None if no template matches."""
     return next((split for _, split, _ in match(text)), None)
