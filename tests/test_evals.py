@@ -10,6 +10,7 @@ import pytest
 from engine.data import evals as E
 from engine.data import tasks as T
 from engine.data import world as W
+from engine.data.stats import claim_figure, pct
 
 N = 4
 
@@ -351,7 +352,9 @@ def test_the_transfer_verdict_follows_the_open_tasks_gold():
     assert flat["title"] == "No transfer to count_letters, open_tasks, which RL never practised"
     assert "open_tasks (+0.03 gold [-0.05, +0.11]), never practised" in flat["reading"]
     # the figure is count_letters', named first, in points
-    assert flat["value"] == pytest.approx(0.02) and "unit" not in flat
+    assert flat["value"] == pytest.approx(0.02) and flat["unit"] == "points"
+    # the CLI and the Report pane print the figure the same way, in the claim's unit
+    assert [claim_figure(c, pct) for c in (up, flat)] == ["+0.09", "+2 pts"]
     for claim in (up, flat):  # said once what the row is, and never among the other families
         assert "32 unverifiable tasks, scored by the hidden raters" in claim["reading"]
         assert "practice problems above the control beyond noise: none" in claim["reading"]

@@ -411,7 +411,7 @@ HALF_SUMS = ("paraphrase", "template")
 FEW_PROMPTS = 30  # a transfer row on fewer distinct prompts is shown, greyed, and never read
 # The unverifiable tasks' row: greedy replies of RL and the control to every open task of the
 # split, scored by the hidden raters (engine/data/oracle.py) in gold, not pass/fail.
-OPEN_FAMILY, OPEN_STAGES, GOLD = "open_tasks", ("rl", "control"), "gold"
+OPEN_FAMILY, OPEN_STAGES, GOLD, POINTS = "open_tasks", ("rl", "control"), "gold", "points"
 
 
 def transfer_rows(results: dict[str, dict[str, list[dict]]],
@@ -716,9 +716,9 @@ def transfer_claim(rows: list[dict]) -> dict:
     if holds is None:
         yes = no = "RL's practice transferred to families it never practised"
     first = (up or left or [{}])[0]  # the figure is the first row the title names
-    unit = {"unit": GOLD} if first.get("unit") == GOLD else {}
+    unit = GOLD if first.get("unit") == GOLD else POINTS  # a difference of two pass rates
     return _claim("transfer", holds, yes, no, reading, value=first.get("diff"), rows=rows,
-                  **unit)
+                  unit=unit)
 
 
 def _open_note(rows: list[dict]) -> str:

@@ -25,10 +25,13 @@ def signed(x) -> str:
 
 
 def claim_figure(claim: dict, rate: Callable[[object], str]) -> str:
-    """A claim's headline figure: a gold score signed, anything else (a rate) by ``rate``, the
-    front end's own percentage format."""
-    value = claim.get("value")
-    return signed(value) if claim.get("unit") == "gold" else rate(value)
+    """A claim's headline figure: a gold score signed, a difference of two pass rates in signed
+    points ("-32 pts"), anything else (a rate) by ``rate``, the front end's own percentage
+    format."""
+    value, unit = claim.get("value"), claim.get("unit")
+    if unit == "points" and isinstance(value, int | float):
+        return f"{100 * value:+.0f} pts"
+    return signed(value) if unit == "gold" else rate(value)
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
