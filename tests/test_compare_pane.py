@@ -364,7 +364,7 @@ async def test_presenter_controls_in_the_pane_and_the_palette(app_factory):
 
 
 async def test_family_mode_tallies_test_problems_as_the_report_card_judges(app_factory):
-    from engine.data.evals import _chat_answers
+    from engine.data.evals import chat_answers
     from engine.data.judge import judge
     from engine.data.stats import wilson
     from engine.data.tasks import eval_problems
@@ -393,7 +393,7 @@ async def test_family_mode_tallies_test_problems_as_the_report_card_judges(app_f
             label = _shown(column.query_one(".passlabel"))
             assert f"{passed}/4" in label and f"{100 * lo:.0f}–{100 * hi:.0f}%" in label
             # the same marks the report card gives these problems (greedy, its budget)
-            rows = _chat_answers(client.model(run, stage), tok, problems, budget, 0.0, 0)
+            rows = chat_answers(client.model(run, stage), tok, problems, budget, 0.0, 0)
             assert [v.correct for _, _, v in column.family] == [r["correct"] for r in rows]
         # family lines wrap instead of being cut at 80×24
         text = pane.columns[1].query_one(".text")

@@ -127,7 +127,7 @@ def test_format_and_correctness_are_read_from_the_tokens(random_run, monkeypatch
             tok.encode("Answer: 12"),                              # right, never ended
             tok.encode("Answer: 12") + [bos] + tok.encode("Answer: 13")]  # then a new document
     monkeypatch.setattr(E, "_generate", lambda model, prompts, *a: outs[: len(prompts)])
-    rows = E._chat_answers(None, tok, [problem] * 4, 32, 0.0, 0)
+    rows = E.chat_answers(None, tok, [problem] * 4, 32, 0.0, 0)
     # the reply ends at the first special token: the new document's 13 is not part of it
     assert [r["correct"] for r in rows] == [True, False, True, True]
     assert [r["format"] for r in rows] == [True, True, False, False]

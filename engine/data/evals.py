@@ -92,7 +92,7 @@ def _generate(model, prompts: list[list[int]], max_tokens: int, stop_ids: list[i
     return out
 
 
-def _chat_answers(model, tok, problems: list[T.Problem], max_tokens: int, temperature: float,
+def chat_answers(model, tok, problems: list[T.Problem], max_tokens: int, temperature: float,
                   seed: int, prefix: str = "") -> list[dict]:
     """Each problem answered in the chat format; ``prefix`` is forced as the answer's start."""
     from engine.tokens.chat import render_prompt
@@ -120,7 +120,7 @@ def _chat_answers(model, tok, problems: list[T.Problem], max_tokens: int, temper
 def _pass_at_k(model, tok, problems: list[T.Problem], max_tokens: int, seed: int) -> dict:
     """pass@1 and pass@k (unbiased, from PASSK_SAMPLES samples at temperature 1 per problem)."""
     repeated = [p for p in problems for _ in range(PASSK_SAMPLES)]
-    rows = _chat_answers(model, tok, repeated, max_tokens, 1.0, seed + 7)
+    rows = chat_answers(model, tok, repeated, max_tokens, 1.0, seed + 7)
     p1 = pk = 0.0
     for i in range(len(problems)):
         c = sum(r["correct"] for r in rows[i * PASSK_SAMPLES: (i + 1) * PASSK_SAMPLES])
@@ -174,7 +174,7 @@ def _eval_stage(stage: str, model, tok, world: W.World, problems: dict[str, list
     model, and its sampled pass@1 / pass@k on the first sums."""
     rows: dict[str, list[dict]] = {}
     for fam in CHAT_FAMILIES:
-        rows[fam] = _chat_answers(model, tok, problems[fam], budgets[fam], temperature, seed)
+        rows[fam] = chat_answers(model, tok, problems[fam], budgets[fam], temperature, seed)
         tick(f"{stage}: {fam}")
     if stage == "base":
         # The very facts the chat models are asked about, as sentences to complete, in one
@@ -187,7 +187,7 @@ def _eval_stage(stage: str, model, tok, world: W.World, problems: dict[str, list
         rows["complete_heldout"] = rows["base_knows"][len(problems["fact_known"]):]
     else:
         # Tokens to think: the same arithmetic, but the answer must come first.
-        rows["answer_first"] = _chat_answers(model, tok, problems["arith"], 12, temperature,
+        rows["answer_first"] = chat_answers(model, tok, problems["arith"], 12, temperature,
                                              seed, prefix="Answer:")
     # pass@k of chat models only: the base model never answers a chat (its 0% needs no samples)
     sampled = {} if stage == "base" else _pass_at_k(model, tok, problems["arith"][:PASSK_PROBLEMS],

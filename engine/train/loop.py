@@ -77,6 +77,10 @@ class StageContext:
     meta: dict = field(default_factory=dict)  # extra meta.json fields (preset, seed, parent...)
     flops_per_token: float | None = None  # for MFU; None where it means nothing (RL)
     peak_flops: float | None = None
+    # Run on the (unwrapped) model right after the last update, before the final eval, sample
+    # and checkpoint, so that all three describe the weights saved (SFT's merge with its base,
+    # engine/train/merge.py).
+    finish: Callable[[torch.nn.Module], None] | None = None
 
 
 # -- stop requests ------------------------------------------------------------------------------
@@ -354,6 +358,8 @@ def run_stage(model: torch.nn.Module, task: StageTask, ctx: StageContext,
                         tok_s=round(tok_s, 1), mfu=mfu, elapsed_s=round(clock.elapsed(), 3),
                         **res.metrics)
             t_side = time.perf_counter()
+            if step == cfg.steps and ctx.finish is not None:
+                ctx.finish(unwrap(model))
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 metrics = {**metrics, **task.evaluate(model, step)}
                 ev.emit("eval", stage=ctx.stage, step=step, **metrics)

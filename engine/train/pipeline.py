@@ -419,10 +419,15 @@ def _train_stage(stage: str, run_dir: Path, p: Preset, world, tok, resume: bool,
         ids = name_token_ids(tok, world)
         leave_rows_untrained(model, ids)
         extra["untrained_name_rows"] = len(ids)
+    finish = None
+    if stage in ("sft", "control") and p.sft_merge < 1.0:
+        finish = _merge_with_base(run, dev, p.sft_merge)
+        extra["merged_with_base"] = p.sft_merge  # the share of the stage's own weights kept
     ctx = StageContext(stage=stage, ckpt_dir=ckpt_dir, cfg=cfg, events=events, device=dev,
                        dist=info, flops_per_token=flops, peak_flops=peak,
                        meta={"preset": p.name, "seed": seed, "tokenizer": TOKENIZER_FILE,
-                             "parent": str(parent) if parent else None, **extra})
+                             "parent": str(parent) if parent else None, **extra},
+                       finish=finish)
     # Pretraining's fixed-shape windows through torch.compile on a GPU (fused kernels; ~1.8x
     # the tokens a second on an H200, docs/measurements.md). Evals, samples and checkpoints use
     # the model itself (distributed.unwrap); later stages, whose shapes change every step, run
@@ -432,6 +437,22 @@ def _train_stage(stage: str, run_dir: Path, p: Preset, world, tok, resume: bool,
     summary = run_stage(D.wrap(trained, info, dev), task, ctx, resume_meta=meta)
     D.barrier(info)  # rank 0 has saved this stage's weights before anyone starts the next stage
     return summary
+
+
+def _merge_with_base(run: RunFolder, dev: torch.device, keep: float):
+    """What ends SFT (and the control, the same recipe run longer): its weights moved back
+    towards the base model's, ``keep`` of its own kept (WiSE-FT, engine/train/merge.py)."""
+    def finish(model: torch.nn.Module) -> None:
+        from engine.model.checkpoint import load_checkpoint
+        from engine.train.merge import interpolate
+
+        base, _ = load_checkpoint(run.model_dir("pretrain"), dev)
+        try:
+            interpolate(model, base.state_dict(), keep)
+        except ValueError as e:
+            raise PipelineError(f"cannot merge with the base model: {e}") from None
+
+    return finish
 
 
 # Devices a preset's ``compile`` applies on: on a CPU, inductor spends minutes in a C++ compiler

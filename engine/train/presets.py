@@ -101,6 +101,9 @@ class Preset:
     sft_doc_frac: float = 0.0  # share of SFT rows that are documents about train entities
     probe_samples: int = 4  # knowledge probe before SFT (engine/train/probe.py); 0: none
     sft_untrained_names: bool = False  # SFT leaves the world's name-token rows untrained (sft.py)
+    # The share of SFT's own weights kept at its end, the rest the base model's (WiSE-FT,
+    # engine/train/merge.py; the control ends the same way); 1.0: SFT's weights as trained.
+    sft_merge: float = 1.0
     control: bool = True  # run the extra-SFT control beside RL
     open_sft_rows: int = 0  # SFT chats on the unverifiable tasks (engine/data/open_tasks.py)
     reward: RewardConfig | None = None  # the reward model stage; None: no reward, no rlhf
@@ -108,6 +111,11 @@ class Preset:
     measure_mfu: bool = True  # time a matmul once to report MFU (off where seconds matter)
     compile: bool = False  # pretraining's model through torch.compile (GPU presets; pipeline.py)
     notes: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not 0.0 < self.sft_merge <= 1.0:
+            raise ValueError(f"sft_merge is the share of SFT's weights kept, in (0, 1], not "
+                             f"{self.sft_merge}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -170,13 +178,18 @@ def _tiny() -> Preset:
         # Names' embedding rows untrained in SFT (engine/train/sft.py says why; chosen on dev,
         # docs/measurements.md).
         sft_untrained_names=True,
+        # SFT's weights 85% of the way from the base model's (chosen on dev, 2026-12-05,
+        # docs/measurements.md): the held-out facts and wordings SFT wore away come back in
+        # part; below it, "I don't know" about people nowhere in the world starts to go.
+        sft_merge=0.85,
         eval_n_per_family=100,
         **_tiny_rlhf(),
         notes={"tuned_on": "dev (the knowledge recipe and SFT, 2026-12-02); the labeler error "
                            "rate, SFT steps and RL settings were kept from before the split "
                            "existed, when they were chosen on a held-out bucket that overlaps "
                            "today's test keys; the reward model's pairs and RLHF's learning "
-                           "rate and KL coefficient on dev (2026-12-05)"},
+                           "rate and KL coefficient on dev (2026-12-05); the SFT merge "
+                           "with the base on dev (2026-12-05)"},
     )
 
 
