@@ -1,13 +1,15 @@
 """How much of SFT to keep: a run's SFT model merged with its base at several shares, on dev.
 
 WiSE-FT (engine/train/merge.py) needs no training to try: each share is the straight line
-between the run's ``base/`` and its SFT weights, as trained (a run made with ``sft_merge`` 1.0,
-or any run whose sft/meta.json says it was not merged). For each share it asks the chat model
-the dev split's questions, greedy, and prints the share answered right per family: held-out
-facts, recall of train-entity facts, everyday (dev) wordings beside the template wording, sums,
-refusals about people who exist nowhere, letter counts, decimals, and the chat format.
+between the run's ``base/`` and its SFT weights as trained (a run whose SFT was merged at share
+k has them back exactly, up to float rounding: (merged - (1 - k) base) / k). For each share it
+asks the chat model the split's questions, greedy, and prints the share answered right per
+family: held-out facts, recall of train-entity facts, everyday wordings beside the template
+wording, sums, refusals about people who exist nowhere, letter counts, decimals, and the chat
+format. Choose on dev; ``--split test`` only reports what a choice did.
 
 Usage: python bench/sft_merge_dev.py --run checkpoints/NAME [--keep 0.8,0.85,0.9,1] [--n 100]
+       [--split dev]
 The last line is one JSON object: {share: {family: rate}}.
 """
 
@@ -38,16 +40,15 @@ def main() -> None:
     ap.add_argument("--run", required=True)
     ap.add_argument("--keep", default="0.8,0.85,0.9,1.0", help="shares of SFT's weights kept")
     ap.add_argument("--n", type=int, default=100, help="problems per family (distinct)")
+    ap.add_argument("--split", default="dev", choices=("dev", "test"))
     args = ap.parse_args()
     run = resolve_run(args.run)
     world = W.build_world(world_seed(RunFolder(run).read_info()))
     model, tok, meta = load_run_model(run, "sft")
-    if meta.get("merged_with_base", 1.0) != 1.0:
-        sys.exit(f"{run}/sft is already merged ({meta['merged_with_base']}): use a run whose "
-                 "SFT was not")
-    sft = {k: v.clone() for k, v in model.state_dict().items()}
     base = load_run_model(run, "base")[0].state_dict()
-    problems = {f: T.eval_problems(world, f, args.n, 0, "dev") for f in FAMILIES}
+    was = float(meta.get("merged_with_base", 1.0))  # the SFT as trained, before its merge
+    sft = {k: (v - (1 - was) * base[k]) / was for k, v in model.state_dict().items()}
+    problems = {f: T.eval_problems(world, f, args.n, 0, args.split) for f in FAMILIES}
     budgets = E.token_budgets(tok, world, model.config.block_size)
     out: dict[str, dict] = {}
     print(f"{'keep':>5} " + " ".join(f"{f[:12]:>12}" for f in FAMILIES) + "  format")
