@@ -30,8 +30,8 @@ The panes and the CLI import from here, never from engine's rooms (import-linter
   ``TrainingError``, ``TrainingStopped``, ``install_stop_handlers``, ``env_dist_info``
   (engine/train/); ``train_bpe``, ``import_gpt2``, ``download_gpt2`` and their errors;
   ``load_run_model``, ``stream``, ``pick_device``.
-- Stats: ``wilson``, ``tally_line``, ``pct``, ``signed``, ``claim_figure``
-  (engine/data/stats.py).
+- Stats: ``wilson``, ``tally_line``, ``pct``, ``signed``, ``claim_figure``, ``GOLD`` (the unit
+  of a figure in the hidden raters' score) (engine/data/stats.py).
 
 Importing this module must stay cheap (the app's first frame waits for it): only engine.run
 (the run-folder contract, standard library only) is imported here. Every other name is in
@@ -82,6 +82,7 @@ if TYPE_CHECKING:  # what _LAZY loads, for type checkers
     from engine.data.judge import Verdict as Verdict
     from engine.data.judge import judge as judge
     from engine.data.judge import recognise as recognise
+    from engine.data.stats import GOLD as GOLD
     from engine.data.stats import claim_figure as claim_figure
     from engine.data.stats import pct as pct
     from engine.data.stats import signed as signed
@@ -145,7 +146,7 @@ if TYPE_CHECKING:  # what _LAZY loads, for type checkers
 
 # name -> the module that defines it, imported on first use
 _LAZY = {
-    **dict.fromkeys(("claim_figure", "pct", "signed", "tally_line", "wilson"),
+    **dict.fromkeys(("GOLD", "claim_figure", "pct", "signed", "tally_line", "wilson"),
                     "engine.data.stats"),
     **dict.fromkeys(("SPECIAL_TOKENS", "has_chat_format", "render_chat", "render_document",
                      "render_prompt"), "engine.tokens.chat"),

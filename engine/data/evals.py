@@ -31,7 +31,7 @@ from engine.data.judge import answer_way, is_refusal, judge, recognise, works_fi
 from engine.data.open_replies import OpenReplies, judged
 from engine.data.open_tasks import OpenTask, open_tasks
 from engine.data.rlhf_report import rlhf_section
-from engine.data.stats import paired_difference, paired_mean_difference
+from engine.data.stats import GOLD, POINTS, paired_difference, paired_mean_difference
 from engine.run import META_FILE, REPORT_STAGES, RunFolder, read_json, resolve_run, world_seed
 
 CHAT_FAMILIES = ("arith", "count_letters", "decimal_cmp", "fact_known", "fact_heldout",
@@ -411,7 +411,7 @@ HALF_SUMS = ("paraphrase", "template")
 FEW_PROMPTS = 30  # a transfer row on fewer distinct prompts is shown, greyed, and never read
 # The unverifiable tasks' row: greedy replies of RL and the control to every open task of the
 # split, scored by the hidden raters (engine/data/oracle.py) in gold, not pass/fail.
-OPEN_FAMILY, OPEN_STAGES, GOLD, POINTS = "open_tasks", ("rl", "control"), "gold", "points"
+OPEN_FAMILY, OPEN_STAGES = "open_tasks", ("rl", "control")
 
 
 def transfer_rows(results: dict[str, dict[str, list[dict]]],

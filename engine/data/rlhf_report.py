@@ -13,6 +13,7 @@ from pathlib import Path
 
 from engine.data.open_replies import OpenReplies, judged
 from engine.data.open_tasks import open_tasks
+from engine.data.stats import GOLD
 from engine.run import RLHF, RLHF_PEAK, RunFolder
 
 FALL = 0.10  # gold this far below its peak at the end, proxy above: over-optimised
@@ -114,13 +115,13 @@ def rlhf_claims(m: dict) -> list[dict]:
                      f"agree with each other {_pct(agree)} (the ceiling; the goal is "
                      f"{RM_SHARE:.0%} of it). It learnt from {g('rm_train_pairs')} labelled "
                      "pairs of train tasks.")},
-        {"id": "rlhf_peak", "holds": helped, "value": peak, "sft": sft, "unit": "gold",
+        {"id": "rlhf_peak", "holds": helped, "value": peak, "sft": sft, "unit": GOLD,
          "title": ("A little RLHF improved on SFT" if helped else
                    "RLHF did not improve on SFT at its peak"),
          "reading": (f"Gold quality (the hidden raters' score, never a training signal) on "
                      f"test tasks: SFT {_num(sft)}, RLHF at the peak chosen on dev (step "
                      f"{g('rlhf_peak_step')}) {_num(peak)}.")},
-        {"id": "rlhf_not_rl", "holds": _both(fell, held), "unit": "gold",
+        {"id": "rlhf_not_rl", "holds": _both(fell, held), "unit": GOLD,
          "value": final, "peak": peak, "proxy_peak": ppeak, "proxy_final": pfinal,
          "rl_best": best, "rl_end": end, "title": _not_rl_title(fell, held),
          "reading": (f"Run on to step {g('rlhf_steps')}, RLHF's reward-model score went from "

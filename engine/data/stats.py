@@ -24,14 +24,19 @@ def signed(x) -> str:
     return f"{x:+.2f}" if isinstance(x, int | float) else "—"
 
 
+# A claim's or a transfer row's unit where its figure is not a pass rate: a gold score (the
+# hidden raters'), or a difference of two pass rates.
+GOLD, POINTS = "gold", "points"
+
+
 def claim_figure(claim: dict, rate: Callable[[object], str]) -> str:
     """A claim's headline figure: a gold score signed, a difference of two pass rates in signed
     points ("-32 pts"), anything else (a rate) by ``rate``, the front end's own percentage
     format."""
     value, unit = claim.get("value"), claim.get("unit")
-    if unit == "points" and isinstance(value, int | float):
+    if unit == POINTS and isinstance(value, int | float):
         return f"{100 * value:+.0f} pts"
-    return signed(value) if unit == "gold" else rate(value)
+    return signed(value) if unit == GOLD else rate(value)
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:

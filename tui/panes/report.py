@@ -28,6 +28,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Select, Static
 
 from engine.api import (
+    GOLD,
     REPORT_COLUMNS,
     REPORT_FILE,
     REPORT_STAGES,
@@ -259,7 +260,7 @@ def transfer_cells(r: dict, sep: str = " ") -> list[str]:
     """One transfer row as text: family, practised, RL, control, difference [interval], n.
     The open tasks' row is in gold, not percent, and marked unverifiable; ``sep`` joins the
     two parts of its longer cells (the pane puts them on two lines to stay in 80 columns)."""
-    if r.get("unit") == "gold":
+    if r.get("unit") == GOLD:
         return [str(r.get("family")), f"left out,{sep}unverifiable", signed(r.get("rl")),
                 signed(r.get("control")),
                 f"{signed(r['diff'])} gold{sep}[{signed(r['lo'])}, {signed(r['hi'])}]",
@@ -278,7 +279,7 @@ def transfer_table(report: dict) -> Table | None:
     rows = transfer_rows(report)
     if not rows:
         return None
-    gold = any(r.get("unit") == "gold" for r in rows)
+    gold = any(r.get("unit") == GOLD for r in rows)
     table = Table(box=None, padding=(0, 1), header_style="bold",
                   caption=GOLD_NOTE if gold else None, caption_justify="left",
                   caption_style="dim")
@@ -612,7 +613,7 @@ def report_markdown(reports: list[tuple[str, dict]]) -> str:
                       "| family | RL practised | RL | control | RL − control, 95% | n |",
                       "|---|---|---|---|---|---|"]
             lines += ["| " + " | ".join(transfer_cells(r)) + " |" for r in transfer_rows(report)]
-            if any(r.get("unit") == "gold" for r in transfer_rows(report)):
+            if any(r.get("unit") == GOLD for r in transfer_rows(report)):
                 lines += ["", f"{GOLD_NOTE}; the other rows: pass rates, differences in points."]
         if rlhf_curve_rows(report):
             lines += ["", "## RLHF: the reward model's score (proxy) against the raters' (gold)",
