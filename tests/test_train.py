@@ -207,6 +207,37 @@ def test_sft_does_not_train_on_names_copied_from_the_question(tok):
     assert "Zorblax" not in learned  # copied: pretraining's to do
     assert "I don't know who" in learned and "is. Ask about Orvis." in learned  # the rest is
     assert sum(row[1]) < sum(render_conversation(tok, conv)[1])
+    # where the names' rows stay untrained, the copy itself is what SFT learns
+    (row,) = encode_conversations(tok, [conv], max_len=200, learn_copies=True)
+    learned = tok.decode([t for t in collate([row])[1][0].tolist() if t != -1])
+    assert "I don't know who Zorblax is." in learned
+    assert row[1] == render_conversation(tok, conv)[1]
+
+
+def test_the_tiny_preset_learns_the_names_its_replies_copy(micro_run):
+    """The pipeline's SFT task trains on copied names exactly when the preset leaves the names'
+    rows untrained (the tiny preset); micro trains the rows and masks the copies."""
+    import dataclasses
+
+    from engine.data.world import build_world
+    from engine.model.device import pick_device
+    from engine.tokens.tokenizer import Tokenizer
+    from engine.train.distributed import DistInfo
+    from engine.train.pipeline import _sft_task
+    from engine.train.presets import get_preset
+    from engine.train.user_data import UserData
+
+    tok = Tokenizer.load(micro_run / "tokenizer.json")
+    world = build_world(0)
+    micro = dataclasses.replace(get_preset("micro"), probe_samples=0)
+    assert not micro.sft_untrained_names and get_preset("tiny").sft_untrained_names
+    masked = {}
+    for frozen in (False, True):
+        p = dataclasses.replace(micro, sft_untrained_names=frozen)
+        task = _sft_task("sft", p, world, tok, p.sft, 0, pick_device("cpu"), DistInfo(),
+                         micro_run, UserData())
+        masked[frozen] = sum(sum(m) for _, m in task.train)
+    assert masked[True] > masked[False]
 
 
 def test_sft_leaves_name_rows_untrained_and_trains_the_rest():

@@ -596,7 +596,8 @@ def _sft_task(stage: str, p: Preset, world, tok, cfg, seed: int, dev: torch.devi
         del base
     data = training_data(stage, p, world, seed, unknown, user)
     task = SftTask(tok, data["conversations"], cfg, seed, p.val_frac, dev, info,
-                   documents=data["documents"], doc_frac=p.sft_doc_frac)
+                   documents=data["documents"], doc_frac=p.sft_doc_frac,
+                   learn_copies=p.sft_untrained_names)
     task.probe = probe
     return task
 

@@ -100,7 +100,9 @@ class Preset:
     include_idk: bool = True  # SFT data teaches "I don't know" about people nowhere in the world
     sft_doc_frac: float = 0.0  # share of SFT rows that are documents about train entities
     probe_samples: int = 4  # knowledge probe before SFT (engine/train/probe.py); 0: none
-    sft_untrained_names: bool = False  # SFT leaves the world's name-token rows untrained (sft.py)
+    # SFT leaves the world's name-token rows untrained and learns the names its replies copy
+    # from the question (engine/train/sft.py); False: rows trained, copies masked
+    sft_untrained_names: bool = False
     # The share of SFT's own weights kept at its end, the rest the base model's (WiSE-FT,
     # engine/train/merge.py; the control ends the same way); 1.0: SFT's weights as trained.
     sft_merge: float = 1.0
@@ -175,13 +177,13 @@ def _tiny() -> Preset:
         # No rehearsal: with the names SFT copies left untrained (engine/train/sft.py), documents
         # about train entities only taught their names again, and held-out answers fell.
         sft_doc_frac=0.0,
-        # Names' embedding rows untrained in SFT (engine/train/sft.py says why; chosen on dev,
-        # docs/measurements.md).
+        # Names' embedding rows untrained in SFT, the names replies copy trained on
+        # (engine/train/sft.py says why; chosen on dev, docs/measurements.md).
         sft_untrained_names=True,
-        # SFT's weights 85% of the way from the base model's (chosen on dev, 2026-12-05,
-        # docs/measurements.md): the held-out facts and wordings SFT wore away come back in
-        # part; below it, "I don't know" about people nowhere in the world starts to go.
-        sft_merge=0.85,
+        # SFT's weights 90% of the way from the base model's (chosen on dev, 2026-12-05,
+        # docs/measurements.md): held-out facts SFT wore away come back in part; below it,
+        # "I don't know" about people nowhere in the world starts to go.
+        sft_merge=0.9,
         eval_n_per_family=100,
         **_tiny_rlhf(),
         notes={"tuned_on": "dev (the knowledge recipe and SFT, 2026-12-02); the labeler error "
@@ -189,7 +191,7 @@ def _tiny() -> Preset:
                            "existed, when they were chosen on a held-out bucket that overlaps "
                            "today's test keys; the reward model's pairs and RLHF's learning "
                            "rate and KL coefficient on dev (2026-12-05); the SFT merge "
-                           "with the base on dev (2026-12-05)"},
+                           "with the base and learning copied names on dev (2026-12-05)"},
     )
 
 

@@ -40,10 +40,13 @@ def copied_names(tok, conv: list[dict], mask: list[int]) -> list[int]:
     """``mask`` with the tokens of names the reply copies from the question set to 0.
 
     A name in a reply ("The home city of Zed is ...", "I don't know who Zed is.") is copied
-    from the question, which pretraining taught the model to do. Trained on, every name
-    position pushes down the logits of all names SFT never shows (the held-out ones), and the
-    chat model then answers a question about a held-out entity with a train entity's name
-    (docs/measurements.md).
+    from the question, which pretraining taught the model to do. Trained on while the names'
+    (tied) embedding rows train too, every name position pushes down the logits of all names
+    SFT never shows (the held-out ones), and the chat model then answers a question about a
+    held-out entity with a train entity's name. Where those rows are left untrained
+    (``leave_rows_untrained``) the copies are better trained on: what is left to learn is the
+    copying itself, and without it SFT's answers drift to the train names it saw most
+    (docs/measurements.md, 2026-12-05).
     """
     user = " ".join(m["content"] for m in conv if m["role"] == "user").casefold()
     said = {w for m in conv if m["role"] == "assistant" for w in NAME_RE.findall(m["content"])}
@@ -94,16 +97,18 @@ def leave_rows_untrained(model, ids: list[int]) -> None:
     wte.register_hook(lambda grad: grad * keep)
 
 
-def encode_conversations(tok, conversations: list[list[dict]],
-                         max_len: int) -> list[tuple[list[int], list[int]]]:
+def encode_conversations(tok, conversations: list[list[dict]], max_len: int,
+                         learn_copies: bool = False) -> list[tuple[list[int], list[int]]]:
     """(ids, mask) per conversation, cut to ``max_len + 1`` tokens (inputs + the last target);
-    names the reply copies from the question are not trained on (``copied_names``)."""
+    names the reply copies from the question are trained on only if ``learn_copies`` (the
+    names' rows left untrained; ``copied_names`` says why)."""
     from engine.tokens.chat import render_conversation
 
     out = []
     for conv in conversations:
         ids, mask = render_conversation(tok, conv)
-        mask = copied_names(tok, conv, mask)
+        if not learn_copies:
+            mask = copied_names(tok, conv, mask)
         ids, mask = list(ids)[: max_len + 1], list(mask)[: max_len + 1]
         if sum(mask[1:]) > 0:  # nothing to learn from a conversation cut before the answer
             out.append((ids, mask))
@@ -150,12 +155,13 @@ class SftTask:
 
     def __init__(self, tok, conversations: list[list[dict]], cfg: StageConfig, seed: int,
                  val_frac: float, device: torch.device, dist: DistInfo | None = None,
-                 documents: list[str] | None = None, doc_frac: float = 0.0):
+                 documents: list[str] | None = None, doc_frac: float = 0.0,
+                 learn_copies: bool = False):
         train, val = split_conversations(conversations, val_frac, seed)
         self.tok, self.cfg, self.seed, self.device = tok, cfg, seed, device
         self.dist = dist or DistInfo()
-        self.train = encode_conversations(tok, train, cfg.seq_len)
-        self.val = encode_conversations(tok, val, cfg.seq_len) or self.train[:1]
+        self.train = encode_conversations(tok, train, cfg.seq_len, learn_copies)
+        self.val = encode_conversations(tok, val, cfg.seq_len, learn_copies) or self.train[:1]
         if not self.train:
             raise ValueError("no SFT conversation has an assistant turn within the context")
         if documents and doc_frac > 0:  # rehearsal rows join the training rows only, not val
