@@ -3,12 +3,14 @@
 RL is retrained from a finished run's SFT model into a temporary copy of the run, once per
 variant, and each RL model (and the SFT model, once) answers the **dev** sums the way the report
 card answers test ones: ``--samples`` replies at temperature 1 per problem, pass@1 the share
-right (the test split is never read here):
+right. Only dev figures are printed (the RL stage's own periodic eval still logs its test curve
+into the temporary copy, which is thrown away unread):
 
     python bench/rl_dev.py --run RUN --set "" "rl.lr=1e-4" "rl.lr=1e-4,rl.steps=60"
 
-Each ``--set`` is one variant, a comma-separated list of rl.FIELD=VALUE ("" is the preset as
-it is). Prints a line per variant and, last, one JSON object with every figure.
+Each ``--set`` is one variant, a comma-separated list of rl.FIELD=VALUE of a number field
+("" is the preset as it is); ``--seed`` trains RL under another seed than the run's. Prints a
+line per variant and, last, one JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -44,9 +46,15 @@ def variant(preset, spec: str):
     for item in filter(None, spec.split(",")):
         key, _, value = item.partition("=")
         stage, _, name = key.partition(".")
-        if stage != "rl" or not hasattr(preset.rl, name) or not value:
+        if stage != "rl" or not value:
             sys.exit(f"--set {item!r}: say rl.FIELD=VALUE with a field of RLConfig")
-        changes[name] = type(getattr(preset.rl, name))(value)
+        kind = type(getattr(preset.rl, name, None))
+        if kind not in (int, float):
+            sys.exit(f"--set {item!r}: only number fields of RLConfig can be set here")
+        try:
+            changes[name] = kind(value)
+        except ValueError:
+            sys.exit(f"--set {item!r}: {value!r} is not a {kind.__name__}")
     return dataclasses.replace(preset, rl=dataclasses.replace(preset.rl, **changes))
 
 
@@ -55,7 +63,7 @@ def main() -> None:
     from engine.data import tasks as T
     from engine.data.world import build_world
     from engine.model.checkpoint import load_run_model
-    from engine.run import RunFolder, world_seed
+    from engine.run import RunFolder, resolve_run, world_seed
     from engine.train.pipeline import train
     from engine.train.presets import preset_from_dict
 
@@ -64,9 +72,15 @@ def main() -> None:
     ap.add_argument("--set", nargs="+", default=[""], metavar="SPEC")
     ap.add_argument("--n", type=int, default=100, help="distinct dev sums")
     ap.add_argument("--samples", type=int, default=8, help="replies per problem")
+    ap.add_argument("--seed", type=int, help="RL's seed (default: the run's)")
     args = ap.parse_args()
-    run = Path(args.run)
+    run = resolve_run(args.run)
     info = RunFolder(run).read_info()
+    if "preset_config" not in info:
+        sys.exit(f"{run} holds no run.json with a preset: not a run folder")
+    if args.seed is not None:  # the world stays the run's; only RL's draws change
+        info = {**info, "seed": args.seed,
+                "data": {**(info.get("data") or {}), "world_seed": world_seed(info)}}
     preset = preset_from_dict(info["preset_config"])
     world = build_world(world_seed(info))
     problems = T.eval_problems(world, "arith", args.n, 0, "dev")

@@ -215,14 +215,15 @@ def test_sft_does_not_train_on_names_copied_from_the_question(tok):
 
 
 def test_the_tiny_preset_learns_the_names_its_replies_copy(micro_run):
-    """The pipeline's SFT task trains on copied names exactly when the preset leaves the names'
-    rows untrained (the tiny preset); micro trains the rows and masks the copies."""
+    """The pipeline's SFT and control rows (train and val) train on copied names exactly when
+    the preset says so (the tiny preset); micro and runs started --from another model mask them."""
     import dataclasses
 
     from engine.data.world import build_world
     from engine.model.device import pick_device
     from engine.tokens.tokenizer import Tokenizer
     from engine.train.distributed import DistInfo
+    from engine.train.from_run import derived_preset
     from engine.train.pipeline import _sft_task
     from engine.train.presets import get_preset
     from engine.train.user_data import UserData
@@ -230,14 +231,19 @@ def test_the_tiny_preset_learns_the_names_its_replies_copy(micro_run):
     tok = Tokenizer.load(micro_run / "tokenizer.json")
     world = build_world(0)
     micro = dataclasses.replace(get_preset("micro"), probe_samples=0)
-    assert not micro.sft_untrained_names and get_preset("tiny").sft_untrained_names
-    masked = {}
-    for frozen in (False, True):
-        p = dataclasses.replace(micro, sft_untrained_names=frozen)
-        task = _sft_task("sft", p, world, tok, p.sft, 0, pick_device("cpu"), DistInfo(),
-                         micro_run, UserData())
-        masked[frozen] = sum(sum(m) for _, m in task.train)
-    assert masked[True] > masked[False]
+    tiny = get_preset("tiny")
+    assert tiny.sft_learn_copies and not micro.sft_learn_copies
+    gpt2 = derived_preset(tiny, {**tiny.model, "vocab_size": 50257}, 50257, micro_run)
+    assert not gpt2.sft_learn_copies
+    for stage in ("sft", "control"):
+        trained = {}
+        for learn in (False, True):
+            p = dataclasses.replace(micro, sft_learn_copies=learn)
+            task = _sft_task(stage, p, world, tok, p.sft, 0, pick_device("cpu"), DistInfo(),
+                             micro_run, UserData())
+            trained[learn] = [sum(sum(m) for _, m in rows) for rows in (task.train, task.val)]
+        assert all(a < b for a, b in zip(trained[False], trained[True], strict=True)), stage
+
 
 
 def test_sft_leaves_name_rows_untrained_and_trains_the_rest():

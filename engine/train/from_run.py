@@ -188,16 +188,18 @@ def grow_vocab(model: GPT, tok: Tokenizer) -> GPT:
 
 def derived_preset(base: Preset, config: dict, vocab_size: int, source: Path) -> Preset:
     """``base``'s schedule for SOURCE's model: its dims, LR_SCALE x the learning rates, windows
-    no longer than its context; no knowledge probe, no untrained name rows and no merge with
-    the base. The first two measure and protect what *our* pretraining stored about the world,
-    which SOURCE never read: the probe would find every fact unknown and SFT would teach
-    refusals for them all; the merge's share was chosen for our world's models, not SOURCE's."""
+    no longer than its context; no knowledge probe, no untrained name rows (so copied names
+    stay masked, engine/train/sft.py) and no merge with the base. The first two measure and
+    protect what *our* pretraining stored about the world, which SOURCE never read: the probe
+    would find every fact unknown and SFT would teach refusals for them all; the merge's share
+    was chosen for our world's models, not SOURCE's."""
     model = {k: v for k, v in config.items() if k != "vocab_size"}
 
     def tuned(cfg):
         return replace(cfg, lr=cfg.lr * LR_SCALE, seq_len=min(cfg.seq_len, config["block_size"]))
 
     return replace(base, vocab_size=vocab_size, model=model, sft=tuned(base.sft),
-                   rl=tuned(base.rl), probe_samples=0, sft_untrained_names=False, sft_merge=1.0,
+                   rl=tuned(base.rl), probe_samples=0, sft_untrained_names=False,
+                   sft_learn_copies=False, sft_merge=1.0,
                    notes={**base.notes, "from": f"{base.name}'s schedule at {LR_SCALE}x its "
                           f"learning rates, for the model of {source.name}"})

@@ -597,7 +597,7 @@ def _sft_task(stage: str, p: Preset, world, tok, cfg, seed: int, dev: torch.devi
     data = training_data(stage, p, world, seed, unknown, user)
     task = SftTask(tok, data["conversations"], cfg, seed, p.val_frac, dev, info,
                    documents=data["documents"], doc_frac=p.sft_doc_frac,
-                   learn_copies=p.sft_untrained_names)
+                   learn_copies=p.sft_learn_copies)
     task.probe = probe
     return task
 

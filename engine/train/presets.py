@@ -100,9 +100,10 @@ class Preset:
     include_idk: bool = True  # SFT data teaches "I don't know" about people nowhere in the world
     sft_doc_frac: float = 0.0  # share of SFT rows that are documents about train entities
     probe_samples: int = 4  # knowledge probe before SFT (engine/train/probe.py); 0: none
-    # SFT leaves the world's name-token rows untrained and learns the names its replies copy
-    # from the question (engine/train/sft.py); False: rows trained, copies masked
-    sft_untrained_names: bool = False
+    sft_untrained_names: bool = False  # SFT leaves the world's name-token rows untrained (sft.py)
+    # SFT trains on the names its replies copy from the question (sft.py's copied_names says
+    # when that helps); False: those tokens are masked, as runs made before 2026-12-05 did
+    sft_learn_copies: bool = False
     # The share of SFT's own weights kept at its end, the rest the base model's (WiSE-FT,
     # engine/train/merge.py; the control ends the same way); 1.0: SFT's weights as trained.
     sft_merge: float = 1.0
@@ -174,12 +175,14 @@ def _tiny() -> Preset:
         # only the exact verifier can teach RL to carry (with careful labelers, more imitation
         # beats RL and the lecture's point cannot be seen).
         labeler_error_rate=0.55,
-        # No rehearsal: with the names SFT copies left untrained (engine/train/sft.py), documents
-        # about train entities only taught their names again, and held-out answers fell.
+        # No rehearsal: with the names SFT copies masked (engine/train/sft.py), documents about
+        # train entities only taught their names again, and held-out answers fell (2026-12-02;
+        # not measured again since the copies are learnt).
         sft_doc_frac=0.0,
         # Names' embedding rows untrained in SFT, the names replies copy trained on
         # (engine/train/sft.py says why; chosen on dev, docs/measurements.md).
         sft_untrained_names=True,
+        sft_learn_copies=True,
         # SFT's weights 90% of the way from the base model's (chosen on dev, 2026-12-05,
         # docs/measurements.md): held-out facts SFT wore away come back in part; below it,
         # "I don't know" about people nowhere in the world starts to go.
