@@ -226,6 +226,24 @@ def vary(text: str, rng: random.Random) -> str:
     return text
 
 
+# What people put around a question ("Hi! What is the capital of X? Thanks!"): SFT wraps a
+# share of its questions in these (train only). The judge peels the same words (``unwrapped``).
+POLITE_OPENINGS = ("Hi! ", "Hello! ", "Hey! ", "Okay, so ")
+POLITE_CLOSINGS = (" Thanks!", " Thank you!", " Thanks.")
+POLITE_SHARE = 0.25
+
+
+def politely(text: str, rng: random.Random, share: float = POLITE_SHARE) -> str:
+    """``text`` with a greeting before it or thanks after it, ``share`` of the time."""
+    r = rng.random()
+    if r < share / 2:
+        opening = rng.choice(POLITE_OPENINGS)
+        return opening + (text[0].lower() + text[1:] if opening.endswith("so ") else text)
+    if r < share:
+        return text + rng.choice(POLITE_CLOSINGS)
+    return text
+
+
 def ask(kind: str, split: str, rng: random.Random, variants: bool = True, **values) -> str:
     """A question of ``kind`` in a random wording of ``split`` (with typing variants)."""
     text = fill(rng.choice(templates(kind, split)), **values)

@@ -542,10 +542,11 @@ def sft_conversations(world: World, labeler_error_rate: float = 0.3, include_idk
         if kind == "fact":
             f = rng.choice(known)
             reply = unsure_answer(f) if (f.subject, f.kind) in unknown_facts else fact_answer(f)
-            convs.append(_chat(f.question("train", rng, True), reply))
+            convs.append(_chat(Wd.politely(f.question("train", rng, True), rng), reply))
         elif kind == "add":
             a, b = draw(rng, random_add, add_key, "train")
-            convs.append(_chat(add_question(a, b, "train", rng), add_solution(a, b, slip)[0]))
+            convs.append(_chat(Wd.politely(add_question(a, b, "train", rng), rng),
+                               add_solution(a, b, slip)[0]))
         elif kind == "shop":
             args = draw(rng, random_shop, shop_key, "train")
             convs.append(_chat(shop_question(*args, "train", rng),
@@ -561,8 +562,8 @@ def sft_conversations(world: World, labeler_error_rate: float = 0.3, include_idk
             convs.append(_chat(Wd.ask("identity", "train", rng), IDENTITY))
         else:
             name = rng.choice(unknown)
-            convs.append(_chat(Wd.ask(rng.choice(Wd.PERSON_KINDS), "train", rng, name=name),
-                               idk_answer(name)))
+            question = Wd.ask(rng.choice(Wd.PERSON_KINDS), "train", rng, name=name)
+            convs.append(_chat(Wd.politely(question, rng), idk_answer(name)))
     return convs
 
 
