@@ -128,11 +128,17 @@ def test_no_dev_or_test_wording_anywhere(preset):
 
 
 def test_sft_wraps_some_questions_in_polite_words_the_judge_reads():
-    asked = [c[0]["content"] for c in training_data("sft", get_preset("tiny"), W.build_world(0),
-                                                     0)["conversations"]]
-    wrapped = [q for q in asked if q.startswith(Wd.POLITE_OPENINGS)
-               or q.endswith(Wd.POLITE_CLOSINGS)]
+    def questions(preset: str) -> list[str]:
+        rows = training_data("sft", get_preset(preset), W.build_world(0), 0)["conversations"]
+        return [c[0]["content"] for c in rows]
+
+    def is_wrapped(q: str) -> bool:
+        return q.startswith(Wd.POLITE_OPENINGS) or q.endswith(Wd.POLITE_CLOSINGS)
+
+    asked = questions("tiny")
+    wrapped = [q for q in asked if is_wrapped(q)]
     assert 0.1 < len(wrapped) / len(asked) < 0.3
+    assert not any(is_wrapped(q) for q in questions("micro"))  # its preset wraps none
     for q in wrapped:  # what is inside is still a train wording, and a checkable question
         assert {s for _, s, _ in wordings_of(q)} == {"train"}, q
 

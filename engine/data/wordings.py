@@ -226,15 +226,18 @@ def vary(text: str, rng: random.Random) -> str:
     return text
 
 
-# What people put around a question ("Hi! What is the capital of X? Thanks!"): SFT wraps a
-# share of its questions in these (train only). The judge peels the same words (``unwrapped``).
+# What people put around a question ("Hi! What is the capital of X? Thanks!"): SFT can wrap a
+# share of its questions in these (train only; Preset.sft_polite_share). The judge peels the
+# same words (``unwrapped``).
 POLITE_OPENINGS = ("Hi! ", "Hello! ", "Hey! ", "Okay, so ")
 POLITE_CLOSINGS = (" Thanks!", " Thank you!", " Thanks.")
-POLITE_SHARE = 0.25
 
 
-def politely(text: str, rng: random.Random, share: float = POLITE_SHARE) -> str:
-    """``text`` with a greeting before it or thanks after it, ``share`` of the time."""
+def politely(text: str, rng: random.Random, share: float) -> str:
+    """``text`` with a greeting before it or thanks after it, ``share`` of the time (0: never,
+    and ``rng`` untouched, so the rows drawn after it are those of a run made without it)."""
+    if share <= 0:
+        return text
     r = rng.random()
     if r < share / 2:
         opening = rng.choice(POLITE_OPENINGS)

@@ -525,11 +525,13 @@ def nobody_names(world: World, n: int = 500) -> list[str]:
 def sft_conversations(world: World, labeler_error_rate: float = 0.3, include_idk: bool = True,
                       n: int = 3000, seed: int | None = None,
                       unknown_facts: set[tuple[str, str]] | frozenset = frozenset(),
-                      ) -> list[list[Message]]:
+                      polite_share: float = 0.0) -> list[list[Message]]:
     """Single-turn chats in training wordings, about train entities and train problem keys.
 
     Labelers slip (drop carries) at ``labeler_error_rate`` on carry problems. ``unknown_facts``
     ((subject, kind) pairs the base model was probed not to know) get "I don't know" replies.
+    ``polite_share`` of the fact, sum and "I don't know" questions come wrapped in polite words
+    (``wordings.politely``).
     """
     rng = random.Random((world.seed if seed is None else seed) + 1)
     known = [f for f in facts(world) if world.split.get(f.subject) == "train"]
@@ -542,10 +544,11 @@ def sft_conversations(world: World, labeler_error_rate: float = 0.3, include_idk
         if kind == "fact":
             f = rng.choice(known)
             reply = unsure_answer(f) if (f.subject, f.kind) in unknown_facts else fact_answer(f)
-            convs.append(_chat(Wd.politely(f.question("train", rng, True), rng), reply))
+            question = Wd.politely(f.question("train", rng, True), rng, polite_share)
+            convs.append(_chat(question, reply))
         elif kind == "add":
             a, b = draw(rng, random_add, add_key, "train")
-            convs.append(_chat(Wd.politely(add_question(a, b, "train", rng), rng),
+            convs.append(_chat(Wd.politely(add_question(a, b, "train", rng), rng, polite_share),
                                add_solution(a, b, slip)[0]))
         elif kind == "shop":
             args = draw(rng, random_shop, shop_key, "train")
@@ -563,7 +566,7 @@ def sft_conversations(world: World, labeler_error_rate: float = 0.3, include_idk
         else:
             name = rng.choice(unknown)
             question = Wd.ask(rng.choice(Wd.PERSON_KINDS), "train", rng, name=name)
-            convs.append(_chat(Wd.politely(question, rng), idk_answer(name)))
+            convs.append(_chat(Wd.politely(question, rng, polite_share), idk_answer(name)))
     return convs
 
 

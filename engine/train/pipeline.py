@@ -536,7 +536,8 @@ def training_data(stage: str, p: Preset, world, seed: int,
                 "file_documents": user.pretrain_sample(max_chars=None)}
     if stage in ("sft", "control"):
         convs = W.sft_conversations(world, labeler_error_rate=p.labeler_error_rate,
-                                    include_idk=p.include_idk, unknown_facts=unknown_facts)
+                                    include_idk=p.include_idk, unknown_facts=unknown_facts,
+                                    polite_share=p.sft_polite_share)
         if p.open_sft_rows:
             from engine.data.open_tasks import open_conversations
 

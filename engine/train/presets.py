@@ -104,6 +104,9 @@ class Preset:
     # SFT trains on the names its replies copy from the question (sft.py's copied_names says
     # when that helps); False: those tokens are masked, as runs made before 2026-12-05 did
     sft_learn_copies: bool = False
+    # Share of SFT's fact, sum and "I don't know" questions wrapped in polite words ("Hi! ...",
+    # "... Thanks!"; engine/data/wordings.py politely); 0: none, as runs before 2026-12-05
+    sft_polite_share: float = 0.0
     # The share of SFT's own weights kept at its end, the rest the base model's (WiSE-FT,
     # engine/train/merge.py; the control ends the same way); 1.0: SFT's weights as trained.
     sft_merge: float = 1.0
@@ -116,6 +119,9 @@ class Preset:
     notes: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if not 0.0 <= self.sft_polite_share <= 1.0:
+            raise ValueError(f"sft_polite_share is a share of SFT's questions, in [0, 1], not "
+                             f"{self.sft_polite_share}")
         if not 0.0 < self.sft_merge <= 1.0:
             raise ValueError(f"sft_merge is the share of SFT's weights kept, in (0, 1], not "
                              f"{self.sft_merge}")
@@ -183,6 +189,9 @@ def _tiny() -> Preset:
         # (engine/train/sft.py says why; chosen on dev, docs/measurements.md).
         sft_untrained_names=True,
         sft_learn_copies=True,
+        # A quarter of SFT's questions wrapped in polite words: the chat model then answers
+        # wordings it never saw far more often (chosen on dev, docs/measurements.md).
+        sft_polite_share=0.25,
         # SFT's weights 90% of the way from the base model's (chosen on dev, 2026-12-05,
         # docs/measurements.md): held-out facts SFT wore away come back in part; below it,
         # "I don't know" about people nowhere in the world starts to go.
@@ -194,7 +203,8 @@ def _tiny() -> Preset:
                            "existed, when they were chosen on a held-out bucket that overlaps "
                            "today's test keys; the reward model's pairs and RLHF's learning "
                            "rate and KL coefficient on dev (2026-12-05); the SFT merge "
-                           "with the base and learning copied names on dev (2026-12-05)"},
+                           "with the base, learning copied names and the polite wrappers "
+                           "on dev (2026-12-05)"},
     )
 
 
