@@ -112,18 +112,13 @@ def test_no_dev_or_test_problem_key_anywhere(preset, world):
         assert not [w for w in words if re.search(rf"\b{w}\b", text, re.IGNORECASE)], stage
 
 
-def wordings_of(line: str) -> list[tuple[str, str, dict]]:
-    """Every wording ``line`` matches, bare or inside the polite words people (and SFT) put
-    around a question ("Hi! ...", "... Thanks!")."""
-    return [m for text in Wd.unwrapped(line) for m in Wd.match(text)]
-
-
 @pytest.mark.parametrize("preset", ["micro", "tiny"])
 def test_no_dev_or_test_wording_anywhere(preset):
     for stage, texts in stage_texts(preset).items():
-        asked = [line for line in lines(texts) if wordings_of(line)]
+        asked = [line for line in lines(texts) if any(True for _ in Wd.match_wrapped(line))]
         assert len(asked) >= min(50, len(texts) // 2), stage  # the matcher reads its questions
-        leaked = [line for line in asked if any(s != "train" for _, s, _ in wordings_of(line))]
+        leaked = [line for line in asked
+                  if any(s != "train" for _, s, _, _ in Wd.match_wrapped(line))]
         assert not leaked, f"{stage} trains on dev or test wordings: {leaked[:3]}"
 
 
@@ -140,15 +135,14 @@ def test_sft_wraps_some_questions_in_polite_words_the_judge_reads():
     assert 0.1 < len(wrapped) / len(asked) < 0.3
     assert not any(is_wrapped(q) for q in questions("micro"))  # its preset wraps none
     for q in wrapped:  # what is inside is still a train wording, and a checkable question
-        assert {s for _, s, _ in wordings_of(q)} == {"train"}, q
+        assert {s for _, s, _, _ in Wd.match_wrapped(q)} == {"train"}, q
 
 
 def test_sft_uses_many_wordings_per_kind():
     texts = stage_texts("tiny")["sft"]
     used: dict[str, set[str]] = {}
     for line in texts:
-        for kind, _, tmpl, _ in (m for text in Wd.unwrapped(line)
-                                 for m in Wd.match_templates(text)):
+        for kind, _, tmpl, _ in Wd.match_wrapped(line):
             used.setdefault(kind, set()).add(tmpl)
     for kind in Wd.WORDINGS:
         assert len(Wd.templates(kind, "train")) >= 10 and len(Wd.templates(kind, "test")) >= 2

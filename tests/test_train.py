@@ -245,7 +245,6 @@ def test_the_tiny_preset_learns_the_names_its_replies_copy(micro_run):
         assert all(a < b for a, b in zip(trained[False], trained[True], strict=True)), stage
 
 
-
 def test_sft_leaves_name_rows_untrained_and_trains_the_rest():
     from engine.data.world import build_world
     from engine.model.gpt import GPT, GPTConfig

@@ -210,7 +210,7 @@ _AFTER_A_SUM = {"is", "are", "equal", "equals", "make", "makes", "together", "al
 
 def recognise(world: W.World, text: str) -> Problem | None:
     """The checkable problem a typed question asks, if the engine knows its wording."""
-    for kind, _, slots in (hit for inner in Wd.unwrapped(text) for hit in Wd.match(inner)):
+    for kind, _, _, slots in Wd.match_wrapped(text):
         problem = _problem(world, kind, slots, text)
         if problem is not None:
             return problem

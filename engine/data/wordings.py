@@ -335,6 +335,13 @@ def unwrapped(text: str) -> list[str]:
     return [t for i, t in enumerate(out) if t and t not in out[:i]]
 
 
+def match_wrapped(text: str) -> Iterator[tuple[str, str, str, dict[str, str]]]:
+    """Every (kind, split, template, slots) whose wording ``text`` asks, bare or inside the
+    polite words around it (``unwrapped``), outermost first."""
+    for inner in unwrapped(text):
+        yield from match_templates(inner)
+
+
 def wording_split(text: str) -> str | None:
     """The split of the wording ``text`` is asked in, or None if no template matches."""
     return next((split for _, split, _ in match(text)), None)
