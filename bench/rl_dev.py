@@ -9,7 +9,8 @@ into the temporary copy, which is thrown away unread):
     python bench/rl_dev.py --run RUN --set "" "rl.lr=1e-4" "rl.lr=1e-4,rl.steps=60"
 
 Each ``--set`` is one variant, a comma-separated list of rl.FIELD=VALUE of a number field
-("" is the preset as it is); ``--seed`` trains RL under another seed than the run's. Prints a
+("" is the preset as it is; a tuple field takes names joined by "+":
+rl.families=arith+decimal_cmp); ``--seed`` trains RL under another seed than the run's. Prints a
 line per variant and, last, one JSON object with every figure.
 """
 
@@ -49,8 +50,11 @@ def variant(preset, spec: str):
         if stage != "rl" or not value:
             sys.exit(f"--set {item!r}: say rl.FIELD=VALUE with a field of RLConfig")
         kind = type(getattr(preset.rl, name, None))
+        if kind is tuple:  # families: rl.families=arith+decimal_cmp
+            changes[name] = tuple(value.split("+"))
+            continue
         if kind not in (int, float):
-            sys.exit(f"--set {item!r}: only number fields of RLConfig can be set here")
+            sys.exit(f"--set {item!r}: only number and tuple fields of RLConfig can be set here")
         try:
             changes[name] = kind(value)
         except ValueError:
