@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -97,11 +96,8 @@ def main() -> None:
         for i, spec in enumerate(args.set):
             p = variant(preset, spec)
             copy = Path(tmp) / f"v{i}"
-            copy.mkdir()
-            for name in ("tokenizer.json", "base", "sft"):
-                (shutil.copytree if (run / name).is_dir() else shutil.copy)(run / name,
-                                                                             copy / name)
-            RunFolder(copy).write_info({**info, "preset_config": p.to_dict()})
+            fork = RunFolder(run).copy_to(copy, ("tokenizer.json", "base", "sft"))
+            fork.write_info({**info, "preset_config": p.to_dict()})
             t0 = time.perf_counter()
             train(copy, stages="rl", device="cpu")
             rl, _, _ = load_run_model(copy, "rl", device="cpu")

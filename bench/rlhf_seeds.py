@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -40,9 +39,7 @@ def one_seed(run: Path, seed: int, work: Path, split: str, preset_config: dict) 
     from engine.train.pipeline import train
 
     copy = work / f"seed{seed}"
-    copy.mkdir()
-    for name in ("tokenizer.json", "base", "sft"):
-        (shutil.copytree if (run / name).is_dir() else shutil.copy)(run / name, copy / name)
+    RunFolder(run).copy_to(copy, ("tokenizer.json", "base", "sft"))
     info = RunFolder(run).read_info()
     world = world_seed(info)
     info["data"] = {**(info.get("data") or {}), "world_seed": world}
@@ -58,9 +55,9 @@ def one_seed(run: Path, seed: int, work: Path, split: str, preset_config: dict) 
             and m["rlhf_proxy_final"] > m["rlhf_proxy_peak"])
     return {**m, "over_optimised": fell, "peak_above_sft": m["rlhf_gold_peak"] >
             m["rlhf_gold_sft"], "seconds": seconds,
-            "curve": [{k: p.get(k) for k in ("step", "rlhf_proxy_test", "rlhf_gold_test",
-                                              "rlhf_gold_dev", "rlhf_kl")}
-                      for p in section["curve"]]}
+            "curve": [{k: p.get(k) for k in ("step", f"rlhf_proxy_{split}",
+                                              f"rlhf_gold_{split}", "rlhf_kl")}
+                      for p in section["curve"]]}  # the split's figures only: never test's on dev
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,6 +166,17 @@ class RunFolder:
                 raise RunFileError(f"{self.run_json}: {key!r} must be {kind.__name__}, "
                                    f"not {info[key]!r}")
         return info
+
+    def copy_to(self, dest: str | Path, names: tuple[str, ...]) -> RunFolder:
+        """A new run folder at ``dest`` holding copies of this run's ``names`` (files or stage
+        folders, e.g. tokenizer.json, base, sft): a fork to retrain later stages in, the
+        original untouched. run.json is the caller's to write (with the settings to try)."""
+        fork = RunFolder(Path(dest))
+        fork.path.mkdir(parents=True)
+        for name in names:
+            src = self.path / name
+            (shutil.copytree if src.is_dir() else shutil.copy)(src, fork.path / name)
+        return fork
 
     def write_info(self, info: dict) -> None:
         """Write run.json atomically: a reader sees the old file or the new one, never half."""

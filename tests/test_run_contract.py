@@ -149,6 +149,22 @@ def test_write_info_is_atomic_and_round_trips(tmp_path):
     assert sorted(p.name for p in run.path.iterdir()) == [R.RUN_FILE]  # no .tmp left behind
 
 
+def test_copy_to_forks_the_named_parts_and_never_overwrites_a_run(tmp_path):
+    run = R.RunFolder(tmp_path / "r")
+    (run.model_dir("sft")).mkdir(parents=True)
+    (run.model_dir("sft") / R.MODEL_FILE).write_bytes(b"weights")
+    run.tokenizer.write_text("{}")
+    run.write_info({"seed": 1})
+    fork = run.copy_to(tmp_path / "f", (R.TOKENIZER_FILE, "sft"))
+    assert fork.has_model("sft") and fork.tokenizer.read_text() == "{}"
+    assert not fork.run_json.exists()  # run.json is the caller's to write
+    (fork.model_dir("sft") / R.MODEL_FILE).write_bytes(b"retrained")
+    assert (run.model_dir("sft") / R.MODEL_FILE).read_bytes() == b"weights"
+    with pytest.raises(FileExistsError):
+        run.copy_to(fork.path, ("sft",))
+    assert (fork.model_dir("sft") / R.MODEL_FILE).read_bytes() == b"retrained"
+
+
 def test_engine_run_imports_nothing_heavy():
     import ast
 
@@ -157,4 +173,5 @@ def test_engine_run_imports_nothing_heavy():
                 for a in n.names}
     imported |= {n.module.split(".")[0] for n in ast.walk(tree)
                  if isinstance(n, ast.ImportFrom) and n.module}
-    assert imported <= {"__future__", "fcntl", "json", "os", "dataclasses", "pathlib"}
+    assert imported <= {"__future__", "fcntl", "json", "os", "shutil", "dataclasses",
+                        "pathlib"}
