@@ -10,6 +10,12 @@ pairs only** (the test split is the report card's and is never printed here):
 
 RUN must hold a finished ``sft/`` (with the open-task chats of its preset). Prints a line per
 variant and, last, one JSON object with every variant's figures.
+
+``--ceilings`` trains nothing: it prints how often rules that know part of what the raters judge
+pick rater A's side of the same dev pairs (the noise-free oracle; fewer false facts; more true
+facts; the oracle's score with every fact term zeroed, i.e. a judge of tone, length and
+repetition that knows no facts; the longer reply). A reward model that cannot tell true facts
+from false ones cannot beat the knowledge-free rule by much.
 """
 
 from __future__ import annotations
@@ -27,8 +33,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def train_variant(task, sft_path: Path, cfg, pairs: list, device) -> dict:
-    """A reward model trained from the SFT weights on ``pairs`` under ``cfg``; its dev figures."""
+TRAINED = ("all", "last_block", "head")  # what --train lets learn; the rest stays the SFT's
+
+
+def train_variant(task, sft_path: Path, cfg, pairs: list, device, trained: str = "all") -> dict:
+    """A reward model trained from the SFT weights on ``pairs`` under ``cfg``, only the
+    ``trained`` part of it learning; its dev figures."""
     import torch
 
     from engine.model.checkpoint import load_checkpoint
@@ -38,6 +48,11 @@ def train_variant(task, sft_path: Path, cfg, pairs: list, device) -> dict:
     torch.manual_seed(task.seed)
     sft, _ = load_checkpoint(sft_path, device)
     rm = RewardModel(sft).to(device)
+    if trained != "all":
+        rm.backbone.requires_grad_(False)
+        if trained == "last_block":
+            rm.backbone.transformer.h[-1].requires_grad_(True)
+            rm.backbone.transformer.ln_f.requires_grad_(True)
     task.cfg, task.pairs = cfg, pairs
     optimizer = make_optimizer(rm, cfg)
     rm.train()
@@ -58,6 +73,26 @@ def train_variant(task, sft_path: Path, cfg, pairs: list, device) -> dict:
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
+def rule_ceilings(world, held: dict) -> dict:
+    """Share of ``held``'s pairs (task, reply a, reply b) where each rule picks rater A's reply
+    (ties count half, as in the reward model's pair accuracy)."""
+    from engine.data import oracle as O
+
+    def knows_no_facts(g) -> float:
+        return O.score(0, 0, g.tone, g.words, g.repeated)
+
+    rules = {"oracle_noise_free": lambda g: g.score, "fewer_false_facts": lambda g: -g.false_facts,
+             "more_true_facts": lambda g: g.true_facts, "knows_no_facts": knows_no_facts,
+             "longer": lambda g: g.words}
+    golds = [(O.gold(world, t, a), O.gold(world, t, b)) for t, a, b in held["texts"]]
+    out = {}
+    for name, rule in rules.items():
+        hits = sum(0.5 if rule(ga) == rule(gb) else float((rule(ga) < rule(gb)) == bool(pick))
+                   for (ga, gb), pick in zip(golds, held["labels"], strict=True))
+        out[name] = round(hits / len(golds), 4)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", required=True)
@@ -69,6 +104,10 @@ def main() -> None:
     ap.add_argument("--eval-samples", type=int, help="SFT samples per dev task (default: the "
                     "preset's); all their distinct pairs are measured")
     ap.add_argument("--weight-decay", type=float, nargs="+", default=[0.0])
+    ap.add_argument("--train", nargs="+", default=["all"], choices=TRAINED,
+                    help="what learns: the whole model, the last block and the head, the head")
+    ap.add_argument("--ceilings", action="store_true", help="train nothing: print what simple "
+                    "rules reach on the dev pairs")
     ap.add_argument("--preset", help="the preset whose reward settings to start from "
                     "(default: the run's own, from run.json)")
     args = ap.parse_args()
@@ -100,16 +139,21 @@ def main() -> None:
     print(f"sampled and labelled in {time.perf_counter() - t0:.0f} s: {len(task.pairs)} pairs "
           f"over {len(by_task)} train tasks; dev: {len(task.held['dev']['pairs'])} pairs, two "
           f"raters agree on {task.held['dev']['agreement']:.3f}", flush=True)
+    if args.ceilings:
+        dev = task.held["dev"]
+        print(json.dumps({"run": args.run, "split": "dev", "pairs_dev": len(dev["pairs"]),
+                          "self_agreement_dev": dev["agreement"], **rule_ceilings(world, dev)}))
+        return
     results = []
-    for lr, steps, per_task, wd in itertools.product(args.lr, args.steps, args.pairs,
-                                                     args.weight_decay):
+    for lr, steps, per_task, wd, trained in itertools.product(args.lr, args.steps, args.pairs,
+                                                              args.weight_decay, args.train):
         pairs = _per_task(by_task, per_task, int(info["seed"]))
         cfg = dataclasses.replace(base_cfg, lr=lr, steps=steps, weight_decay=wd,
                                   pairs_per_prompt=per_task,
                                   eval_every=max(1, steps // 3))
         row = {"lr": lr, "steps": steps, "pairs_per_task": per_task, "weight_decay": wd,
-               "train_pairs": len(pairs),
-               **train_variant(task, sft_path, cfg, pairs, device)}
+               "trained": trained, "train_pairs": len(pairs),
+               **train_variant(task, sft_path, cfg, pairs, device, trained)}
         results.append(row)
         print(json.dumps(row), flush=True)
     print(json.dumps({"run": args.run, "split": "dev",

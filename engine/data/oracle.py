@@ -55,13 +55,20 @@ def gold(world: W.World, task: OpenTask, reply: str) -> Gold:
         wrong = [v for v in _rival_values(world, fact) if v != fact.answer and _says(text, v)]
         false += bool(wrong)
     words = text.split()
-    tone = sum(text.split().count(w) for w in TONE_WORDS)
+    tone = sum(words.count(w) for w in TONE_WORDS)
     repeated = _repeated_share(words)
+    return Gold(score(true, false, tone, len(words), repeated), true, false, tone, len(words),
+                round(repeated, 4))
+
+
+def score(true: int, false: int, tone: int, words: int, repeated: float) -> float:
+    """Gold quality from what a reply says: true and false facts, tone words, its length in
+    words and its repeated share (score(0, 0, ...) is what a rater who knew no facts would
+    judge by)."""
     low, high = LENGTH_BAND
-    off = max(low - len(words), len(words) - high, 0) / low  # how far outside the band
-    score = (0.25 * min(true, 3) - 0.35 * false + 0.1 * min(tone, 2)
-             - 0.3 * min(off, 2.0) - 0.6 * repeated)
-    return Gold(round(score, 4), true, false, tone, len(words), round(repeated, 4))
+    off = max(low - words, words - high, 0) / low  # how far outside the band
+    return round(0.25 * min(true, 3) - 0.35 * false + 0.1 * min(tone, 2)
+                 - 0.3 * min(off, 2.0) - 0.6 * repeated, 4)
 
 
 def _says(text: str, value: str) -> bool:

@@ -78,7 +78,8 @@ class RewardTask:
         return pairs
 
     def _rated_pairs(self, model, tasks: list[OpenTask], split: str) -> dict:
-        """Held-out pairs of ``split``: rater A's labels, and two raters' agreement on them."""
+        """Held-out pairs of ``split``: rater A's labels, and two raters' agreement on them;
+        ``texts`` (task, reply a, reply b) and ``labels`` (rater A's pick) for diagnostics."""
         rng = random.Random(f"rm-eval:{split}:{self.seed}")
         texts, ids = [], []
         for task, replies in zip(tasks, self._samples(model, tasks,
@@ -91,7 +92,8 @@ class RewardTask:
         rater = random.Random(f"rater-a:{self.seed}")  # oracle.self_agreement's first rater
         labels = [O.prefer(self.world, t, a, b, rater) for t, a, b in texts]
         pairs = [(a, b) if pick == 0 else (b, a) for (a, b), pick in zip(ids, labels, strict=True)]
-        return {"pairs": pairs, "agreement": O.self_agreement(self.world, texts, self.seed)}
+        return {"pairs": pairs, "agreement": O.self_agreement(self.world, texts, self.seed),
+                "texts": texts, "labels": labels}
 
     def step(self, model, step: int) -> StepResult:
         rng = random.Random(self.seed * 7_919 + self.SALT * 104_729 + step)
