@@ -154,7 +154,7 @@ def test_build_report_computes_shares_and_readings():
     assert m["paraphrase_ratio_sft"] == 1.0
     assert m["format_base"] is None  # no base model: measured nowhere, so not made up
     rl = next(c for c in report["claims"] if c["id"] == "rl_beyond_labelers")
-    assert rl["gain"] == 0.5 and "+50 points" in rl["reading"] and "60%" in rl["reading"]
+    assert rl["gain"] == 0.5 and "+50.0 points" in rl["reading"] and "60%" in rl["reading"]
     assert rl["holds"] is True and rl["title"] == "RL with a verifier beat its labelers"
     assert report["families"]["arith"] == {"sft": 0.25, "rl": 0.75, "labelers": 0.6, "n": 3}
     assert report["split"] == "test" and report["tuned_on"] == "dev"

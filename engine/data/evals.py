@@ -599,7 +599,7 @@ def _rl_claim(m: dict) -> dict:
     beats_labelers, beats_control = _above(rl, lab), _above(rl, ctl)
     reading = (f"The SFT labelers got {_pct(lab)} of the test sums right; SFT imitating them "
                f"scores {_pct(sft)} (pass@1, sampled), RL with the exact verifier {_pct(rl)} "
-               f"({'n/a' if gain is None else f'{100 * gain:+.0f} points'}), ")
+               f"({'n/a' if gain is None else f'{100 * gain:+.1f} points'}), ")
     ratio = m.get("control_compute_ratio")
     given = (f"{ratio:.2f}× RL's compute (token-passes)" if ratio is not None else
              "as many training seconds as RL (compute was not recorded)")
@@ -607,7 +607,7 @@ def _rl_claim(m: dict) -> dict:
                 f"{_cmp(rl, ctl)} the control and {_cmp(rl, lab)} its labelers"
                 if ctl is not None else "no extra-SFT control was trained for this run")
     if lab is not None and rl is not None and not beats_labelers:
-        reading += f" ({100 * (lab - rl):.0f} points short of them)"
+        reading += f" ({100 * (lab - rl):.1f} points short of them)"
     if beats_labelers:
         title = "RL with a verifier beat its labelers"
     elif beats_control:
