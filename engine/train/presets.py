@@ -205,7 +205,8 @@ def _tiny() -> Preset:
                            "today's test keys; the reward model's pairs and RLHF's learning "
                            "rate and KL coefficient on dev (2026-12-05); the SFT merge "
                            "with the base, learning copied names and the polite wrappers "
-                           "on dev (2026-12-05); RL on sums only, on dev (2026-12-06)"},
+                           "on dev (2026-12-05); RL on sums only and RLHF's warmup, on dev "
+                           "(2026-12-06)"},
     )
 
 
@@ -218,10 +219,12 @@ def _tiny_rlhf() -> dict:
                             weight_decay=0.0, log_every=10, eval_every=50, sample_every=50,
                             ckpt_every=50, samples_per_prompt=8, pairs_per_prompt=28,
                             eval_samples_per_prompt=6, max_tokens=96),
-        rlhf=RLHFConfig(steps=40, batch_size=8, seq_len=256, lr=3e-4, decay="linear",
-                        min_lr_frac=1.0, weight_decay=0.0, group=4, max_tokens=96,
-                        kl_coef=0.005, log_every=1, eval_every=2, sample_every=10,
-                        ckpt_every=10),
+        # A warmup: at the full lr the first step already moves the policy past the reward
+        # model's little competence, so gold only falls; rising to it gives the rise a chance.
+        rlhf=RLHFConfig(steps=40, batch_size=8, seq_len=256, lr=3e-4, warmup=20,
+                        decay="linear", min_lr_frac=1.0, weight_decay=0.0, group=4,
+                        max_tokens=96, kl_coef=0.005, log_every=1, eval_every=2,
+                        sample_every=10, ckpt_every=10),
     )
 
 
