@@ -393,3 +393,13 @@ async def test_the_open_tasks_row_is_in_gold_at_80_columns(root, tmp_path, monke
     assert (f"| open_tasks | left out, unverifiable | +0.20 | +0.10 | +0.10 gold {interval} "
             "| 32 |") in text
     assert "the other rows: pass rates, differences in points" in text
+
+
+async def test_the_rl_line_reads_the_ends_of_the_curve_not_one_noisy_step():
+    """One step's reward is a few samples: a run whose reward rose must not read as a fall
+    because its last step happened to be a poor one."""
+    rewards = [0.125, 0.05, 0.05, 0.05, 0.05] + [0.1] * 30 + [0.2, 0.2, 0.2, 0.2, 0.047]
+    curve = [{"step": i + 1, "reward": r, "resp_len": 60} for i, r in enumerate(rewards)]
+    line = report_mod.rl_curve_line({"rl_curve": curve})
+    assert "mean of 5 steps" in line and "reward 0.065 → 0.169" in line
+    assert report_mod.rl_curve_line({"rl_curve": curve[:1]}) is None

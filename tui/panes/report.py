@@ -181,16 +181,27 @@ def claim_reading(claim: dict) -> str:
 
 
 def rl_curve_line(report: dict) -> str | None:
-    """RL dynamics in one line, from ``rl_curve`` (first → last point)."""
+    """RL dynamics in one line, from ``rl_curve``: the mean of its first few steps → the mean of
+    its last few (one step's reward is a handful of samples: 0.125 then 0.047 read as a fall on
+    a run whose reward rose)."""
     curve = [p for p in report.get("rl_curve") or [] if isinstance(p, dict)]
     if len(curve) < 2:
         return None
-    first, last = curve[0], curve[-1]
-    parts = [f"RL over {fmt_num(last.get('step'))} steps:"]
+    n = max(1, min(5, len(curve) // 4))
+    head, tail = curve[:n], curve[-n:]
+    steps = f"the mean of {n} steps" if n > 1 else "one step"
+    parts = [f"RL over {fmt_num(curve[-1].get('step'))} steps ({steps} at each end):"]
     for key, label in (("reward", "reward"), ("resp_len", "mean response length")):
-        if key in first or key in last:
-            parts.append(f"{label} {fmt_num(first.get(key))} → {fmt_num(last.get(key))}")
+        first, last = _mean(head, key), _mean(tail, key)
+        if first is not None or last is not None:
+            parts.append(f"{label} {fmt_num(first)} → {fmt_num(last)}")
     return " ".join(parts[:1]) + " " + "; ".join(parts[1:])
+
+
+def _mean(points: list[dict], key: str) -> float | None:
+    values = [p[key] for p in points
+              if isinstance(p.get(key), (int, float)) and not isinstance(p.get(key), bool)]
+    return round(sum(values) / len(values), 4) if values else None
 
 
 def claim_figure(claim: dict) -> str:
