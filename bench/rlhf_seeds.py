@@ -55,9 +55,14 @@ def one_seed(run: Path, seed: int, work: Path, split: str, preset_config: dict) 
             and m["rlhf_proxy_final"] > m["rlhf_proxy_peak"])
     return {**m, "over_optimised": fell, "peak_above_sft": m["rlhf_gold_peak"] >
             m["rlhf_gold_sft"], "seconds": seconds,
-            "curve": [{k: p.get(k) for k in ("step", f"rlhf_proxy_{split}",
-                                              f"rlhf_gold_{split}", "rlhf_kl")}
-                      for p in section["curve"]]}  # the split's figures only: never test's on dev
+            "curve": [{k: p.get(k) for k in _curve_keys(split)} for p in section["curve"]]}
+
+
+def _curve_keys(split: str) -> tuple[str, ...]:
+    """The curve's columns for ``split``: never test's on dev; on test, dev's gold as well (the
+    peak is chosen on it)."""
+    keys = ("step", f"rlhf_proxy_{split}", f"rlhf_gold_{split}", "rlhf_gold_dev", "rlhf_kl")
+    return tuple(dict.fromkeys(keys))
 
 
 def main() -> None:

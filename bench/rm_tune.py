@@ -75,8 +75,12 @@ def train_variant(task, sft_path: Path, cfg, pairs: list, device, trained: str =
 
 def rule_ceilings(world, held: dict) -> dict:
     """Share of ``held``'s pairs (task, reply a, reply b) where each rule picks rater A's reply
-    (ties count half, as in the reward model's pair accuracy)."""
+    (ties count half, as in the reward model's pair accuracy). The knowledge-free rule reads
+    ``Gold.repeated`` as stored (to 4 places): a tie it sees may be one the oracle breaks."""
     from engine.data import oracle as O
+
+    if not held["texts"]:
+        sys.exit("no dev pairs to measure: the SFT model's dev replies never differed")
 
     def knows_no_facts(g) -> float:
         return O.score(0, 0, g.tone, g.words, g.repeated)

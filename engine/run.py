@@ -171,6 +171,9 @@ class RunFolder:
         """A new run folder at ``dest`` holding copies of this run's ``names`` (files or stage
         folders, e.g. tokenizer.json, base, sft): a fork to retrain later stages in, the
         original untouched. run.json is the caller's to write (with the settings to try)."""
+        missing = [name for name in names if not (self.path / name).exists()]
+        if missing:  # before the fork exists: no half-made folder to trip a retry
+            raise FileNotFoundError(f"{self.path} has no {', '.join(missing)} to copy")
         fork = RunFolder(Path(dest))
         fork.path.mkdir(parents=True)
         for name in names:

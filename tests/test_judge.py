@@ -148,6 +148,10 @@ def test_claim_titles_follow_the_numbers():
     assert rl_title(0.7, 0.6, 0.3) == ("RL with a verifier beat its labelers", True)
     assert rl_title(0.45, 0.59, 0.32) == ("RL beat more imitation, but not its labelers", False)
     assert rl_title(0.2, 0.59, 0.32) == ("RL did not beat its labelers", False)
+    short = next(c for c in E.claims({"arith_pass1_rl": 0.181, "arith_labelers": 0.557,
+                                      "arith_pass1_sft": 0.085}, [])
+                 if c["id"] == "rl_beyond_labelers")["reading"]
+    assert "(+9.6 points)" in short and "(37.6 points short of them)" in short
     know = {c["id"]: c for c in E.claims({"knowledge_heldout_sft": 0.2}, [])}["knowledge"]
     assert know["holds"] is False and "does not" in know["title"]
     same = {c["id"]: c for c in E.claims({"work_first_sft": 0.0, "answer_first_sft": 0.0},

@@ -401,5 +401,5 @@ async def test_the_rl_line_reads_the_ends_of_the_curve_not_one_noisy_step():
     rewards = [0.125, 0.05, 0.05, 0.05, 0.05] + [0.1] * 30 + [0.2, 0.2, 0.2, 0.2, 0.047]
     curve = [{"step": i + 1, "reward": r, "resp_len": 60} for i, r in enumerate(rewards)]
     line = report_mod.rl_curve_line({"rl_curve": curve})
-    assert "mean of 5 steps" in line and "reward 0.065 → 0.169" in line
+    assert "mean of 5 logged steps" in line and "reward 0.065 → 0.169" in line
     assert report_mod.rl_curve_line({"rl_curve": curve[:1]}) is None

@@ -163,6 +163,9 @@ def test_copy_to_forks_the_named_parts_and_never_overwrites_a_run(tmp_path):
     with pytest.raises(FileExistsError):
         run.copy_to(fork.path, ("sft",))
     assert (fork.model_dir("sft") / R.MODEL_FILE).read_bytes() == b"retrained"
+    with pytest.raises(FileNotFoundError, match="base"):
+        run.copy_to(tmp_path / "g", ("sft", "base"))
+    assert not (tmp_path / "g").exists()  # nothing half-made for a retry to trip on
 
 
 def test_engine_run_imports_nothing_heavy():

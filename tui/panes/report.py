@@ -189,7 +189,7 @@ def rl_curve_line(report: dict) -> str | None:
         return None
     n = max(1, min(5, len(curve) // 4))
     head, tail = curve[:n], curve[-n:]
-    steps = f"the mean of {n} steps" if n > 1 else "one step"
+    steps = f"the mean of {n} logged steps" if n > 1 else "one logged step"
     parts = [f"RL over {fmt_num(curve[-1].get('step'))} steps ({steps} at each end):"]
     for key, label in (("reward", "reward"), ("resp_len", "mean response length")):
         first, last = _mean(head, key), _mean(tail, key)
