@@ -39,8 +39,9 @@ def one_seed(run: Path, seed: int, work: Path, split: str, preset_config: dict) 
     from engine.train.pipeline import train
 
     copy = work / f"seed{seed}"
-    RunFolder(run).copy_to(copy, ("tokenizer.json", "base", "sft"))
-    info = RunFolder(run).read_info()
+    source = RunFolder(run)
+    source.copy_to(copy, ("tokenizer.json", "base", "sft"))
+    info = source.read_info()
     world = world_seed(info)
     info["data"] = {**(info.get("data") or {}), "world_seed": world}
     RunFolder(copy).write_info({**info, "seed": seed, "preset_config": preset_config})

@@ -9,7 +9,7 @@ The panes and the CLI import from here, never from engine's rooms (import-linter
   ``REPORT_COLUMNS``, ``REPORT_STAGES``, ``REPORT_FILE``, ``RUN_FILE``, ``MODEL_FILE``,
   ``LOCK_FILE``, ``TRAIN_LOG_FILE`` (engine/run.py).
 - Following a run: ``RunState``, ``StageState``, ``RunWatch`` and the display strings
-  ``fmt_num``, ``fmt_bytes``, ``fmt_duration``, ``stage_status``, ``stats_parts``
+  ``fmt_num``, ``num``, ``fmt_bytes``, ``fmt_duration``, ``stage_status``, ``stats_parts``
   (engine/progress/); ``get_preset``, ``estimate_run_s`` (engine/train/); ``deepdive_command``
   (how to start a trainer or a served app as a child process).
 - Models: ``ModelClient`` (load a stage, ``stream``, ``stream_many``, ``generate_batch``),
@@ -114,6 +114,7 @@ if TYPE_CHECKING:  # what _LAZY loads, for type checkers
     from engine.progress.text import fmt_bytes as fmt_bytes
     from engine.progress.text import fmt_duration as fmt_duration
     from engine.progress.text import fmt_num as fmt_num
+    from engine.progress.text import num as num
     from engine.progress.text import run_status as run_status
     from engine.progress.text import shown_stage as shown_stage
     from engine.progress.text import stage_done_line as stage_done_line
@@ -165,7 +166,7 @@ _LAZY = {
     **dict.fromkeys(("SampleSettings", "fit_prompt", "prepare_prompt", "stream"),
                     "engine.model.sampler"),
     **dict.fromkeys(("RunState", "StageState"), "engine.progress.state"),
-    **dict.fromkeys(("eta_text", "fmt_bytes", "fmt_duration", "fmt_num", "run_status",
+    **dict.fromkeys(("eta_text", "fmt_bytes", "fmt_duration", "fmt_num", "num", "run_status",
                      "shown_stage", "stage_done_line", "stage_status", "stats_parts"),
                     "engine.progress.text"),
     "RunWatch": "engine.progress.watch",

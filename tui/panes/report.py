@@ -35,6 +35,7 @@ from engine.api import (
     checkpoints_root,
     fmt_num,
     list_runs,
+    num,
     pct,
     read_json,
     signed,
@@ -199,8 +200,7 @@ def rl_curve_line(report: dict) -> str | None:
 
 
 def _mean(points: list[dict], key: str) -> float | None:
-    values = [p[key] for p in points
-              if isinstance(p.get(key), (int, float)) and not isinstance(p.get(key), bool)]
+    values = [v for v in (num(p.get(key)) for p in points) if v is not None]
     return round(sum(values) / len(values), 4) if values else None
 
 
